@@ -1,0 +1,24 @@
+#pragma once
+//! @file
+//! A persistence backend is one object that is every store berth needs at once, so that a lease
+//! transition and its activity event can commit together.
+//!
+//! berth::persistence_backend<S> = environment_store<S> && lease_store<S> && activity_sink<S>.
+//! Later families (runtime services, workspace operations) join this conjunction.
+
+#include <berth/concepts/activity_sink.hpp>
+#include <berth/concepts/environment_store.hpp>
+#include <berth/concepts/lease_store.hpp>
+
+namespace berth {
+
+template <class S>
+concept persistence_backend = environment_store<S> && lease_store<S> && activity_sink<S>;
+
+namespace archetypes {
+struct persistence_backend : environment_store, lease_store, activity_sink {};
+}  // namespace archetypes
+
+static_assert(berth::persistence_backend<archetypes::persistence_backend>);
+
+}  // namespace berth

@@ -1,0 +1,44 @@
+#pragma once
+// An activity event (upstream table `activity_log`): the audit trail of what berth did for a run.
+
+#include <berth/model/record.hpp>
+#include <berth/model/time.hpp>
+
+#include <optional>  // std::optional
+#include <string>    // std::string
+
+namespace berth {
+
+struct activity_event {
+    std::string id;
+    std::string company_id;
+    std::string actor_type;  ///< "agent", "system", "user"
+    std::string actor_id;
+    std::string action;       ///< "environment.lease_acquired", "environment.lease_released", ...
+    std::string entity_type;  ///< "environment_lease", ...
+    std::string entity_id;
+    std::optional<std::string> agent_id;
+    std::optional<std::string> run_id;
+    json_object details;
+    timestamp created_at;
+};
+BOOST_DESCRIBE_STRUCT(activity_event, (),
+                      (id, company_id, actor_type, actor_id, action, entity_type, entity_id, agent_id, run_id,
+                       details, created_at))
+template <> inline constexpr char const* record_name<activity_event> = "activity_event";
+
+/// Filter of activity_sink::list_activity.
+struct activity_filter {
+    std::optional<std::string> company_id;
+    std::optional<std::string> run_id;
+    std::optional<std::string> entity_id;
+};
+
+/// The actions berth records.
+namespace actions {
+inline constexpr char const* lease_acquired = "environment.lease_acquired";
+inline constexpr char const* lease_released = "environment.lease_released";
+inline constexpr char const* lease_expired = "environment.lease_expired";
+}  // namespace actions
+
+}  // namespace berth

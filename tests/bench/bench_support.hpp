@@ -1,0 +1,75 @@
+#pragma once
+// Shared main for berth's benchmarks: runs the registered Google Benchmarks, keeps each one's
+// mean real time per iteration, then prints one `ratio <metric> = <value> (target <= <t>)` line
+// per metric, last. A ratio compares two benchmarks measured in the same run, so the machine's
+// speed cancels out.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace berth::bench {
+
+/// `numerator / denominator` of two benchmarks' times; with an empty denominator the numerator's
+/// time in microseconds is printed instead (an absolute target, e.g. "<= 5 us").
+struct ratio_spec {
+    std::string metric;
+    std::string numerator;
+    std::string denominator;
+    double target;
+};
+
+class recording_reporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(std::vector<Run> const& runs) override {
+        for (auto const& r : runs)
+            if (r.run_type == Run::RT_Iteration && !r.error_occurred && r.iterations > 0)
+                // GetAdjustedRealTime is in the benchmark's time unit; normalise to ns.
+                ns_[r.benchmark_name()] = r.GetAdjustedRealTime() * to_ns(r.time_unit);
+        ConsoleReporter::ReportRuns(runs);
+    }
+    [[nodiscard]] double ns(std::string const& name) const {
+        auto it = ns_.find(name);
+        return it == ns_.end() ? -1.0 : it->second;
+    }
+
+private:
+    static double to_ns(benchmark::TimeUnit u) {
+        switch (u) {
+            case benchmark::kNanosecond: return 1.0;
+            case benchmark::kMicrosecond: return 1e3;
+            case benchmark::kMillisecond: return 1e6;
+            case benchmark::kSecond: return 1e9;
+        }
+        return 1.0;
+    }
+    std::map<std::string, double> ns_;
+};
+
+/// Runs the benchmarks and prints the ratio lines. Returns 1 if a named benchmark did not run.
+inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& specs) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    recording_reporter rep;
+    benchmark::RunSpecifiedBenchmarks(&rep);
+    benchmark::Shutdown();
+    int rc = 0;
+    std::fflush(stdout);
+    for (auto const& s : specs) {
+        double const num = rep.ns(s.numerator);
+        double const den = s.denominator.empty() ? 1e3 : rep.ns(s.denominator);
+        if (num < 0 || den <= 0) {
+            std::printf("ratio %s = n/a (benchmark %s or %s did not run)\n", s.metric.c_str(), s.numerator.c_str(),
+                        s.denominator.c_str());
+            rc = 1;
+            continue;
+        }
+        std::printf("ratio %s = %.3f (target <= %g)\n", s.metric.c_str(), num / den, s.target);
+    }
+    return rc;
+}
+
+}  // namespace berth::bench
