@@ -10,17 +10,17 @@
 namespace berth {
 
 struct activity_event {
-    std::string id;
-    std::string company_id;
-    std::string actor_type;  ///< "agent", "system", "user"
-    std::string actor_id;
-    std::string action;       ///< "environment.lease_acquired", "environment.lease_released", ...
-    std::string entity_type;  ///< "environment_lease", ...
-    std::string entity_id;
-    std::optional<std::string> agent_id;
-    std::optional<std::string> run_id;
-    json_object details;
-    timestamp created_at;
+    std::string id{};
+    std::string company_id{};
+    std::string actor_type{};  ///< "agent", "system", "user"
+    std::string actor_id{};
+    std::string action{};       ///< "environment.lease_acquired", "environment.lease_released", ...
+    std::string entity_type{};  ///< "environment_lease", ...
+    std::string entity_id{};
+    std::optional<std::string> agent_id{};
+    std::optional<std::string> run_id{};
+    json_object details{};
+    timestamp created_at{};
 };
 BOOST_DESCRIBE_STRUCT(activity_event, (),
                       (id, company_id, actor_type, actor_id, action, entity_type, entity_id, agent_id, run_id,
@@ -29,9 +29,9 @@ template <> inline constexpr char const* record_name<activity_event> = "activity
 
 /// Filter of activity_sink::list_activity.
 struct activity_filter {
-    std::optional<std::string> company_id;
-    std::optional<std::string> run_id;
-    std::optional<std::string> entity_id;
+    std::optional<std::string> company_id{};
+    std::optional<std::string> run_id{};
+    std::optional<std::string> entity_id{};
 };
 
 /// The actions berth records.

@@ -21,44 +21,44 @@ namespace berth {
 
 /// Input of a driver's acquire: the context of the run that asks for a lease.
 struct acquire_request {
-    environment env;
-    std::string company_id;
+    environment env{};
+    std::string company_id{};
     nullable<std::string> agent_id;  ///< required-but-nullable: ad-hoc probes pass std::nullopt
-    std::optional<std::string> issue_id;
-    std::optional<std::string> heartbeat_run_id;
-    std::optional<std::string> execution_workspace_id;
-    std::optional<std::string> execution_workspace_mode;
+    std::optional<std::string> issue_id{};
+    std::optional<std::string> heartbeat_run_id{};
+    std::optional<std::string> execution_workspace_id{};
+    std::optional<std::string> execution_workspace_mode{};
     lease_policy_kind lease_policy = lease_policy_kind::ephemeral;
 };
 
 /// What a driver returns from acquire (or resume): the provider-side facts of the lease.
 struct lease_grant {
-    std::optional<std::string> provider;           ///< "local", "ssh", a sandbox provider key, ...
-    std::optional<std::string> provider_lease_id;  ///< the provider's handle, if any
-    std::optional<timestamp> expires_at;           ///< a provider-imposed expiry, if any
-    json_object metadata;                          ///< stored as the lease's metadata (never secrets)
+    std::optional<std::string> provider{};           ///< "local", "ssh", a sandbox provider key, ...
+    std::optional<std::string> provider_lease_id{};  ///< the provider's handle, if any
+    std::optional<timestamp> expires_at{};           ///< a provider-imposed expiry, if any
+    json_object metadata{};                          ///< stored as the lease's metadata (never secrets)
 };
 
 /// What a driver reports after releasing or destroying the provider side of a lease.
 struct release_outcome {
-    std::optional<berth::cleanup_status> cleanup_status;
-    std::optional<std::string> failure_reason;
+    std::optional<berth::cleanup_status> cleanup_status{};
+    std::optional<std::string> failure_reason{};
 };
 
 /// Input of realize_workspace (upstream `workspace: {localPath, remotePath, mode, metadata}`).
 struct realize_request {
-    environment env;
-    environment_lease lease;
-    std::optional<std::string> local_path;
-    std::optional<std::string> remote_path;
-    std::optional<std::string> mode;
-    json_object metadata;
+    environment env{};
+    environment_lease lease{};
+    std::optional<std::string> local_path{};
+    std::optional<std::string> remote_path{};
+    std::optional<std::string> mode{};
+    json_object metadata{};
 };
 
 /// Where the workspace is, in the environment, once realized.
 struct workspace_realization {
-    std::string cwd;
-    json_object metadata;  ///< `workspaceRealization` is persisted on the lease when non-empty
+    std::string cwd{};
+    json_object metadata{};  ///< `workspaceRealization` is persisted on the lease when non-empty
 };
 
 enum class output_stream { stdout_stream, stderr_stream };
@@ -66,24 +66,24 @@ enum class output_stream { stdout_stream, stderr_stream };
 /// A command to execute in an environment. `program` and `args` are passed as an argv: nothing is
 /// re-split or interpreted by a shell unless `program` is one.
 struct command {
-    std::string program;
-    std::vector<std::string> args;
-    std::optional<std::string> cwd;
-    std::map<std::string, std::string> env;  ///< added to (and overriding) the sanitised base env
-    std::optional<std::string> stdin_data;
+    std::string program{};
+    std::vector<std::string> args{};
+    std::optional<std::string> cwd{};
+    std::map<std::string, std::string> env{};  ///< added to (and overriding) the sanitised base env
+    std::optional<std::string> stdin_data{};
     std::chrono::milliseconds timeout{std::chrono::minutes(15)};
     std::size_t max_output_bytes = std::size_t(1) << 20;  ///< per stream; the tail beyond is dropped
     /// Called with each chunk as it arrives, from the calling thread. May be empty.
-    std::function<void(output_stream, std::string_view)> on_output;
+    std::function<void(output_stream, std::string_view)> on_output{};
 };
 
 /// How a command ended.
 struct command_result {
-    std::optional<int> exit_code;    ///< nullopt when killed by a signal
-    std::optional<int> signal;       ///< the terminating signal number, if any
+    std::optional<int> exit_code{};    ///< nullopt when killed by a signal
+    std::optional<int> signal{};       ///< the terminating signal number, if any
     bool timed_out = false;          ///< the deadline passed and berth killed the process group
-    std::string stdout_text;         ///< at most max_output_bytes (the first ones)
-    std::string stderr_text;
+    std::string stdout_text{};         ///< at most max_output_bytes (the first ones)
+    std::string stderr_text{};
     bool stdout_truncated = false;
     bool stderr_truncated = false;
     std::chrono::microseconds duration{};
@@ -92,19 +92,19 @@ struct command_result {
 /// Outcome of a driver probe. Probes never throw: a failure is `ok = false` with details.
 struct probe_result {
     bool ok = false;
-    std::string summary;
-    json_object details;
+    std::string summary{};
+    json_object details{};
 };
 
 /// What an adapter needs to reach the environment (upstream AdapterExecutionTarget):
 /// kind "local", or "remote" with a transport ("ssh", "sandbox") and its spec.
 struct execution_target {
-    std::string kind;
-    std::optional<std::string> transport;
-    std::string environment_id;
-    std::string lease_id;
-    std::optional<std::string> remote_cwd;
-    json_object spec;
+    std::string kind{};
+    std::optional<std::string> transport{};
+    std::string environment_id{};
+    std::string lease_id{};
+    std::optional<std::string> remote_cwd{};
+    json_object spec{};
 };
 BOOST_DESCRIBE_STRUCT(execution_target, (), (kind, transport, environment_id, lease_id, remote_cwd, spec))
 template <> inline constexpr char const* record_name<execution_target> = "execution_target";

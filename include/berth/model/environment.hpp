@@ -12,16 +12,16 @@
 namespace berth {
 
 struct environment {
-    std::string id;
-    std::string company_id;
-    std::string name;
-    std::optional<std::string> description;
+    std::string id{};
+    std::string company_id{};
+    std::string name{};
+    std::optional<std::string> description{};
     driver_kind driver = driver_kind::local;
     environment_status status = environment_status::active;
-    json_object config;                   ///< driver configuration (never secrets in clear: see docs)
-    std::optional<json_object> metadata;  ///< free-form; `managedByBerth`, `defaultForCompany` on the local one
-    timestamp created_at;
-    timestamp updated_at;
+    json_object config{};                   ///< driver configuration (never secrets in clear: see docs)
+    std::optional<json_object> metadata{};  ///< free-form; `managedByBerth`, `defaultForCompany` on the local one
+    timestamp created_at{};
+    timestamp updated_at{};
 };
 BOOST_DESCRIBE_STRUCT(environment, (),
                       (id, company_id, name, description, driver, status, config, metadata, created_at, updated_at))
@@ -29,13 +29,13 @@ template <> inline constexpr char const* record_name<environment> = "environment
 
 /// Input of environment_store::create_environment (upstream createEnvironmentSchema).
 struct new_environment {
-    std::string company_id;
-    std::string name;  ///< required, non-empty
-    std::optional<std::string> description;
+    std::string company_id{};
+    std::string name{};  ///< required, non-empty
+    std::optional<std::string> description{};
     driver_kind driver = driver_kind::local;
     environment_status status = environment_status::active;
-    json_object config;
-    std::optional<json_object> metadata;
+    json_object config{};
+    std::optional<json_object> metadata{};
 };
 BOOST_DESCRIBE_STRUCT(new_environment, (), (company_id, name, description, driver, status, config, metadata))
 template <> inline constexpr char const* record_name<new_environment> = "new_environment";
@@ -43,18 +43,18 @@ template <> inline constexpr char const* record_name<new_environment> = "new_env
 /// Input of environment_store::update_environment: each engaged member replaces the stored one.
 /// `description` and `metadata` are nullable columns, so "set to null" is an engaged nullopt.
 struct environment_patch {
-    std::optional<std::string> name;
-    std::optional<std::optional<std::string>> description;
-    std::optional<driver_kind> driver;
-    std::optional<environment_status> status;
-    std::optional<json_object> config;
-    std::optional<std::optional<json_object>> metadata;
+    std::optional<std::string> name{};
+    std::optional<std::optional<std::string>> description{};
+    std::optional<driver_kind> driver{};
+    std::optional<environment_status> status{};
+    std::optional<json_object> config{};
+    std::optional<std::optional<json_object>> metadata{};
 };
 
 /// Filter of environment_store::list_environments (upstream list filters).
 struct environment_filter {
-    std::optional<environment_status> status;
-    std::optional<driver_kind> driver;
+    std::optional<environment_status> status{};
+    std::optional<driver_kind> driver{};
 };
 
 /// Name and description of the default local environment (upstream's, with our product name).

@@ -1,0 +1,105 @@
+#pragma once
+//! @file
+//! berth::run_scope — one run's lease as an RAII object: acquired on construction, released by
+//! finish(outcome), and released as `failed` if the scope is unwound by an exception (or as
+//! `cancelled` if it is destroyed without finish() for any other reason), so no path leaves the
+//! lease `active`.
+//!
+//! @code
+//! berth::run_scope run{orch, {.company_id = "c1", .agent_id = "a1", .heartbeat_run_id = "r1"}};
+//! run.realize("/srv/work");
+//! auto r = run.execute({.program = "make", .args = {"test"}});
+//! auto released = run.finish(r.exit_code == 0 ? berth::run_outcome::succeeded : berth::run_outcome::failed);
+//! @endcode
+
+#include <berth/orchestrator/run_types.hpp>
+
+#include <exception>  // std::uncaught_exceptions
+#include <optional>   // std::optional
+#include <string>     // std::string
+#include <utility>    // std::move, std::exchange
+
+namespace berth {
+
+template <class Orchestrator>
+class run_scope {
+public:
+    /// Acquires the run's lease. @throws what Orchestrator::acquire_for_run throws (nothing to release then).
+    run_scope(Orchestrator const& orch, acquire_for_run_request const& request)
+        : orch_(&orch),
+          acquisition_(orch.acquire_for_run(request)),
+          company_id_(request.company_id),
+          agent_id_(request.agent_id),
+          run_id_(request.heartbeat_run_id),
+          uncaught_(std::uncaught_exceptions()) {}
+
+    run_scope(run_scope const&) = delete;
+    run_scope& operator=(run_scope const&) = delete;
+    run_scope(run_scope&& o) noexcept
+        : orch_(std::exchange(o.orch_, nullptr)),
+          acquisition_(std::move(o.acquisition_)),
+          realization_(std::move(o.realization_)),
+          company_id_(std::move(o.company_id_)),
+          agent_id_(std::move(o.agent_id_)),
+          run_id_(std::move(o.run_id_)),
+          uncaught_(o.uncaught_) {}
+    run_scope& operator=(run_scope&&) = delete;
+
+    ~run_scope() {
+        if (!orch_) return;
+        bool const unwinding = std::uncaught_exceptions() > uncaught_;
+        (void)finish(unwinding ? run_outcome::failed : run_outcome::cancelled,
+                     unwinding ? "run_scope_unwound" : "run_scope_abandoned");
+    }
+
+    [[nodiscard]] berth::acquisition const& acquisition() const noexcept { return acquisition_; }
+    [[nodiscard]] environment const& env() const noexcept { return acquisition_.env; }
+    /// The lease as last seen (after realize, with its realization metadata).
+    [[nodiscard]] environment_lease const& lease() const noexcept {
+        return realization_ ? realization_->lease : acquisition_.lease;
+    }
+    [[nodiscard]] std::optional<berth::realization> const& realization() const noexcept { return realization_; }
+    [[nodiscard]] bool finished() const noexcept { return orch_ == nullptr; }
+
+    /// Realizes the workspace (see run_orchestrator::realize_for_run).
+    berth::realization const& realize(std::string workspace_cwd, std::optional<std::string> provision_command = {}) {
+        realization_ = orch_->realize_for_run(realize_for_run_request{
+            .env = acquisition_.env,
+            .lease = lease(),
+            .workspace_cwd = std::move(workspace_cwd),
+            .execution_workspace_mode = acquisition_.execution_workspace_mode,
+            .provision_command = std::move(provision_command),
+        });
+        return *realization_;
+    }
+
+    /// Executes in the environment; a command without a cwd runs in the realized workspace.
+    [[nodiscard]] command_result execute(command cmd) const {
+        if (!cmd.cwd && realization_) cmd.cwd = realization_->cwd;
+        return orch_->execute(acquisition_.env, lease(), cmd);
+    }
+
+    /// Ends the run: releases its leases by policy. Idempotent: a second call returns an empty result.
+    release_result finish(run_outcome outcome, std::optional<std::string> failure_reason = {}) noexcept {
+        if (!orch_) return {};
+        auto const* orch = std::exchange(orch_, nullptr);
+        return orch->release_for_run(release_for_run_request{
+            .company_id = company_id_,
+            .agent_id = agent_id_,
+            .heartbeat_run_id = run_id_,
+            .outcome = outcome,
+            .failure_reason = std::move(failure_reason),
+        });
+    }
+
+private:
+    Orchestrator const* orch_;
+    berth::acquisition acquisition_;
+    std::optional<berth::realization> realization_;
+    std::string company_id_;
+    nullable<std::string> agent_id_;
+    std::string run_id_;
+    int uncaught_;
+};
+
+}  // namespace berth

@@ -1,0 +1,81 @@
+#pragma once
+// The requests the run orchestrator takes and the results it returns (upstream's
+// acquireForRun / realizeForRun / releaseForRun inputs and EnvironmentAcquisitionResult etc.).
+
+#include <berth/model/driver_io.hpp>
+#include <berth/model/environment.hpp>
+#include <berth/model/lease.hpp>
+#include <berth/model/nullable.hpp>
+
+#include <exception>  // std::exception_ptr
+#include <optional>   // std::optional
+#include <string>     // std::string
+#include <vector>     // std::vector
+
+namespace berth {
+
+struct resolve_request {
+    std::string company_id{};
+    /// The environment the run selected; nullopt or empty → the company's default local environment.
+    std::optional<std::string> environment_id{};
+};
+
+struct acquire_for_run_request {
+    std::string company_id{};
+    std::optional<std::string> environment_id{};  ///< as in resolve_request
+    nullable<std::string> agent_id;             ///< required-but-nullable (upstream #8375 note)
+    std::string heartbeat_run_id{};               ///< the run; required, non-empty
+    std::optional<std::string> issue_id{};
+    std::optional<std::string> execution_workspace_id{};
+    std::optional<std::string> execution_workspace_mode{};
+};
+
+/// Result of acquire_for_run.
+struct acquisition {
+    environment env{};
+    environment_lease lease{};
+    std::optional<std::string> execution_workspace_id{};    ///< lease context
+    std::optional<std::string> execution_workspace_mode{};  ///< lease context
+};
+
+struct realize_for_run_request {
+    environment env{};
+    environment_lease lease{};
+    std::string workspace_cwd{};  ///< the execution workspace's local path
+    std::optional<std::string> execution_workspace_mode{};
+    /// Run in the realized workspace with `bash -lc` (300 s) — off-local environments only; a local
+    /// workspace is provisioned by the workspace layer where it is created.
+    std::optional<std::string> provision_command{};
+};
+
+/// Result of realize_for_run.
+struct realization {
+    environment_lease lease{};                      ///< with realization metadata persisted
+    std::string cwd{};                              ///< where commands run in the environment
+    json_object workspace_realization{};            ///< empty when the driver has no realization step
+    std::optional<execution_target> target{};       ///< nullopt when the driver resolves none
+};
+
+struct release_for_run_request {
+    std::string company_id{};
+    nullable<std::string> agent_id;
+    std::string heartbeat_run_id{};
+    run_outcome outcome = run_outcome::succeeded;
+    std::optional<std::string> failure_reason{};  ///< recorded on the lease; defaults to "run_<outcome>" on failure
+};
+
+/// One lease that could not be released or cleaned up cleanly.
+struct lease_error {
+    std::string lease_id{};  ///< "*" when the run's leases could not even be listed
+    environment_error_code code{};
+    std::string message{};
+    std::exception_ptr error{};
+};
+
+/// Result of release_for_run and reap_expired_leases: never thrown, always returned.
+struct release_result {
+    std::vector<environment_lease> released{};
+    std::vector<lease_error> errors{};
+};
+
+}  // namespace berth
