@@ -16,6 +16,8 @@
 #include <boost/json/conversion.hpp>  // value_from_tag, value_to_tag
 #include <boost/json/serialize.hpp>   // serialize (for error messages)
 #include <boost/json/value.hpp>       // boost::json::value
+#include <boost/json/value_from.hpp>  // value_from (so that callers of this header can use it)
+#include <boost/json/value_to.hpp>    // value_to
 #include <boost/mp11/algorithm.hpp>   // mp_for_each
 
 #include <cstdint>      // std::int64_t, std::uint64_t
