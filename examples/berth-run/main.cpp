@@ -1,0 +1,195 @@
+// berth-run — run one command through berth's whole lifecycle:
+//   resolve → acquire → realize → execute → release
+// printing one progress line per step (on stderr, so stdout stays the command's), then the lease
+// and the run's activity as tables. The exit code is the command's (124 on timeout, 128+N on
+// signal N, 125 when berth itself failed).
+//
+//   berth-run [options] -- COMMAND [ARGS...]
+
+#include <berth/berth.hpp>
+#include <berth/drivers/local.hpp>
+#include <berth/src.hpp>
+#include <berth/stores/memory.hpp>
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+struct options {
+    std::string company = "demo-company";
+    std::optional<std::string> agent;
+    std::string run = berth::new_id();
+    std::optional<std::string> environment;
+    std::string cwd = std::filesystem::current_path().string();
+    std::chrono::seconds timeout{600};
+    std::vector<std::string> argv;
+};
+
+constexpr char const* usage = R"(usage: berth-run [options] -- COMMAND [ARGS...]
+
+Runs COMMAND through berth's lifecycle (resolve, acquire, realize, execute, release) on the local
+machine, then prints the lease and the run's activity.
+
+options:
+  --company ID       company the run belongs to            (default: demo-company)
+  --agent ID         agent running it                      (default: none; recorded as the system's)
+  --run ID           heartbeat run id                      (default: a new UUID)
+  --environment ID   environment to use                    (default: the company's local environment)
+  --cwd DIR          workspace directory                   (default: the current directory)
+  --timeout SECONDS  deadline for COMMAND                  (default: 600)
+  -h, --help         this text
+)";
+
+[[noreturn]] void die_usage(std::string const& why) {
+    std::fprintf(stderr, "berth-run: %s\n\n%s", why.c_str(), usage);
+    std::exit(2);
+}
+
+options parse(int argc, char** argv) {
+    options o;
+    int i = 1;
+    auto value = [&](std::string_view flag) -> std::string {
+        if (i + 1 >= argc) die_usage(fmt::format("{} needs a value", flag));
+        return argv[++i];
+    };
+    for (; i < argc; ++i) {
+        std::string_view const a = argv[i];
+        if (a == "--") {
+            for (++i; i < argc; ++i) o.argv.emplace_back(argv[i]);
+            break;
+        }
+        if (a == "-h" || a == "--help") {
+            std::fputs(usage, stdout);
+            std::exit(0);
+        } else if (a == "--company") o.company = value(a);
+        else if (a == "--agent") o.agent = value(a);
+        else if (a == "--run") o.run = value(a);
+        else if (a == "--environment") o.environment = value(a);
+        else if (a == "--cwd") o.cwd = value(a);
+        else if (a == "--timeout") {
+            auto const v = value(a);
+            char* end = nullptr;
+            long const n = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || n <= 0) die_usage(fmt::format("--timeout: not a positive number of seconds: {}", v));
+            o.timeout = std::chrono::seconds(n);
+        } else die_usage(fmt::format("unknown option: {}", a));
+    }
+    if (o.argv.empty()) die_usage("no COMMAND given after --");
+    if (o.company.empty()) die_usage("--company must not be empty");
+    return o;
+}
+
+void step(std::string_view name, std::string const& text) { fmt::print(stderr, "[berth] {:<8} {}\n", name, text); }
+
+std::string shown(std::optional<std::string> const& s) { return s ? *s : "-"; }
+template <class T>
+std::string shown(std::optional<T> const& v) {
+    return v ? fmt::format("{}", *v) : "-";
+}
+
+void print_tables(berth::environment_lease const& l, std::vector<berth::activity_event> const& events) {
+    std::vector<std::pair<std::string, std::string>> rows{
+        {"id", l.id},
+        {"environment", l.environment_id},
+        {"run", shown(l.heartbeat_run_id)},
+        {"status", berth::to_string(l.status)},
+        {"policy", berth::to_string(l.lease_policy)},
+        {"provider", shown(l.provider)},
+        {"epoch", std::to_string(l.epoch)},
+        {"acquired at", berth::to_iso8601(l.acquired_at)},
+        {"released at", shown(l.released_at)},
+        {"failure reason", shown(l.failure_reason)},
+        {"cleanup status", shown(l.cleanup_status)},
+    };
+    fmt::print(stderr, "\nlease\n");
+    for (auto const& [k, v] : rows) fmt::print(stderr, "  {:<15} {}\n", k, v);
+    fmt::print(stderr, "\nactivity ({} events)\n  {:<27}  {:<27}  {:<8}  {}\n", events.size(), "time", "action",
+               "actor", "details");
+    for (auto const& e : events)
+        fmt::print(stderr, "  {:<27}  {:<27}  {:<8}  {}\n", berth::to_iso8601(e.created_at), e.action, e.actor_type,
+                   boost::json::serialize(e.details));
+}
+
+int exit_code_of(berth::command_result const& r) {
+    if (r.timed_out) return 124;
+    if (r.exit_code) return *r.exit_code;
+    if (r.signal) return 128 + *r.signal;
+    return 125;
+}
+
+template <class Store>
+int run_demo(Store& store, options const& o) {
+    using stack = berth::stack<berth::drivers<berth::local_driver>,
+                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store>;
+    berth::run_orchestrator<stack> orch{store, berth::local_driver{}};
+
+    auto const env = orch.resolve_environment({.company_id = o.company, .environment_id = o.environment});
+    step("resolve", fmt::format("environment \"{}\" ({}, {}) {}", env.name, env.driver, env.status, env.id));
+
+    berth::run_scope run{orch, {.company_id = o.company,
+                                .environment_id = env.id,
+                                .agent_id = o.agent,
+                                .heartbeat_run_id = o.run}};
+    step("acquire", fmt::format("lease {} policy {} provider {}", run.lease().id, run.lease().lease_policy,
+                                shown(run.lease().provider)));
+
+    auto const& realized = run.realize(o.cwd);
+    step("realize", fmt::format("cwd {}{}", realized.cwd,
+                                realized.target ? " target " + realized.target->kind : std::string()));
+
+    std::string shown_argv;
+    for (auto const& a : o.argv) shown_argv += (shown_argv.empty() ? "" : " ") + a;
+    step("execute", shown_argv);
+    berth::command cmd{.program = o.argv.front(),
+                       .args = {o.argv.begin() + 1, o.argv.end()},
+                       .timeout = o.timeout,
+                       .on_output = [](berth::output_stream s, std::string_view chunk) {
+                           auto* f = s == berth::output_stream::stdout_stream ? stdout : stderr;
+                           std::fwrite(chunk.data(), 1, chunk.size(), f);
+                           std::fflush(f);
+                       }};
+    auto const result = run.execute(std::move(cmd));
+    auto const code = exit_code_of(result);
+    step("execute", fmt::format("{} in {:.1f} ms", result.timed_out ? std::string("timed out")
+                                                   : result.exit_code ? fmt::format("exit {}", *result.exit_code)
+                                                                      : fmt::format("signal {}", shown(result.signal)),
+                                 double(result.duration.count()) / 1000.0));
+
+    auto const outcome = result.timed_out ? berth::run_outcome::timed_out
+                         : code == 0      ? berth::run_outcome::succeeded
+                                          : berth::run_outcome::failed;
+    auto const released = run.finish(outcome);
+    for (auto const& e : released.errors) step("release", fmt::format("error on lease {}: {}", e.lease_id, e.message));
+    for (auto const& l : released.released)
+        step("release", fmt::format("lease {} {}{}", l.id, l.status,
+                                    l.failure_reason ? " (" + *l.failure_reason + ")" : std::string()));
+
+    auto const lease = store.get_lease(run.lease().id);
+    print_tables(lease ? *lease : run.lease(), store.list_activity({.run_id = o.run}));
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    auto const o = parse(argc, argv);
+    try {
+        berth::memory_store store;
+        return run_demo(store, o);
+    } catch (berth::environment_run_error const& e) {
+        std::fprintf(stderr, "berth-run: %s: %s\n", berth::to_string(e.code()), e.what());
+    } catch (std::exception const& e) {
+        std::fprintf(stderr, "berth-run: %s\n", e.what());
+    }
+    return 125;
+}
