@@ -1,0 +1,17 @@
+// The smallest program using berth as a package: the umbrella header, the one-TU sources, and
+// something that needs berth's dependencies at compile time (Describe) and at link time (libfmt).
+#include <berth/berth.hpp>
+#include <berth/src.hpp>  // Boost.JSON's implementation: in exactly one TU
+#ifdef BERTH_CONSUMER_SQLITE
+#include <berth/stores/sqlite.hpp>
+#endif
+
+#include <fmt/format.h>
+
+static_assert(berth::environment_driver<berth::archetypes::driver>);
+
+int main() {
+    fmt::print("{}: lease status {} ({})\n", BERTH_CONSUMER_HOW,
+               berth::to_string(berth::lease_status::retained), berth::lease_status::retained);
+    return 0;
+}
