@@ -28,7 +28,8 @@ usage: bash cmake/bootstrap.sh demo [-- ARGS...]
 demo  installs what is missing, builds berth-run, and runs one command through berth's lifecycle.
       ARGS is a command (`demo -- ls -la`), or berth-run's own options followed by `-- COMMAND`
       (`demo -- --company acme -- ls`). Without ARGS it runs a short shell command.
-test  installs what is missing (the test tools too), builds everything, runs ctest; the exit code
+test  installs what is missing (the test tools too), builds everything, compiles each public header
+      on its own (VERIFY_INTERFACE_HEADER_SETS), runs ctest; the exit code
       is ctest's. CTEST-ARGS are added to the ctest line (e.g. `test -- -R package`).
 
 Steps: packages (apt-get, only when something is missing; needs root) -> configure (CMake preset
