@@ -1,0 +1,287 @@
+#pragma once
+//! @file
+//! berth's logical database schema and its versioned migrations, written once and rendered by each
+//! SQL store in its own dialect (berth::sqlite_store today; a PostgreSQL store shares it later).
+//!
+//! Table and column names are upstream's (Paperclip `environments`, `environment_leases`,
+//! `activity_log`; snake_case), with `company_id` on environments as in the seed schema. What differs
+//! between dialects is kept to the column *types* (`column_type` → TEXT/INTEGER in SQLite,
+//! uuid/text/jsonb/timestamptz/bigint in PostgreSQL) and to the identifier of the schema version;
+//! every default, constraint, index and partial-index predicate below is written in the SQL subset
+//! both engines accept.
+//!
+//! History (each migration runs in one transaction; the version is stored in the database file):
+//!   1. upstream's tables as of migration 0068 (company-scoped environments, one local environment
+//!      per company, upstream's lease indexes) and the activity log;
+//!   2. berth: the fencing `epoch` column, at most one active lease per reuse scope, an index for
+//!      the expiry sweep, and upstream's indexes on nullable columns made partial (`WHERE x IS NOT
+//!      NULL`: same names, same columns, same queries served, fewer pages written per lease).
+//!
+//! Records map to tables by member name (berth/model/record.hpp): every described member of
+//! `environment`, `environment_lease` and `activity_event` is a column of the same name.
+
+#include <cstddef>      // std::size_t
+#include <span>         // std::span
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <type_traits>  // std::is_same_v, std::remove_cvref_t
+#include <variant>      // std::variant, std::visit, std::get_if
+#include <vector>       // std::vector, std::erase_if
+
+namespace berth::schema {
+
+/// The logical type of a column; each dialect names its own physical type.
+enum class column_type {
+    id,         ///< a UUID in text form (SQLite TEXT; PostgreSQL uuid or text)
+    text,       ///< free text, enum names (SQLite TEXT; PostgreSQL text)
+    json,       ///< a JSON document (SQLite TEXT holding the serialised form; PostgreSQL jsonb)
+    timestamp,  ///< an instant (SQLite TEXT holding berth::to_iso8601, which sorts; PostgreSQL timestamptz)
+    integer,    ///< a 64-bit integer (SQLite INTEGER; PostgreSQL bigint)
+};
+
+struct column {
+    std::string_view name;
+    column_type type;
+    bool not_null = false;
+    std::string_view default_sql{};  ///< a literal both dialects accept ('active', '{}', 1), or empty
+    std::string_view references{};  ///< e.g. "environments(id) ON DELETE CASCADE", or empty
+    bool primary_key = false;
+};
+
+struct create_table {
+    std::string_view name;
+    std::vector<column> columns;
+};
+
+struct add_column {
+    std::string_view table;
+    column col;
+};
+
+struct create_index {
+    std::string_view name;
+    std::string_view table;
+    std::string_view columns;  ///< "company_id, environment_id, status"
+    bool unique = false;
+    std::string_view where{};  ///< partial-index predicate, or empty
+};
+
+struct drop_index {
+    std::string_view name;
+};
+
+/// One step of a migration.
+using step = std::variant<create_table, add_column, create_index, drop_index>;
+
+struct migration {
+    int version;               ///< the schema version this migration produces
+    std::string_view summary;  ///< one line, for error messages and docs
+    std::vector<step> steps;
+};
+
+/// The physical names a dialect gives to the logical column types.
+struct dialect {
+    std::string_view name;
+    std::string_view id_type, text_type, json_type, timestamp_type, integer_type;
+};
+
+inline constexpr dialect sqlite_dialect{"sqlite", "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER"};
+inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "timestamptz", "bigint"};
+
+/// Every migration, oldest first. The last one's version is `current_version`.
+[[nodiscard]] inline std::span<migration const> migrations() {
+    using ct = column_type;
+    static std::vector<migration> const all = {
+        migration{
+            1,
+            "upstream tables: environments (company-scoped), environment_leases, activity_log",
+            {
+                create_table{"environments",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"name", ct::text, true},
+                                 {"description", ct::text},
+                                 {"driver", ct::text, true, "'local'"},
+                                 {"status", ct::text, true, "'active'"},
+                                 {"config", ct::json, true, "'{}'"},
+                                 {"metadata", ct::json},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"environments_company_status_idx", "environments", "company_id, status"},
+                // Upstream 0068: at most one local environment per company.
+                create_index{"environments_company_driver_idx", "environments", "company_id, driver", true,
+                             "driver = 'local'"},
+                create_index{"environments_company_name_idx", "environments", "company_id, name"},
+                create_table{"environment_leases",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"environment_id", ct::id, true, {}, "environments(id) ON DELETE CASCADE"},
+                                 {"execution_workspace_id", ct::id},
+                                 {"issue_id", ct::id},
+                                 {"heartbeat_run_id", ct::id},
+                                 {"status", ct::text, true, "'active'"},
+                                 {"lease_policy", ct::text, true, "'ephemeral'"},
+                                 {"provider", ct::text},
+                                 {"provider_lease_id", ct::text},
+                                 {"acquired_at", ct::timestamp, true},
+                                 {"last_used_at", ct::timestamp, true},
+                                 {"expires_at", ct::timestamp},
+                                 {"released_at", ct::timestamp},
+                                 {"failure_reason", ct::text},
+                                 {"cleanup_status", ct::text},
+                                 {"metadata", ct::json},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"environment_leases_company_environment_status_idx", "environment_leases",
+                             "company_id, environment_id, status"},
+                create_index{"environment_leases_company_execution_workspace_idx", "environment_leases",
+                             "company_id, execution_workspace_id"},
+                create_index{"environment_leases_company_issue_idx", "environment_leases", "company_id, issue_id"},
+                create_index{"environment_leases_heartbeat_run_idx", "environment_leases", "heartbeat_run_id"},
+                create_index{"environment_leases_company_last_used_idx", "environment_leases",
+                             "company_id, last_used_at"},
+                create_index{"environment_leases_provider_lease_idx", "environment_leases", "provider_lease_id"},
+                create_table{"activity_log",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"actor_type", ct::text, true, "'system'"},
+                                 {"actor_id", ct::text, true},
+                                 {"action", ct::text, true},
+                                 {"entity_type", ct::text, true},
+                                 {"entity_id", ct::text, true},
+                                 {"agent_id", ct::id},
+                                 {"run_id", ct::id},
+                                 {"details", ct::json},
+                                 {"created_at", ct::timestamp, true},
+                             }},
+                create_index{"activity_log_company_created_idx", "activity_log", "company_id, created_at"},
+                create_index{"activity_log_run_id_idx", "activity_log", "run_id"},
+                create_index{"activity_log_entity_type_id_idx", "activity_log", "entity_type, entity_id"},
+            },
+        },
+        migration{
+            2,
+            "berth: lease fencing epoch, one active lease per reuse scope, expiry index, partial nullable indexes",
+            {
+                add_column{"environment_leases", {"epoch", ct::integer, true, "1"}},
+                // Reuse scopes (docs/stores.md): a reuse_by_environment lease holds its environment; a
+                // reuse_by_execution_workspace lease holds (environment, execution workspace). Ephemeral
+                // and retain_on_failure leases have no scope: capacity (maxActiveLeases) bounds them.
+                create_index{"environment_leases_reuse_by_environment_active_idx", "environment_leases",
+                             "environment_id", true,
+                             "status = 'active' AND lease_policy = 'reuse_by_environment'"},
+                create_index{"environment_leases_reuse_by_execution_workspace_active_idx", "environment_leases",
+                             "environment_id, execution_workspace_id", true,
+                             "status = 'active' AND lease_policy = 'reuse_by_execution_workspace'"},
+                // The expiry sweep reads active leases by expiry; only leases that can expire are indexed.
+                create_index{"environment_leases_active_expires_idx", "environment_leases", "expires_at", false,
+                             "status = 'active' AND expires_at IS NOT NULL"},
+                // Upstream's indexes on nullable columns, made partial: a lookup by `x = ?` implies
+                // `x IS NOT NULL`, so both engines still use them, and a lease without an issue, a
+                // workspace or a provider lease id writes no entry (each entry is a page in the WAL).
+                drop_index{"environment_leases_company_execution_workspace_idx"},
+                create_index{"environment_leases_company_execution_workspace_idx", "environment_leases",
+                             "company_id, execution_workspace_id", false, "execution_workspace_id IS NOT NULL"},
+                drop_index{"environment_leases_company_issue_idx"},
+                create_index{"environment_leases_company_issue_idx", "environment_leases", "company_id, issue_id",
+                             false, "issue_id IS NOT NULL"},
+                drop_index{"environment_leases_heartbeat_run_idx"},
+                create_index{"environment_leases_heartbeat_run_idx", "environment_leases", "heartbeat_run_id",
+                             false, "heartbeat_run_id IS NOT NULL"},
+                drop_index{"environment_leases_provider_lease_idx"},
+                create_index{"environment_leases_provider_lease_idx", "environment_leases", "provider_lease_id",
+                             false, "provider_lease_id IS NOT NULL"},
+                drop_index{"activity_log_run_id_idx"},
+                create_index{"activity_log_run_id_idx", "activity_log", "run_id", false, "run_id IS NOT NULL"},
+            },
+        },
+    };
+    return all;
+}
+
+/// The schema version this berth writes and reads.
+inline constexpr int current_version = 2;
+
+/// The physical type of a column in a dialect.
+[[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {
+    switch (t) {
+        case column_type::id: return d.id_type;
+        case column_type::text: return d.text_type;
+        case column_type::json: return d.json_type;
+        case column_type::timestamp: return d.timestamp_type;
+        case column_type::integer: return d.integer_type;
+    }
+    return d.text_type;
+}
+
+/// One column definition: `name TYPE [PRIMARY KEY] [NOT NULL] [DEFAULT x] [REFERENCES ...]`.
+[[nodiscard]] inline std::string render_column(column const& c, dialect const& d) {
+    std::string s{c.name};
+    s += ' ';
+    s += type_name(c.type, d);
+    if (c.primary_key) s += " PRIMARY KEY";
+    if (c.not_null) s += " NOT NULL";
+    if (!c.default_sql.empty()) (s += " DEFAULT ") += c.default_sql;
+    if (!c.references.empty()) (s += " REFERENCES ") += c.references;
+    return s;
+}
+
+/// The DDL statement of one migration step in a dialect.
+[[nodiscard]] inline std::string render(step const& st, dialect const& d) {
+    return std::visit(
+        [&](auto const& s) -> std::string {
+            using S = std::remove_cvref_t<decltype(s)>;
+            std::string out;
+            if constexpr (std::is_same_v<S, create_table>) {
+                ((out += "CREATE TABLE ") += s.name) += " (\n";
+                for (std::size_t i = 0; i < s.columns.size(); ++i)
+                    ((out += "  ") += render_column(s.columns[i], d)) += i + 1 < s.columns.size() ? ",\n" : "\n";
+                out += ")";
+            } else if constexpr (std::is_same_v<S, add_column>) {
+                ((out += "ALTER TABLE ") += s.table) += " ADD COLUMN " + render_column(s.col, d);
+            } else if constexpr (std::is_same_v<S, create_index>) {
+                out += s.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ";
+                ((((out += s.name) += " ON ") += s.table) += " (") += s.columns;
+                out += ")";
+                if (!s.where.empty()) (out += " WHERE ") += s.where;
+            } else {
+                (out += "DROP INDEX ") += s.name;
+            }
+            return out;
+        },
+        st);
+}
+
+/// The columns of `table` once every migration up to `version` has run, in order.
+[[nodiscard]] inline std::vector<column> columns_of(std::string_view table, int version = current_version) {
+    std::vector<column> cols;
+    for (auto const& m : migrations()) {
+        if (m.version > version) break;
+        for (auto const& st : m.steps) {
+            if (auto const* t = std::get_if<create_table>(&st); t && t->name == table) cols = t->columns;
+            if (auto const* a = std::get_if<add_column>(&st); a && a->table == table) cols.push_back(a->col);
+        }
+    }
+    return cols;
+}
+
+/// The index definitions in force once every migration up to `version` has run.
+[[nodiscard]] inline std::vector<create_index> indexes(int version = current_version) {
+    std::vector<create_index> out;
+    for (auto const& m : migrations()) {
+        if (m.version > version) break;
+        for (auto const& st : m.steps) {
+            if (auto const* i = std::get_if<create_index>(&st)) out.push_back(*i);
+            if (auto const* di = std::get_if<drop_index>(&st))
+                std::erase_if(out, [&](create_index const& x) { return x.name == di->name; });
+        }
+    }
+    return out;
+}
+
+}  // namespace berth::schema

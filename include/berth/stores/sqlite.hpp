@@ -1,0 +1,182 @@
+#pragma once
+//! @file
+//! berth::sqlite_store — the embedded default persistence backend: environments, leases and the
+//! activity log in one SQLite file (CMake target `berth::sqlite`, which links SQLite3; the core
+//! `berth::berth` does not).
+//!
+//! What it guarantees:
+//!   - every write is one transaction (`BEGIN IMMEDIATE`), and a lease transition commits together
+//!     with its activity event; a failure rolls the whole operation back;
+//!   - lease transitions are compare-and-set on the fencing `epoch`, capacity (`maxActiveLeases` in
+//!     the environment's config) and reuse-scope uniqueness are checked inside that transaction,
+//!     so they hold across threads *and* across processes sharing the file;
+//!   - the file carries its schema version; an older file is migrated on open, a newer one is
+//!     refused (store_errc::schema_mismatch) rather than misread;
+//!   - rows are mapped to records by their Boost.Describe descriptions; a row that cannot be read
+//!     (an enum string this berth does not know, bad JSON) is reported naming table, column, value
+//!     and row, and never stops the other rows from loading.
+//!
+//! Schema, migrations and multi-process notes: docs/stores.md.
+//!
+//! @code
+//! auto store = berth::sqlite_store::open("berth.db");
+//! auto env = store.ensure_local_environment("company-1", clock.now());
+//! @endcode
+
+#include <berth/concepts/persistence_backend.hpp>
+#include <berth/error.hpp>
+#include <berth/model/activity.hpp>     // activity_event, activity_filter
+#include <berth/model/environment.hpp>  // environment, new_environment, environment_patch, environment_filter
+#include <berth/model/lease.hpp>        // environment_lease, new_lease, lease_transition, lease_filter
+#include <berth/stores/schema.hpp>      // schema::current_version
+
+#include <chrono>      // std::chrono::milliseconds
+#include <cstdint>     // std::uint64_t
+#include <functional>  // std::function
+#include <memory>      // std::unique_ptr
+#include <optional>    // std::optional
+#include <string>      // std::string
+#include <string_view> // std::string_view
+#include <vector>      // std::vector
+
+namespace berth {
+
+namespace detail::sqlite {
+struct store_state;
+}
+
+/// SQLite's `synchronous` setting for the store's connections (WAL mode).
+enum class sqlite_synchronous {
+    /// A commit is durable against a crash of the process, not of the machine: SQLite syncs only
+    /// at checkpoints. The default, and SQLite's recommendation for WAL.
+    normal,
+    /// Every commit syncs the WAL before returning: durable against power loss.
+    full,
+};
+
+/// How sqlite_store opens its file.
+struct sqlite_options {
+    sqlite_synchronous synchronous = sqlite_synchronous::normal;
+    /// How long an operation waits for another process's write lock before failing with
+    /// store_errc::backend_failure. Writers of one store object queue on a mutex instead.
+    std::chrono::milliseconds busy_timeout{5000};
+    /// Called for each row a list operation skipped because it could not be read
+    /// (store_errc::corrupt_row, naming table, column, value and row). Empty: the error's message
+    /// is written to stderr, so that skipped rows are never silent. May be called from any thread
+    /// that lists; must not call back into the store.
+    std::function<void(store_error const&)> on_unreadable_row{};
+};
+
+/// A berth::persistence_backend over one SQLite file.
+///
+/// Thread safety: every member function may be called from many threads at once. Reads run in
+/// parallel on a pool of connections (WAL readers never wait for the writer); writes queue on one
+/// connection behind a mutex, so threads of one process never spin on SQLite's lock. Processes
+/// sharing the file serialise their writes on SQLite's lock, waiting up to `busy_timeout`.
+///
+/// Processes: several processes may open the same file (not over NFS: SQLite's WAL needs shared
+/// memory on a local file system). A store object must not be used in a child after fork(); open
+/// a new one there.
+///
+/// Errors: every operation throws berth::store_error, with the code the berth::lease_store and
+/// berth::environment_store contracts name; store_errc::backend_failure for SQLite failures (I/O,
+/// busy past the timeout). After any exception the database is as it was before the call.
+///
+/// Lists skip rows they cannot read and report them to `sqlite_options::on_unreadable_row`;
+/// reading that one row by id (get_lease, get_environment) throws store_errc::corrupt_row.
+class sqlite_store {
+public:
+    /// The schema version this berth reads and writes (see berth/stores/schema.hpp).
+    static constexpr int schema_version = schema::current_version;
+
+    /// Opens `path`, creating it when absent (":memory:" for a private in-memory database: one
+    /// connection, no WAL), and brings its schema to `schema_version`.
+    /// @throws store_error schema_mismatch when the file was written by a newer berth or is not a
+    ///         berth database; backend_failure when SQLite cannot open it or set WAL mode.
+    explicit sqlite_store(std::string path, sqlite_options options = {});
+
+    /// Same as the constructor.
+    [[nodiscard]] static sqlite_store open(std::string path, sqlite_options options = {}) {
+        return sqlite_store(std::move(path), std::move(options));
+    }
+
+    sqlite_store(sqlite_store&&) noexcept;
+    sqlite_store& operator=(sqlite_store&&) noexcept;
+    sqlite_store(sqlite_store const&) = delete;
+    sqlite_store& operator=(sqlite_store const&) = delete;
+    ~sqlite_store();
+
+    /// The path the store was opened with.
+    [[nodiscard]] std::string const& path() const noexcept;
+
+    // ---- berth::environment_store ----------------------------------------------------------------
+
+    /// The company's environments matching `filter`, newest `updated_at` first, then newest
+    /// `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<environment> list_environments(std::string_view company_id,
+                                                             environment_filter const& filter);
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<environment> get_environment(std::string_view id);
+    /// @throws store_error invalid_argument (empty name or company id); conflict (a second local
+    ///         environment in the company).
+    environment create_environment(new_environment const& input, timestamp now);
+    /// nullopt when there is no such environment.
+    /// @throws store_error invalid_argument (empty name); conflict (a second local environment).
+    std::optional<environment> update_environment(std::string_view id, environment_patch const& patch,
+                                                  timestamp now);
+    /// The company's local environment, created once (`INSERT ... ON CONFLICT DO NOTHING` on the
+    /// one-local-per-company index, so racing threads and processes get one row).
+    /// @throws store_error invalid_argument (empty company id).
+    environment ensure_local_environment(std::string_view company_id, timestamp now);
+
+    // ---- berth::lease_store ----------------------------------------------------------------------
+
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<environment_lease> get_lease(std::string_view id);
+    /// The environment's leases, newest `last_used_at` first, then newest `created_at`.
+    [[nodiscard]] std::vector<environment_lease> list_leases(std::string_view environment_id,
+                                                             lease_filter const& filter);
+    /// The run's leases, in the same order as list_leases.
+    [[nodiscard]] std::vector<environment_lease> list_run_leases(std::string_view heartbeat_run_id,
+                                                                 lease_filter const& filter);
+    /// Inserts an `active` lease at epoch 1 and, in the same transaction, `event` when non-null.
+    /// @throws store_error not_found (unknown environment); capacity_exceeded (the environment's
+    ///         `maxActiveLeases` is reached); conflict (duplicate lease or event id, or the lease's
+    ///         reuse scope already has an active lease); invalid_argument (empty ids, a company that
+    ///         is not the environment's, a `maxActiveLeases` that is not a positive integer).
+    environment_lease acquire_lease(new_lease const& input, timestamp now, activity_event const* event);
+    /// Compare-and-set on the epoch; writes `event` in the same transaction.
+    /// @throws store_error not_found, stale_epoch, illegal_transition, conflict (a resumed lease's
+    ///         reuse scope is taken), capacity_exceeded (resuming past `maxActiveLeases`).
+    environment_lease transition_lease(lease_transition const& transition, timestamp now,
+                                       activity_event const* event);
+    /// Replaces the metadata and bumps last_used_at; nullopt for an unknown lease.
+    std::optional<environment_lease> update_lease_metadata(std::string_view id, std::optional<json_object> metadata,
+                                                           timestamp now);
+    /// Sets expires_at of an active lease held at `expected_epoch` (the epoch is unchanged).
+    /// @throws store_error not_found, stale_epoch, illegal_transition (not active).
+    environment_lease renew_lease(std::string_view id, std::uint64_t expected_epoch,
+                                  std::optional<timestamp> expires_at, timestamp now);
+    /// Moves every active lease of the run to `to` in one transaction.
+    /// @throws store_error illegal_transition when `to` cannot follow `active`.
+    std::vector<environment_lease> release_leases_for_run(std::string_view heartbeat_run_id, lease_status to,
+                                                          timestamp now);
+    /// Active leases whose expires_at <= now, oldest expiry first.
+    [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+
+    // ---- berth::activity_sink --------------------------------------------------------------------
+
+    /// @throws store_error conflict (duplicate id).
+    void record_activity(activity_event const& event);
+    /// Events matching every engaged filter member, oldest first.
+    [[nodiscard]] std::vector<activity_event> list_activity(activity_filter const& filter);
+
+private:
+    std::unique_ptr<detail::sqlite::store_state> state_;
+};
+
+}  // namespace berth
+
+#include <berth/stores/sqlite/impl/sqlite_store.hpp>
+
+static_assert(berth::persistence_backend<berth::sqlite_store>);

@@ -1,0 +1,730 @@
+#pragma once
+// Definitions of berth::sqlite_store (declared and documented in berth/stores/sqlite.hpp, which
+// includes this file at its end; not meant to be included on its own).
+
+#include <berth/error.hpp>
+#include <berth/model/ids.hpp>                // new_id
+#include <berth/model/lease_transitions.hpp>  // can_transition
+#include <berth/stores/schema.hpp>            // schema::migrations, render, sqlite_dialect
+#include <berth/stores/sqlite/connection.hpp>
+#include <berth/stores/sqlite/row.hpp>
+
+#include <boost/json/parse.hpp>      // parse (environment config)
+#include <boost/json/serialize.hpp>  // serialize (error messages)
+
+#include <sqlite3.h>  // sqlite3_changes
+
+#include <algorithm>    // std::sort
+#include <array>        // std::array
+#include <cstdint>      // std::int64_t
+#include <cstdio>       // std::fputs
+#include <mutex>        // std::mutex, std::lock_guard
+#include <string>       // std::string, std::to_string
+#include <type_traits>  // std::is_void_v
+#include <utility>      // std::move
+
+namespace berth::detail::sqlite {
+
+/// PRAGMA application_id of a berth database ("bert"), so that berth refuses other programs' files.
+inline constexpr std::int64_t application_id = 0x62657274;
+
+inline constexpr table_ref environments_table{"environments", "environment"};
+inline constexpr table_ref leases_table{"environment_leases", "lease"};
+inline constexpr table_ref activity_table{"activity_log", "activity event"};
+
+/// Every statement the store runs, generated once per store from the record descriptions.
+struct statements {
+    std::string env_cols = column_list<environment>();
+    std::string lease_cols = column_list<environment_lease>();
+    std::string activity_cols = column_list<activity_event>();
+
+    std::string get_env = "SELECT " + env_cols + " FROM environments WHERE id = ?1";
+    std::string insert_env =
+        "INSERT INTO environments (" + env_cols + ") VALUES (" + placeholder_list<environment>() + ")";
+    std::string update_env = "UPDATE environments SET " + assignment_list<environment>() + " WHERE id = ?1";
+    // The conflict target names the partial unique index (company_id, driver) WHERE driver = 'local'.
+    std::string ensure_local = insert_env + " ON CONFLICT (company_id, driver) WHERE driver = 'local' DO NOTHING";
+    std::string get_local_env =
+        "SELECT " + env_cols + " FROM environments WHERE company_id = ?1 AND driver = 'local'";
+    // ORDER BY ... rowid DESC: among equal timestamps, the most recently inserted first.
+    std::string list_env_order = " ORDER BY updated_at DESC, created_at DESC, rowid DESC";
+
+    std::string get_lease = "SELECT " + lease_cols + " FROM environment_leases WHERE id = ?1";
+    std::string insert_lease = "INSERT INTO environment_leases (" + lease_cols + ") VALUES (" +
+                               placeholder_list<environment_lease>() + ")";
+    std::string insert_activity =
+        "INSERT INTO activity_log (" + activity_cols + ") VALUES (" + placeholder_list<activity_event>() + ")";
+    // Leases of an environment are found through upstream's (company_id, environment_id, status)
+    // index: a lease always has its environment's company (acquire_lease checks it).
+    std::string list_env_leases = "SELECT " + lease_cols +
+                                  " FROM environment_leases WHERE company_id = (SELECT company_id FROM environments "
+                                  "WHERE id = ?1) AND environment_id = ?1";
+    std::string list_run_leases = "SELECT " + lease_cols + " FROM environment_leases WHERE heartbeat_run_id = ?1";
+    std::string list_lease_order = " ORDER BY last_used_at DESC, created_at DESC, rowid DESC";
+    std::string env_for_lease = "SELECT id, company_id, name, config FROM environments WHERE id = ?1";
+    std::string count_active = "SELECT count(*) FROM environment_leases WHERE company_id = ?1 AND "
+                               "environment_id = ?2 AND status = 'active'";
+    std::string reuse_env_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND status = 'active' "
+                                   "AND lease_policy = 'reuse_by_environment'";
+    std::string reuse_ew_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND "
+                                  "execution_workspace_id = ?2 AND status = 'active' AND "
+                                  "lease_policy = 'reuse_by_execution_workspace'";
+    std::string lease_state = "SELECT id, status, epoch, company_id, environment_id FROM environment_leases WHERE id = ?1";
+    /// transition[to]: compare-and-set on the epoch, and only from a status the table allows.
+    std::array<std::string, detail::lease_status_count> transition = make_transitions(lease_cols);
+    std::string renew = "UPDATE environment_leases SET expires_at = ?2, last_used_at = ?3, updated_at = ?3 "
+                        "WHERE id = ?1 AND epoch = ?4 AND status = 'active' RETURNING " + lease_cols;
+    std::string update_metadata = "UPDATE environment_leases SET metadata = ?2, last_used_at = ?3, updated_at = ?3 "
+                                  "WHERE id = ?1 RETURNING " + lease_cols;
+    std::string release_run = "UPDATE environment_leases SET status = ?2, epoch = epoch + 1, released_at = ?3, "
+                              "last_used_at = ?4, updated_at = ?4 WHERE heartbeat_run_id = ?1 AND "
+                              "status = 'active' RETURNING " + lease_cols;
+    std::string expired = "SELECT " + lease_cols +
+                          " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
+                          "expires_at <= ?1 ORDER BY expires_at ASC, rowid ASC";
+    std::string list_activity = "SELECT " + activity_cols + " FROM activity_log";
+
+    static std::array<std::string, detail::lease_status_count> make_transitions(std::string const& cols) {
+        std::array<std::string, detail::lease_status_count> out;
+        for (std::size_t to = 0; to < out.size(); ++to) {
+            std::string from;
+            for (std::size_t f = 0; f < out.size(); ++f)
+                if (can_transition(static_cast<lease_status>(f), static_cast<lease_status>(to)))
+                    ((from += from.empty() ? "'" : ", '") += to_string(static_cast<lease_status>(f))) += "'";
+            out[to] = "UPDATE environment_leases SET status = ?2, epoch = epoch + 1, last_used_at = ?3, "
+                      "updated_at = ?3, released_at = ?4, failure_reason = coalesce(?5, failure_reason), "
+                      "cleanup_status = coalesce(?6, cleanup_status) WHERE id = ?1 AND epoch = ?7 AND " +
+                      (from.empty() ? std::string("0") : "status IN (" + from + ")") + " RETURNING " + cols;
+        }
+        return out;
+    }
+};
+
+struct store_state {
+    std::string path;
+    sqlite_options options;
+    bool in_memory = false;
+    statements sql;
+
+    std::mutex write_mutex;             // one writer per process; other processes: SQLite's lock
+    std::unique_ptr<connection> writer;  // guarded by write_mutex (also the only connection in memory)
+
+    std::mutex pool_mutex;
+    std::vector<std::unique_ptr<connection>> idle_readers;  // guarded by pool_mutex
+
+    void report(store_error const& e) const {
+        if (options.on_unreadable_row) {
+            options.on_unreadable_row(e);
+        } else {
+            std::string line = "berth sqlite_store: skipped a row it cannot read: ";
+            line += e.what();
+            line += '\n';
+            std::fputs(line.c_str(), stderr);
+        }
+    }
+};
+
+/// Runs `f(connection&)` in one write transaction; commits when it returns, rolls back when it throws.
+template <class F>
+auto with_writer(store_state& s, F&& f) {
+    std::lock_guard lock(s.write_mutex);
+    write_transaction tx(*s.writer);
+    if constexpr (std::is_void_v<decltype(f(*s.writer))>) {
+        f(*s.writer);
+        tx.commit();
+    } else {
+        auto r = f(*s.writer);
+        tx.commit();
+        return r;
+    }
+}
+
+/// Runs `f(connection&)` on a reader connection from the pool (each statement is its own snapshot).
+template <class F>
+auto with_reader(store_state& s, F&& f) {
+    if (s.in_memory) {
+        std::lock_guard lock(s.write_mutex);
+        return f(*s.writer);
+    }
+    std::unique_ptr<connection> c;
+    {
+        std::lock_guard lock(s.pool_mutex);
+        if (!s.idle_readers.empty()) {
+            c = std::move(s.idle_readers.back());
+            s.idle_readers.pop_back();
+        }
+    }
+    if (!c) c = std::make_unique<connection>(s.path, false, s.options.busy_timeout);
+    struct give_back {
+        store_state& s;
+        std::unique_ptr<connection>& c;
+        ~give_back() {
+            std::lock_guard lock(s.pool_mutex);
+            s.idle_readers.push_back(std::move(c));
+        }
+    } guard{s, c};
+    return f(*c);
+}
+
+/// Every row of a statement, skipping (and reporting) rows that cannot be read.
+template <record R>
+std::vector<R> read_all(store_state const& s, statement_scope& st, table_ref const& from, std::string_view doing) {
+    std::vector<R> out;
+    while (st.step(doing)) {
+        try {
+            out.push_back(read_record<R>(st.get(), from));
+        } catch (store_error const& e) {
+            if (e.code() != store_errc::corrupt_row) throw;
+            s.report(e);
+        }
+    }
+    return out;
+}
+
+/// The one row of a statement, if any.
+template <record R>
+std::optional<R> read_one(statement_scope& st, table_ref const& from, std::string_view doing) {
+    std::optional<R> out;
+    if (st.step(doing)) {
+        out = read_record<R>(st.get(), from);
+        while (st.step(doing)) {
+        }
+    }
+    return out;
+}
+
+/// Brings the file's schema to schema::current_version in one transaction.
+inline void migrate(connection& c, std::string const& path) {
+    write_transaction tx(c);
+    auto const app = c.pragma_int("application_id");
+    auto const version = c.pragma_int("user_version");
+    if (app != 0 && app != application_id)
+        throw store_error(store_errc::schema_mismatch,
+                          "Database \"" + path + "\" is not a berth database (its application_id is " +
+                              std::to_string(app) + ").");
+    if (version > schema::current_version)
+        throw store_error(store_errc::schema_mismatch,
+                          "Database \"" + path + "\" has schema version " + std::to_string(version) +
+                              ", written by a newer berth; this berth reads schema versions up to " +
+                              std::to_string(schema::current_version) + ". Upgrade berth to open it.");
+    if (version == schema::current_version && app == application_id) return;  // tx rolls back: nothing written
+    if (version == 0) {
+        auto st = c.statement("SELECT count(*) FROM sqlite_master WHERE name IN ('environments', "
+                              "'environment_leases', 'activity_log')");
+        st.step("inspecting the schema");
+        if (sqlite3_column_int64(st.get(), 0) != 0)
+            throw store_error(store_errc::schema_mismatch,
+                              "Database \"" + path + "\" has berth's tables but no berth schema version; it was "
+                              "not written by berth.");
+    }
+    for (auto const& m : schema::migrations()) {
+        if (m.version <= version) continue;
+        for (auto const& step : m.steps) {
+            auto const ddl = schema::render(step, schema::sqlite_dialect);
+            c.exec(ddl, "migrating to schema version " + std::to_string(m.version) + " (" + std::string(m.summary) +
+                            "): " + ddl);
+        }
+    }
+    c.exec("PRAGMA user_version = " + std::to_string(schema::current_version), "setting the schema version");
+    c.exec("PRAGMA application_id = " + std::to_string(application_id), "setting the application id");
+    tx.commit();
+}
+
+[[nodiscard]] inline std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+/// The facts of an environment a lease write needs: its company, its name, its lease limit.
+struct environment_facts {
+    std::string company_id;
+    std::string name;
+    std::optional<std::int64_t> max_active_leases;
+};
+
+/// @throws store_error not_found; invalid_argument for a maxActiveLeases that is not a positive
+///         integer; corrupt_row for a config that is not a JSON object.
+inline environment_facts facts_of(connection& c, statements const& sql, std::string_view environment_id) {
+    auto st = c.statement(sql.env_for_lease);
+    bind_text(st.get(), 1, environment_id);
+    if (!st.step("reading the environment"))
+        throw store_error(store_errc::not_found, "Environment " + quoted(environment_id) + " not found.");
+    environment_facts f{std::string(column_text(st.get(), 1)), std::string(column_text(st.get(), 2)), std::nullopt};
+    json_object config;
+    read_value(st.get(), 3, config, column_ref{environments_table, "config", st.get()});
+    if (auto const* v = config.if_contains("maxActiveLeases"); v && !v->is_null()) {
+        std::optional<std::int64_t> n;
+        if (v->is_int64()) n = v->get_int64();
+        else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+            n = static_cast<std::int64_t>(v->get_uint64());
+        if (!n || *n < 1)
+            throw store_error(store_errc::invalid_argument,
+                              "Environment " + quoted(f.name) + " (" + std::string(environment_id) +
+                                  ") has config maxActiveLeases = " + boost::json::serialize(*v) +
+                                  "; it must be a positive integer.");
+        f.max_active_leases = n;
+    }
+    return f;
+}
+
+/// Refuses when one more active lease would exceed the environment's maxActiveLeases.
+inline void check_capacity(connection& c, statements const& sql, environment_facts const& env,
+                           std::string_view environment_id) {
+    if (!env.max_active_leases) return;
+    auto st = c.statement(sql.count_active);
+    bind_text(st.get(), 1, env.company_id);
+    bind_text(st.get(), 2, environment_id);
+    st.step("counting active leases");
+    auto const active = sqlite3_column_int64(st.get(), 0);
+    if (active >= *env.max_active_leases)
+        throw store_error(store_errc::capacity_exceeded,
+                          "Environment " + quoted(env.name) + " (" + std::string(environment_id) + ") already has " +
+                              std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
+                              ", its limit (maxActiveLeases = " + std::to_string(*env.max_active_leases) + ").");
+}
+
+/// Refuses when the lease's reuse scope already has an active lease (the unique partial indexes
+/// enforce the same rule; this check names the holder).
+inline void check_reuse_scope(connection& c, statements const& sql, std::string_view environment_id,
+                              lease_policy_kind policy, std::optional<std::string> const& workspace) {
+    std::optional<statement_scope> st;
+    if (policy == lease_policy_kind::reuse_by_environment) {
+        st.emplace(c.prepared(sql.reuse_env_holder));
+    } else if (policy == lease_policy_kind::reuse_by_execution_workspace && workspace) {
+        st.emplace(c.prepared(sql.reuse_ew_holder));
+        bind_text(st->get(), 2, *workspace);
+    } else {
+        return;
+    }
+    bind_text(st->get(), 1, environment_id);
+    if (st->step("checking the reuse scope")) {
+        std::string const holder(column_text(st->get(), 0));
+        throw store_error(store_errc::conflict,
+                          "Environment " + quoted(environment_id) + " already has an active " + to_string(policy) +
+                              " lease" + (workspace && policy == lease_policy_kind::reuse_by_execution_workspace
+                                              ? " for execution workspace " + quoted(*workspace)
+                                              : std::string()) +
+                              " (" + holder + ").");
+    }
+}
+
+inline void insert_event(connection& c, statements const& sql, activity_event const& e) {
+    auto st = c.statement(sql.insert_activity);
+    bind_record(st.get(), e);
+    try {
+        st.step("recording activity");
+    } catch (store_error const& err) {
+        if (err.code() == store_errc::conflict)
+            throw store_error(store_errc::conflict, "Activity event " + quoted(e.id) + " already exists.");
+        throw;
+    }
+}
+
+/// Why a lease compare-and-set matched no row: not_found, stale_epoch or illegal_transition.
+[[nodiscard]] inline store_error cas_failure(connection& c, statements const& sql, std::string_view id,
+                                             std::uint64_t expected_epoch, lease_status to, bool renewing) {
+    auto st = c.statement(sql.lease_state);
+    bind_text(st.get(), 1, id);
+    if (!st.step("reading the lease"))
+        return store_error(store_errc::not_found, "Lease " + quoted(id) + " not found.");
+    auto const status = std::string(column_text(st.get(), 1));
+    auto const epoch = sqlite3_column_int64(st.get(), 2);
+    if (!try_parse_enum<lease_status>(status))
+        return corrupt(column_ref{leases_table, "status", st.get()},
+                       parse_error(enum_label<lease_status>, status).what());
+    if (static_cast<std::uint64_t>(epoch) != expected_epoch)
+        return store_error(store_errc::stale_epoch,
+                           "Lease " + quoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
+                               "), not the caller's epoch " + std::to_string(expected_epoch) +
+                               ": another holder moved it. Nothing was changed.");
+    if (renewing)
+        return store_error(store_errc::illegal_transition,
+                           "Lease " + quoted(id) + " is " + status + "; only an active lease can be renewed.");
+    return store_error(store_errc::illegal_transition,
+                       "Lease " + quoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
+}
+
+}  // namespace berth::detail::sqlite
+
+namespace berth {
+
+inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
+    : state_(std::make_unique<detail::sqlite::store_state>()) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    s.path = std::move(path);
+    s.options = std::move(options);
+    s.in_memory = s.path.empty() || s.path == ":memory:";
+    s.writer = std::make_unique<connection>(s.path, true, s.options.busy_timeout);
+    auto& c = *s.writer;
+    if (!s.in_memory) {
+        auto const mode = c.pragma_text("journal_mode = WAL");
+        if (mode != "wal")
+            throw store_error(store_errc::backend_failure,
+                              "SQLite store: cannot put \"" + s.path + "\" in WAL mode (journal_mode is " + mode +
+                                  "); is it on a local file system?");
+    }
+    c.exec(s.options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
+                                                             : "PRAGMA synchronous = NORMAL",
+           "setting synchronous");
+    c.exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
+    migrate(c, s.path);
+}
+
+inline sqlite_store::sqlite_store(sqlite_store&&) noexcept = default;
+inline sqlite_store& sqlite_store::operator=(sqlite_store&&) noexcept = default;
+inline sqlite_store::~sqlite_store() = default;
+
+inline std::string const& sqlite_store::path() const noexcept { return state_->path; }
+
+// ---- environments ------------------------------------------------------------------------------
+
+inline std::vector<environment> sqlite_store::list_environments(std::string_view company_id,
+                                                                environment_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string sql = "SELECT " + s.sql.env_cols + " FROM environments WHERE company_id = ?1";
+    if (filter.status) sql += " AND status = ?2";
+    if (filter.driver) sql += " AND driver = ?3";
+    sql += s.sql.list_env_order;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        bind_text(st.get(), 1, company_id);
+        if (filter.status) bind_value(st.get(), 2, *filter.status);
+        if (filter.driver) bind_value(st.get(), 3, *filter.driver);
+        return read_all<environment>(s, st, environments_table, "listing environments");
+    });
+}
+
+inline std::optional<environment> sqlite_store::get_environment(std::string_view id) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.get_env);
+        bind_text(st.get(), 1, id);
+        return read_one<environment>(st, environments_table, "reading an environment");
+    });
+}
+
+inline environment sqlite_store::create_environment(new_environment const& input, timestamp now) {
+    using namespace detail::sqlite;
+    if (input.company_id.empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a company id.");
+    if (input.name.empty()) throw store_error(store_errc::invalid_argument, "An environment needs a name.");
+    environment const env{.id = new_id(),
+                          .company_id = input.company_id,
+                          .name = input.name,
+                          .description = input.description,
+                          .driver = input.driver,
+                          .status = input.status,
+                          .config = input.config,
+                          .metadata = input.metadata,
+                          .created_at = now,
+                          .updated_at = now};
+    auto& s = *state_;
+    with_writer(s, [&](connection& c) {
+        auto st = c.statement(s.sql.insert_env);
+        bind_record(st.get(), env);
+        try {
+            st.step("creating an environment");
+        } catch (store_error const& e) {
+            if (e.code() == store_errc::conflict)
+                throw store_error(store_errc::conflict,
+                                  "Company " + quoted(env.company_id) + " already has a local environment.");
+            throw;
+        }
+    });
+    return env;
+}
+
+inline std::optional<environment> sqlite_store::update_environment(std::string_view id,
+                                                                   environment_patch const& patch, timestamp now) {
+    using namespace detail::sqlite;
+    if (patch.name && patch.name->empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a name.");
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) -> std::optional<environment> {
+        std::optional<environment> env;
+        {
+            auto st = c.statement(s.sql.get_env);
+            bind_text(st.get(), 1, id);
+            env = read_one<environment>(st, environments_table, "reading an environment");
+        }
+        if (!env) return std::nullopt;
+        if (patch.name) env->name = *patch.name;
+        if (patch.description) env->description = *patch.description;
+        if (patch.driver) env->driver = *patch.driver;
+        if (patch.status) env->status = *patch.status;
+        if (patch.config) env->config = *patch.config;
+        if (patch.metadata) env->metadata = *patch.metadata;
+        env->updated_at = now;
+        auto st = c.statement(s.sql.update_env);
+        bind_record(st.get(), *env);
+        try {
+            st.step("updating an environment");
+        } catch (store_error const& e) {
+            if (e.code() == store_errc::conflict)
+                throw store_error(store_errc::conflict,
+                                  "Company " + quoted(env->company_id) + " already has a local environment.");
+            throw;
+        }
+        return env;
+    });
+}
+
+inline environment sqlite_store::ensure_local_environment(std::string_view company_id, timestamp now) {
+    using namespace detail::sqlite;
+    if (company_id.empty()) throw store_error(store_errc::invalid_argument, "An environment needs a company id.");
+    environment const fresh{.id = new_id(),
+                            .company_id = std::string(company_id),
+                            .name = default_local_environment_name,
+                            .description = std::string(default_local_environment_description),
+                            .driver = driver_kind::local,
+                            .status = environment_status::active,
+                            .config = {},
+                            .metadata = json_object{{"managedByBerth", true}, {"defaultForCompany", true}},
+                            .created_at = now,
+                            .updated_at = now};
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) {
+        {
+            auto st = c.statement(s.sql.ensure_local);
+            bind_record(st.get(), fresh);
+            st.step("ensuring the local environment");
+        }
+        if (sqlite3_changes(c.handle()) == 1) return fresh;
+        auto st = c.statement(s.sql.get_local_env);
+        bind_text(st.get(), 1, company_id);
+        auto existing = read_one<environment>(st, environments_table, "reading the local environment");
+        if (!existing)
+            throw store_error(store_errc::backend_failure,
+                              "SQLite store: failed to ensure the local environment of company " + quoted(company_id));
+        return std::move(*existing);
+    });
+}
+
+// ---- leases ------------------------------------------------------------------------------------
+
+inline std::optional<environment_lease> sqlite_store::get_lease(std::string_view id) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.get_lease);
+        bind_text(st.get(), 1, id);
+        return read_one<environment_lease>(st, leases_table, "reading a lease");
+    });
+}
+
+inline std::vector<environment_lease> sqlite_store::list_leases(std::string_view environment_id,
+                                                                lease_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string const sql = s.sql.list_env_leases + (filter.status ? " AND status = ?2" : "") + s.sql.list_lease_order;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        bind_text(st.get(), 1, environment_id);
+        if (filter.status) bind_value(st.get(), 2, *filter.status);
+        return read_all<environment_lease>(s, st, leases_table, "listing leases");
+    });
+}
+
+inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_view heartbeat_run_id,
+                                                                    lease_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string const sql = s.sql.list_run_leases + (filter.status ? " AND status = ?2" : "") + s.sql.list_lease_order;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        bind_text(st.get(), 1, heartbeat_run_id);
+        if (filter.status) bind_value(st.get(), 2, *filter.status);
+        return read_all<environment_lease>(s, st, leases_table, "listing a run's leases");
+    });
+}
+
+inline environment_lease sqlite_store::acquire_lease(new_lease const& input, timestamp now,
+                                                     activity_event const* event) {
+    using namespace detail::sqlite;
+    if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id.");
+    if (input.company_id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs a company id.");
+    if (input.environment_id.empty())
+        throw store_error(store_errc::invalid_argument, "A lease needs an environment id.");
+    environment_lease const lease{.id = input.id,
+                                  .company_id = input.company_id,
+                                  .environment_id = input.environment_id,
+                                  .execution_workspace_id = input.execution_workspace_id,
+                                  .issue_id = input.issue_id,
+                                  .heartbeat_run_id = input.heartbeat_run_id,
+                                  .status = lease_status::active,
+                                  .lease_policy = input.lease_policy,
+                                  .provider = input.provider,
+                                  .provider_lease_id = input.provider_lease_id,
+                                  .acquired_at = now,
+                                  .last_used_at = now,
+                                  .expires_at = input.expires_at,
+                                  .released_at = std::nullopt,
+                                  .failure_reason = std::nullopt,
+                                  .cleanup_status = std::nullopt,
+                                  .metadata = input.metadata,
+                                  .epoch = 1,
+                                  .created_at = now,
+                                  .updated_at = now};
+    auto& s = *state_;
+    with_writer(s, [&](connection& c) {
+        auto const env = facts_of(c, s.sql, lease.environment_id);
+        if (env.company_id != lease.company_id)
+            throw store_error(store_errc::invalid_argument,
+                              "Lease " + quoted(lease.id) + " is for company " + quoted(lease.company_id) +
+                                  " but environment " + quoted(lease.environment_id) + " belongs to company " +
+                                  quoted(env.company_id) + ".");
+        check_capacity(c, s.sql, env, lease.environment_id);
+        check_reuse_scope(c, s.sql, lease.environment_id, lease.lease_policy, lease.execution_workspace_id);
+        {
+            auto st = c.statement(s.sql.insert_lease);
+            bind_record(st.get(), lease);
+            try {
+                st.step("acquiring a lease");
+            } catch (store_error const& e) {
+                if (e.code() == store_errc::conflict)
+                    throw store_error(store_errc::conflict, "Lease " + quoted(lease.id) + " already exists.");
+                throw;
+            }
+        }
+        if (event) insert_event(c, s.sql, *event);
+    });
+    return lease;
+}
+
+inline environment_lease sqlite_store::transition_lease(lease_transition const& t, timestamp now,
+                                                        activity_event const* event) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) {
+        if (t.to == lease_status::active) {
+            // Resuming a retained lease makes it count against capacity and its reuse scope again.
+            auto st = c.statement(s.sql.lease_state);
+            bind_text(st.get(), 1, t.id);
+            if (st.step("reading the lease") && column_text(st.get(), 1) != "active") {
+                std::string const environment_id(column_text(st.get(), 4));
+                auto const env = facts_of(c, s.sql, environment_id);
+                check_capacity(c, s.sql, env, environment_id);
+            }
+        }
+        std::optional<environment_lease> lease;
+        {
+            auto st = c.statement(s.sql.transition[detail::index(t.to)]);
+            bind_text(st.get(), 1, t.id);
+            bind_value(st.get(), 2, t.to);
+            bind_value(st.get(), 3, now);
+            if (t.to == lease_status::active || t.to == lease_status::retained) bind_null(st.get(), 4);
+            else bind_value(st.get(), 4, now);
+            bind_value(st.get(), 5, t.failure_reason);
+            bind_value(st.get(), 6, t.cleanup_status);
+            bind_value(st.get(), 7, t.expected_epoch);
+            try {
+                lease = read_one<environment_lease>(st, leases_table, "moving a lease");
+            } catch (store_error const& e) {
+                if (e.code() == store_errc::conflict)
+                    throw store_error(store_errc::conflict, "Lease " + quoted(t.id) +
+                                                                " cannot become active: its reuse scope already has "
+                                                                "an active lease.");
+                throw;
+            }
+        }
+        if (!lease) throw cas_failure(c, s.sql, t.id, t.expected_epoch, t.to, false);
+        if (event) insert_event(c, s.sql, *event);
+        return std::move(*lease);
+    });
+}
+
+inline std::optional<environment_lease> sqlite_store::update_lease_metadata(std::string_view id,
+                                                                            std::optional<json_object> metadata,
+                                                                            timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) {
+        auto st = c.statement(s.sql.update_metadata);
+        bind_text(st.get(), 1, id);
+        bind_value(st.get(), 2, metadata);
+        bind_value(st.get(), 3, now);
+        return read_one<environment_lease>(st, leases_table, "updating lease metadata");
+    });
+}
+
+inline environment_lease sqlite_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
+                                                   std::optional<timestamp> expires_at, timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) {
+        std::optional<environment_lease> lease;
+        {
+            auto st = c.statement(s.sql.renew);
+            bind_text(st.get(), 1, id);
+            bind_value(st.get(), 2, expires_at);
+            bind_value(st.get(), 3, now);
+            bind_value(st.get(), 4, expected_epoch);
+            lease = read_one<environment_lease>(st, leases_table, "renewing a lease");
+        }
+        if (!lease) throw cas_failure(c, s.sql, id, expected_epoch, lease_status::active, true);
+        return std::move(*lease);
+    });
+}
+
+inline std::vector<environment_lease> sqlite_store::release_leases_for_run(std::string_view heartbeat_run_id,
+                                                                           lease_status to, timestamp now) {
+    using namespace detail::sqlite;
+    if (!can_transition(lease_status::active, to))
+        throw store_error(store_errc::illegal_transition,
+                          std::string("Leases cannot move from active to ") + to_string(to) + ".");
+    auto& s = *state_;
+    auto leases = with_writer(s, [&](connection& c) {
+        auto st = c.statement(s.sql.release_run);
+        bind_text(st.get(), 1, heartbeat_run_id);
+        bind_value(st.get(), 2, to);
+        if (to == lease_status::retained) bind_null(st.get(), 3);
+        else bind_value(st.get(), 3, now);
+        bind_value(st.get(), 4, now);
+        return read_all<environment_lease>(s, st, leases_table, "releasing a run's leases");
+    });
+    // RETURNING yields rows in no defined order; give them list_run_leases' order.
+    std::sort(leases.begin(), leases.end(), [](environment_lease const& a, environment_lease const& b) {
+        if (a.last_used_at != b.last_used_at) return a.last_used_at > b.last_used_at;
+        if (a.created_at != b.created_at) return a.created_at > b.created_at;
+        return a.id < b.id;
+    });
+    return leases;
+}
+
+inline std::vector<environment_lease> sqlite_store::list_expired_leases(timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.expired);
+        bind_value(st.get(), 1, now);
+        return read_all<environment_lease>(s, st, leases_table, "listing expired leases");
+    });
+}
+
+// ---- activity ----------------------------------------------------------------------------------
+
+inline void sqlite_store::record_activity(activity_event const& event) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    with_writer(s, [&](connection& c) { insert_event(c, s.sql, event); });
+}
+
+inline std::vector<activity_event> sqlite_store::list_activity(activity_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string sql = s.sql.list_activity;
+    char const* glue = " WHERE ";
+    if (filter.company_id) (sql += std::exchange(glue, " AND ")) += "company_id = ?1";
+    if (filter.run_id) (sql += std::exchange(glue, " AND ")) += "run_id = ?2";
+    if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += "entity_id = ?3";
+    sql += " ORDER BY created_at ASC, rowid ASC";
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        if (filter.company_id) bind_text(st.get(), 1, *filter.company_id);
+        if (filter.run_id) bind_text(st.get(), 2, *filter.run_id);
+        if (filter.entity_id) bind_text(st.get(), 3, *filter.entity_id);
+        return read_all<activity_event>(s, st, activity_table, "listing activity");
+    });
+}
+
+}  // namespace berth
