@@ -365,6 +365,7 @@ inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
                                                              : "PRAGMA synchronous = NORMAL",
            "setting synchronous");
     c.exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
+    c.exec("PRAGMA wal_autocheckpoint = " + std::to_string(s.options.wal_autocheckpoint), "setting wal_autocheckpoint");
     migrate(c, s.path);
 }
 

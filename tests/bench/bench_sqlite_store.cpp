@@ -1,0 +1,198 @@
+// sqlite_store's write path against SQLite's own floor, in one run, on files in a temp dir:
+//   (a) raw_pair/<sync>: the raw C API, no berth: one INSERT of a lease-sized row and one UPDATE
+//       of it (status, epoch, timestamps: the bytes change, or SQLite would skip the write), each
+//       its own transaction, WAL, on a table with only its primary key;
+//   (b) berth_lease_pair/<sync>: sqlite_store::acquire_lease + transition_lease to released, each
+//       with its activity event, as the orchestrator calls them (and, for information, the same
+//       pair without the events);
+// for synchronous=NORMAL and FULL. Prints `ratio sqlite_lease_pair_<sync> = b / a (target <= 1.5)`.
+//
+// Run: build-dir/tests/bench/bench_sqlite_store [--benchmark_min_time=2]
+
+#include "bench_support.hpp"
+
+#include <berth/model/ids.hpp>
+#include <berth/src.hpp>
+#include <berth/stores/sqlite.hpp>
+
+#include <benchmark/benchmark.h>
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string const& bench_dir() {
+    static std::string const dir = [] {
+        std::string tmpl = (fs::temp_directory_path() / "berth-bench-sqlite-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        return tmpl;
+    }();
+    return dir;
+}
+
+std::string fresh_file(std::string const& name) {
+    auto const path = bench_dir() + "/" + name;
+    for (auto const* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
+    return path;
+}
+
+void check(int rc, sqlite3* db, char const* what) {
+    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        throw std::runtime_error(std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+// (a) The floor: what any store must pay for two transactions that write a lease-sized row.
+void raw_pair(benchmark::State& state, char const* synchronous) {
+    auto const path = fresh_file(std::string("raw-") + synchronous + ".db");
+    sqlite3* db = nullptr;
+    check(sqlite3_open(path.c_str(), &db), db, "open");
+    check(sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr), db, "wal");
+    check(sqlite3_exec(db, (std::string("PRAGMA synchronous = ") + synchronous).c_str(), nullptr, nullptr, nullptr),
+          db, "synchronous");
+    check(sqlite3_exec(db,
+                       "CREATE TABLE leases (id TEXT PRIMARY KEY NOT NULL, company_id TEXT NOT NULL, "
+                       "environment_id TEXT NOT NULL, execution_workspace_id TEXT, issue_id TEXT, heartbeat_run_id TEXT, "
+                       "status TEXT NOT NULL, lease_policy TEXT NOT NULL, provider TEXT, provider_lease_id TEXT, "
+                       "acquired_at TEXT NOT NULL, last_used_at TEXT NOT NULL, expires_at TEXT, released_at TEXT, "
+                       "failure_reason TEXT, cleanup_status TEXT, metadata TEXT, epoch INTEGER NOT NULL, "
+                       "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+                       nullptr, nullptr, nullptr),
+          db, "create");
+    sqlite3_stmt* ins = nullptr;
+    sqlite3_stmt* upd = nullptr;
+    check(sqlite3_prepare_v2(db,
+                             "INSERT INTO leases VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'active', 'ephemeral', 'local', NULL, "
+                             "?6, ?6, NULL, NULL, NULL, NULL, ?7, 1, ?6, ?6)",
+                             -1, &ins, nullptr),
+          db, "prepare insert");
+    check(sqlite3_prepare_v2(db,
+                             "UPDATE leases SET status = 'released', epoch = epoch + 1, released_at = ?2, "
+                             "last_used_at = ?2, updated_at = ?2 WHERE id = ?1",
+                             -1, &upd, nullptr),
+          db, "prepare update");
+    std::string const company = berth::new_id(), env = berth::new_id();
+    std::string const metadata = R"({"driver":"local","executionWorkspaceMode":null})";
+    berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
+    for (auto _ : state) {
+        now = now + std::chrono::microseconds(1);
+        auto const id = berth::new_id(), run = berth::new_id(), issue = berth::new_id();
+        auto const t = berth::to_iso8601(now);
+        sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, company.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, env.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, issue.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, run.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 6, t.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 7, metadata.c_str(), -1, SQLITE_STATIC);
+        check(sqlite3_step(ins), db, "insert");
+        sqlite3_reset(ins);
+        auto const t2 = berth::to_iso8601(now + std::chrono::microseconds(1));
+        sqlite3_bind_text(upd, 1, id.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 2, t2.c_str(), -1, SQLITE_STATIC);
+        check(sqlite3_step(upd), db, "update");
+        if (sqlite3_changes(db) != 1) state.SkipWithError("the UPDATE changed no row");
+        sqlite3_reset(upd);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(upd);
+    sqlite3_close(db);
+}
+
+// (b) berth's lease pair, with the activity events the orchestrator records.
+void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchronous, char const* name,
+                      bool with_activity) {
+    auto store = berth::sqlite_store::open(fresh_file(std::string("berth-") + name + (with_activity ? "" : "-bare") + ".db"),
+                                           berth::sqlite_options{.synchronous = synchronous});
+    berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
+    std::string const company = berth::new_id(), agent = berth::new_id();
+    auto const env = store.ensure_local_environment(company, now);
+    for (auto _ : state) {
+        now = now + std::chrono::microseconds(1);
+        berth::new_lease const nl{.id = berth::new_id(),
+                                  .company_id = company,
+                                  .environment_id = env.id,
+                                  .execution_workspace_id = std::nullopt,
+                                  .issue_id = berth::new_id(),
+                                  .heartbeat_run_id = berth::new_id(),
+                                  .lease_policy = berth::lease_policy_kind::ephemeral,
+                                  .provider = "local",
+                                  .provider_lease_id = std::nullopt,
+                                  .expires_at = std::nullopt,
+                                  .metadata = berth::json_object{{"driver", "local"}, {"executionWorkspaceMode", nullptr}}};
+        berth::activity_event const acquired{
+            .id = berth::new_id(),
+            .company_id = company,
+            .actor_type = "agent",
+            .actor_id = agent,
+            .action = berth::actions::lease_acquired,
+            .entity_type = "environment_lease",
+            .entity_id = nl.id,
+            .agent_id = agent,
+            .run_id = nl.heartbeat_run_id,
+            .details = {{"environmentId", env.id},
+                        {"driver", "local"},
+                        {"leasePolicy", "ephemeral"},
+                        {"provider", "local"},
+                        {"executionWorkspaceId", nullptr},
+                        {"issueId", *nl.issue_id}},
+            .created_at = now};
+        auto const lease = store.acquire_lease(nl, now, with_activity ? &acquired : nullptr);
+
+        auto const later = now + std::chrono::microseconds(1);
+        berth::activity_event const released{
+            .id = berth::new_id(),
+            .company_id = company,
+            .actor_type = "agent",
+            .actor_id = agent,
+            .action = berth::actions::lease_released,
+            .entity_type = "environment_lease",
+            .entity_id = lease.id,
+            .agent_id = agent,
+            .run_id = lease.heartbeat_run_id,
+            .details = {{"environmentId", env.id},
+                        {"driver", "local"},
+                        {"leasePolicy", "ephemeral"},
+                        {"provider", "local"},
+                        {"executionWorkspaceId", nullptr},
+                        {"issueId", *lease.issue_id},
+                        {"status", "released"},
+                        {"cleanupStatus", nullptr},
+                        {"failureReason", nullptr}},
+            .created_at = later};
+        auto const done = store.transition_lease(
+            berth::lease_transition{.id = lease.id, .expected_epoch = lease.epoch, .to = berth::lease_status::released},
+            later, with_activity ? &released : nullptr);
+        benchmark::DoNotOptimize(done.epoch);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using berth::sqlite_synchronous;
+    benchmark::RegisterBenchmark("raw_pair/normal", raw_pair, "NORMAL")->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("berth_lease_pair/normal", berth_lease_pair, sqlite_synchronous::normal, "normal",
+                                 true)
+        ->Unit(benchmark::kMicrosecond);
+    // Informational: the same pair without activity events, to show what the audit trail costs.
+    benchmark::RegisterBenchmark("berth_lease_pair_without_activity/normal", berth_lease_pair,
+                                 sqlite_synchronous::normal, "normal", false)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("raw_pair/full", raw_pair, "FULL")->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("berth_lease_pair/full", berth_lease_pair, sqlite_synchronous::full, "full", true)
+        ->Unit(benchmark::kMicrosecond);
+    int const rc = berth::bench::run_and_report(
+        argc, argv,
+        {{"sqlite_lease_pair_normal", "berth_lease_pair/normal", "raw_pair/normal", 1.5},
+         {"sqlite_lease_pair_full", "berth_lease_pair/full", "raw_pair/full", 1.5}});
+    std::error_code ec;
+    fs::remove_all(bench_dir(), ec);
+    return rc;
+}
