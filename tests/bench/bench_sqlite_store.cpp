@@ -58,7 +58,8 @@ void raw_pair(benchmark::State& state, char const* synchronous) {
           db, "synchronous");
     check(sqlite3_exec(db,
                        "CREATE TABLE leases (id TEXT PRIMARY KEY NOT NULL, company_id TEXT NOT NULL, "
-                       "environment_id TEXT NOT NULL, execution_workspace_id TEXT, issue_id TEXT, heartbeat_run_id TEXT, "
+                       "environment_id TEXT NOT NULL, execution_workspace_id TEXT, issue_id TEXT, "
+                       "heartbeat_run_id TEXT, "
                        "status TEXT NOT NULL, lease_policy TEXT NOT NULL, provider TEXT, provider_lease_id TEXT, "
                        "acquired_at TEXT NOT NULL, last_used_at TEXT NOT NULL, expires_at TEXT, released_at TEXT, "
                        "failure_reason TEXT, cleanup_status TEXT, metadata TEXT, epoch INTEGER NOT NULL, "
@@ -68,7 +69,8 @@ void raw_pair(benchmark::State& state, char const* synchronous) {
     sqlite3_stmt* ins = nullptr;
     sqlite3_stmt* upd = nullptr;
     check(sqlite3_prepare_v2(db,
-                             "INSERT INTO leases VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'active', 'ephemeral', 'local', NULL, "
+                             "INSERT INTO leases VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'active', 'ephemeral', 'local', "
+                             "NULL, "
                              "?6, ?6, NULL, NULL, NULL, NULL, ?7, 1, ?6, ?6)",
                              -1, &ins, nullptr),
           db, "prepare insert");
@@ -108,7 +110,8 @@ void raw_pair(benchmark::State& state, char const* synchronous) {
 // (b) berth's lease pair, with the activity events the orchestrator records.
 void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchronous, char const* name,
                       bool with_activity) {
-    auto store = berth::sqlite_store::open(fresh_file(std::string("berth-") + name + (with_activity ? "" : "-bare") + ".db"),
+    auto const file = std::string("berth-") + name + (with_activity ? "" : "-bare") + ".db";
+    auto store = berth::sqlite_store::open(fresh_file(file),
                                            berth::sqlite_options{.synchronous = synchronous});
     berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
     std::string const company = berth::new_id(), agent = berth::new_id();
@@ -125,7 +128,8 @@ void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchro
                                   .provider = "local",
                                   .provider_lease_id = std::nullopt,
                                   .expires_at = std::nullopt,
-                                  .metadata = berth::json_object{{"driver", "local"}, {"executionWorkspaceMode", nullptr}}};
+                                  .metadata = berth::json_object{{"driver", "local"},
+                                                                 {"executionWorkspaceMode", nullptr}}};
         berth::activity_event const acquired{
             .id = berth::new_id(),
             .company_id = company,

@@ -377,8 +377,8 @@ TEST_CASE("sqlite_store migrates a version 1 file written by hand", "[sqlite_sto
 
     raw_db db(path);
     CHECK(db.value("PRAGMA user_version") == std::to_string(sqlite_store::schema_version));
-    CHECK(db.value("SELECT count(*) FROM sqlite_master WHERE name = 'environment_leases_reuse_by_environment_active_idx'") ==
-          "1");
+    CHECK(db.value("SELECT count(*) FROM sqlite_master WHERE "
+                   "name = 'environment_leases_reuse_by_environment_active_idx'") == "1");
     CHECK_THAT(db.value("SELECT sql FROM sqlite_master WHERE name = 'environment_leases_heartbeat_run_idx'"),
                Catch::Contains("IS NOT NULL"));
 }
@@ -624,7 +624,8 @@ TEST_CASE("a lease acquired by one process is seen and released by the next", "[
     temp_dir dir;
     auto const path = dir.file("berth.db");
     auto const log = dir.file("child.log");
-    int const rc = wait_exit(spawn_self("sqlite child: acquire a lease and exit", {{"BERTH_SQLITE_CHILD_DB", path}}, log));
+    int const rc =
+        wait_exit(spawn_self("sqlite child: acquire a lease and exit", {{"BERTH_SQLITE_CHILD_DB", path}}, log));
     INFO(slurp(log));
     REQUIRE(rc == 0);
 

@@ -132,7 +132,8 @@ void read_value(sqlite3_stmt* s, int i, T& out, column_ref const& c) {
         auto const text = column_text(s, i);
         boost::system::error_code ec;
         auto v = boost::json::parse(text, ec);
-        if (ec) throw corrupt(c, "Unexpected JSON value: " + std::string(text.substr(0, 200)) + " (" + ec.message() + ")");
+        if (ec)
+            throw corrupt(c, "Unexpected JSON value: " + std::string(text.substr(0, 200)) + " (" + ec.message() + ")");
         if (!v.is_object())
             throw corrupt(c, "Unexpected JSON value: " + std::string(text.substr(0, 200)) + " (expected an object)");
         out = std::move(v.get_object());

@@ -69,7 +69,8 @@ struct statements {
     std::string reuse_ew_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND "
                                   "execution_workspace_id = ?2 AND status = 'active' AND "
                                   "lease_policy = 'reuse_by_execution_workspace'";
-    std::string lease_state = "SELECT id, status, epoch, company_id, environment_id FROM environment_leases WHERE id = ?1";
+    std::string lease_state =
+        "SELECT id, status, epoch, company_id, environment_id FROM environment_leases WHERE id = ?1";
     /// transition[to]: compare-and-set on the epoch, and only from a status the table allows.
     std::array<std::string, detail::lease_status_count> transition = make_transitions(lease_cols);
     std::string renew = "UPDATE environment_leases SET expires_at = ?2, last_used_at = ?3, updated_at = ?3 "
