@@ -1,0 +1,156 @@
+#pragma once
+//! @file
+//! berth::local_driver — the environment driver for the machine berth runs on (upstream §2.1).
+//!
+//! There is nothing to provision: a lease is a record (provider "local"), releasing it cleans
+//! nothing up, the workspace is the path the caller gives, and commands run as child processes of
+//! this process through berth::process::run, with the parent's environment minus secrets
+//! (berth::process::sanitized_environment) and the command's own variables on top.
+//!
+//! @code
+//! berth::local_driver local;
+//! auto r = local.execute(env, lease, {.program = "make", .args = {"test"}, .cwd = "/srv/work"});
+//! @endcode
+//!
+//! Models environment_driver, driver_with_realize_workspace, driver_with_execute, driver_with_probe
+//! and driver_with_execution_target (not resume/destroy: a local lease has no provider side).
+//! Stateless apart from its options: every member is const and safe to call from many threads.
+
+#include <berth/concepts/environment_driver.hpp>  // driver_tag, the driver concepts
+#include <berth/model/driver_io.hpp>              // acquire_request, lease_grant, command, ...
+#include <berth/process/spawn.hpp>                // process::run (its environment: process/environment.hpp)
+
+#include <boost/json/object.hpp>  // boost::json::object (metadata, details)
+#include <boost/json/value.hpp>   // boost::json::value (null members)
+
+#include <chrono>    // std::chrono::milliseconds
+#include <optional>  // std::optional
+#include <string>    // std::string
+#include <utility>   // std::move
+
+#include <climits>   // HOST_NAME_MAX, PATH_MAX
+#include <unistd.h>  // gethostname, getcwd
+
+namespace berth {
+
+/// Options of local_driver.
+struct local_driver_options {
+    /// After a command's deadline: SIGTERM, then SIGKILL this much later (see process::run_options).
+    std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
+};
+
+class local_driver {
+public:
+    using driver_concept = driver_tag;
+    static constexpr driver_kind kind = driver_kind::local;
+
+    /// The exact probe summary (upstream's, with "this host" for "this Paperclip host").
+    static constexpr char const* probe_summary = "Local environment is available on this host.";
+
+    local_driver() noexcept = default;
+    explicit local_driver(local_driver_options options) noexcept : options_(options) {}
+
+    [[nodiscard]] local_driver_options const& options() const noexcept { return options_; }
+
+    /// A lease on this machine: provider "local", no provider lease id, no expiry, and metadata
+    /// `{agentId (only when the request has one), driver: "local", executionWorkspaceMode (or null)}`.
+    /// @throws std::bad_alloc
+    [[nodiscard]] lease_grant acquire(acquire_request const& request) const {
+        lease_grant grant;
+        grant.provider = "local";
+        if (request.agent_id.has_value()) grant.metadata["agentId"] = *request.agent_id;
+        grant.metadata["driver"] = "local";
+        if (request.execution_workspace_mode)
+            grant.metadata["executionWorkspaceMode"] = *request.execution_workspace_mode;
+        else
+            grant.metadata["executionWorkspaceMode"] = nullptr;
+        return grant;
+    }
+
+    /// Nothing to clean up: an empty outcome (cleanup_status stays nullopt). Never throws.
+    [[nodiscard]] release_outcome release(environment const&, environment_lease const&, lease_status) const noexcept {
+        return {};
+    }
+
+    /// cwd = local_path ?? remote_path ?? "/", and metadata `{workspaceRealization: {version: 1,
+    /// driver: "local", transport: "local", mode, cwd (local ?? remote, else null), local: {path},
+    /// remote: {path}}}`. Does not touch the filesystem (as upstream): execute checks the cwd.
+    /// @throws std::bad_alloc
+    [[nodiscard]] workspace_realization realize_workspace(realize_request const& request) const {
+        auto nullable_string = [](std::optional<std::string> const& s) {
+            return s ? boost::json::value(*s) : boost::json::value(nullptr);
+        };
+        std::optional<std::string> const chosen = request.local_path ? request.local_path : request.remote_path;
+
+        boost::json::object record;
+        record["version"] = 1;
+        record["driver"] = "local";
+        record["transport"] = "local";
+        record["mode"] = nullable_string(request.mode);
+        record["cwd"] = nullable_string(chosen);
+        record["local"] = boost::json::object{{"path", nullable_string(request.local_path)}};
+        record["remote"] = boost::json::object{{"path", nullable_string(request.remote_path)}};
+
+        workspace_realization realization;
+        realization.cwd = chosen.value_or("/");
+        realization.metadata["workspaceRealization"] = std::move(record);
+        return realization;
+    }
+
+    /// Runs `cmd` on this machine (berth::process::run) with this process's environment minus
+    /// secrets (the variables process::sanitized_environment() lists) and `cmd.env` on top, in
+    /// `cmd.cwd` (which must exist) or this process's cwd.
+    /// @throws berth::process_error when the program or the cwd is missing or the spawn fails (a
+    ///         non-zero exit is a result, not an error); whatever `cmd.on_output` throws.
+    [[nodiscard]] command_result execute(environment const&, environment_lease const&, command const& cmd) const {
+        return process::run(cmd, {.inherit_sanitized_environment = true, .kill_grace = options_.kill_grace});
+    }
+
+    /// Always ok on a host that runs berth: summary `probe_summary`, details `{hostname, cwd}`
+    /// (null where the system call fails). Never throws; under memory exhaustion it returns a
+    /// default (not ok) result.
+    [[nodiscard]] probe_result probe(environment const&) const noexcept {
+        try {
+            probe_result result;
+            result.ok = true;
+            result.summary = probe_summary;
+            char host[HOST_NAME_MAX + 1] = {};
+            if (::gethostname(host, sizeof host - 1) == 0)
+                result.details["hostname"] = host;
+            else
+                result.details["hostname"] = nullptr;
+            char cwd[PATH_MAX];
+            if (::getcwd(cwd, sizeof cwd) != nullptr)
+                result.details["cwd"] = cwd;
+            else
+                result.details["cwd"] = nullptr;
+            return result;
+        } catch (...) {
+            return probe_result{};
+        }
+    }
+
+    /// `{kind: "local", environment_id, lease_id}`; no transport, remote cwd or spec.
+    /// @throws std::bad_alloc
+    [[nodiscard]] berth::execution_target execution_target(environment const& env,
+                                                           environment_lease const& lease) const {
+        berth::execution_target target;
+        target.kind = "local";
+        target.environment_id = env.id;
+        target.lease_id = lease.id;
+        return target;
+    }
+
+private:
+    local_driver_options options_{};
+};
+
+static_assert(environment_driver<local_driver>);
+static_assert(driver_with_realize_workspace<local_driver>);
+static_assert(driver_with_execute<local_driver>);
+static_assert(driver_with_probe<local_driver>);
+static_assert(driver_with_execution_target<local_driver>);
+static_assert(!driver_with_resume<local_driver> && !driver_with_destroy<local_driver>,
+              "a local lease has no provider side to resume or destroy");
+
+}  // namespace berth
