@@ -104,6 +104,7 @@ public:
         return sqlite_store(std::move(path), std::move(options));
     }
 
+    /// A moved-from store may only be destroyed or assigned to.
     sqlite_store(sqlite_store&&) noexcept;
     sqlite_store& operator=(sqlite_store&&) noexcept;
     sqlite_store(sqlite_store const&) = delete;

@@ -161,7 +161,11 @@ auto with_reader(store_state& s, F&& f) {
         std::unique_ptr<connection>& c;
         ~give_back() {
             std::lock_guard lock(s.pool_mutex);
-            s.idle_readers.push_back(std::move(c));
+            try {
+                s.idle_readers.push_back(std::move(c));
+            } catch (...) {
+                // Out of memory for the pool's slot: close this connection instead of keeping it.
+            }
         }
     } guard{s, c};
     return f(*c);
