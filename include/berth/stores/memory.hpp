@@ -1,0 +1,194 @@
+#pragma once
+//! @file
+//! berth::memory_store — a persistence backend that keeps environments, leases and the activity
+//! log in the process's memory: for tests, examples and one-process tools that need no history
+//! after they exit. Part of the core target `berth::berth`; it links nothing.
+//!
+//! It has the semantics of the SQL stores, rule for rule (the same conformance kit,
+//! berth/testing/store_conformance.hpp, runs on all of them):
+//!   - upstream environmentService: company-scoped lists newest first, patch semantics, one local
+//!     environment per company created idempotently;
+//!   - berth's lease rules: a fencing `epoch` compared-and-set on every status change, the status
+//!     table of model/lease_transitions.hpp, `maxActiveLeases` capacity, one active lease per
+//!     reuse scope, expiry and renewal;
+//!   - a lease write and its activity event commit together, and a refused or failed operation
+//!     changes nothing (strong exception guarantee, std::bad_alloc included).
+//!
+//! @code
+//! berth::memory_store store;
+//! auto env = store.ensure_local_environment("company-1", clock.now());
+//! @endcode
+
+#include <berth/concepts/persistence_backend.hpp>  // the concept memory_store models
+#include <berth/error.hpp>                         // store_error, store_errc
+#include <berth/model/activity.hpp>                // activity_event, activity_filter
+#include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
+#include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
+
+#include <cstdint>       // std::uint64_t, std::int64_t
+#include <functional>    // std::less
+#include <map>           // std::map
+#include <optional>      // std::optional
+#include <set>           // std::set
+#include <shared_mutex>  // std::shared_mutex
+#include <string>        // std::string
+#include <string_view>   // std::string_view
+#include <vector>        // std::vector
+
+namespace berth {
+
+/// A berth::persistence_backend in memory.
+///
+/// Thread safety: every member function may be called from many threads at once. Reads share one
+/// reader-writer lock; each write holds it exclusively for the whole read-check-modify step, so
+/// the capacity count, the reuse-scope check and the epoch compare-and-set cannot interleave with
+/// another write. Every list is one consistent snapshot.
+///
+/// Records are returned by value: changing a returned record never changes the store.
+///
+/// Errors: every refusal is a berth::store_error with the code the berth::environment_store and
+/// berth::lease_store contracts name. After any exception the store is exactly as before the call.
+///
+/// Ordering: lists that sort by time break remaining ties by insertion order (newest first where
+/// the list is newest first, oldest first where it is oldest first), so equal timestamps from a
+/// coarse or manual clock still give one deterministic order.
+///
+/// Not copyable or movable (it owns its lock); hold it by reference or in a smart pointer.
+class memory_store {
+public:
+    memory_store() = default;
+    memory_store(memory_store const&) = delete;
+    memory_store& operator=(memory_store const&) = delete;
+
+    // ---- berth::environment_store ----------------------------------------------------------------
+
+    /// The company's environments matching every engaged member of `filter`, newest `updated_at`
+    /// first, then newest `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<environment> list_environments(std::string_view company_id,
+                                                             environment_filter const& filter) const;
+
+    /// The environment with that id, or nullopt.
+    [[nodiscard]] std::optional<environment> get_environment(std::string_view id) const;
+
+    /// Inserts an environment with a new id; created_at = updated_at = `now`.
+    /// @throws store_error invalid_argument (empty name or company id, naming the field);
+    ///         conflict (the company already has a `local` environment and `input` is another).
+    environment create_environment(new_environment const& input, timestamp now);
+
+    /// Replaces each member `patch` engages; updated_at = `now`. nullopt when there is no such
+    /// environment (nothing is created).
+    /// @throws store_error invalid_argument (an empty name); conflict (the patch makes the
+    ///         environment `local` while its company already has another local one).
+    std::optional<environment> update_environment(std::string_view id, environment_patch const& patch,
+                                                  timestamp now);
+
+    /// The company's local environment, created on first call (name default_local_environment_name,
+    /// description default_local_environment_description, driver local, status active, config {},
+    /// metadata {"managedByBerth": true, "defaultForCompany": true}). An existing local environment
+    /// is returned as it is (renamed, archived, ...). Concurrent callers get the same row.
+    /// @throws store_error invalid_argument (empty company id).
+    environment ensure_local_environment(std::string_view company_id, timestamp now);
+
+    // ---- berth::lease_store ----------------------------------------------------------------------
+
+    /// The lease with that id, or nullopt.
+    [[nodiscard]] std::optional<environment_lease> get_lease(std::string_view id) const;
+
+    /// The environment's leases matching `filter`, newest `last_used_at` first, then newest
+    /// `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<environment_lease> list_leases(std::string_view environment_id,
+                                                             lease_filter const& filter) const;
+
+    /// The run's leases matching `filter`, in list_leases' order.
+    [[nodiscard]] std::vector<environment_lease> list_run_leases(std::string_view heartbeat_run_id,
+                                                                 lease_filter const& filter) const;
+
+    /// Inserts an `active` lease at epoch 1 (acquired_at = last_used_at = created_at = updated_at
+    /// = `now`) and, in the same critical section, `event` when non-null: both or neither.
+    /// @throws store_error invalid_argument (an empty id, company id or environment id; a company
+    ///         that is not the environment's; a config `maxActiveLeases` that is not a positive
+    ///         integer, naming the value); not_found (unknown environment); conflict (the lease id
+    ///         or the event id exists; the lease's reuse scope already has an active lease);
+    ///         capacity_exceeded (the environment already has `maxActiveLeases` active leases,
+    ///         naming the environment and the limit).
+    environment_lease acquire_lease(new_lease const& input, timestamp now, activity_event const* event);
+
+    /// Compare-and-set: moves lease `transition.id` to `transition.to` only when its epoch is
+    /// `transition.expected_epoch` and berth::can_transition allows the move. Sets epoch + 1,
+    /// last_used_at = updated_at = `now`, released_at = `now` (null when the target is `active` or
+    /// `retained`), failure_reason / cleanup_status when given (else kept). Writes `event` in the
+    /// same critical section.
+    /// @throws store_error not_found; stale_epoch (naming the lease, the caller's and the stored
+    ///         epoch); illegal_transition (naming from and to); capacity_exceeded or conflict
+    ///         (resuming a `retained` lease into a full environment or a taken reuse scope);
+    ///         conflict (the event id exists).
+    environment_lease transition_lease(lease_transition const& transition, timestamp now,
+                                       activity_event const* event);
+
+    /// Replaces the lease's metadata; last_used_at = updated_at = `now`; epoch and status are
+    /// unchanged. nullopt for an unknown lease.
+    std::optional<environment_lease> update_lease_metadata(std::string_view id, std::optional<json_object> metadata,
+                                                           timestamp now);
+
+    /// Replaces expires_at of an `active` lease held at `expected_epoch`; last_used_at =
+    /// updated_at = `now`; the epoch is not incremented.
+    /// @throws store_error not_found; stale_epoch; illegal_transition (the lease is not active).
+    environment_lease renew_lease(std::string_view id, std::uint64_t expected_epoch,
+                                  std::optional<timestamp> expires_at, timestamp now);
+
+    /// Moves every `active` lease of the run — and only those — to `to`, each with epoch + 1 and
+    /// the released_at rule of transition_lease. Returns the moved leases in list_leases' order.
+    /// @throws store_error illegal_transition when `to` cannot follow `active`.
+    std::vector<environment_lease> release_leases_for_run(std::string_view heartbeat_run_id, lease_status to,
+                                                          timestamp now);
+
+    /// `active` leases whose expires_at <= `now`, oldest expiry first (then oldest inserted).
+    [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now) const;
+
+    // ---- berth::activity_sink --------------------------------------------------------------------
+
+    /// Appends one event.
+    /// @throws store_error conflict (an event with that id exists).
+    void record_activity(activity_event const& event);
+
+    /// Events matching every engaged member of `filter`, oldest `created_at` first, then oldest
+    /// inserted.
+    [[nodiscard]] std::vector<activity_event> list_activity(activity_filter const& filter) const;
+
+private:
+    struct environment_row {
+        environment value;
+        std::uint64_t seq;  // insertion order: the last tie-break of every list
+    };
+    struct lease_row {
+        environment_lease value;
+        std::uint64_t seq;
+    };
+    template <class Row>
+    using index = std::map<std::string, std::vector<Row*>, std::less<>>;
+
+    [[nodiscard]] environment_row const* find_local(std::string_view company_id,
+                                                    std::string_view except_id = {}) const;
+    void check_capacity(environment const& env) const;
+    void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
+                           std::optional<std::string> const& execution_workspace_id) const;
+    void check_event_id(activity_event const* event) const;
+    void insert_environment(environment env);
+
+    mutable std::shared_mutex mutex_;
+    std::uint64_t next_seq_ = 0;
+    // Rows live in std::map nodes, whose addresses never change, so the indexes hold pointers.
+    std::map<std::string, environment_row, std::less<>> environments_;
+    index<environment_row> environments_by_company_;
+    std::map<std::string, lease_row, std::less<>> leases_;
+    index<lease_row> leases_by_environment_;
+    index<lease_row> leases_by_run_;
+    std::vector<activity_event> activity_;  // in insertion order
+    std::set<std::string, std::less<>> activity_ids_;
+};
+
+}  // namespace berth
+
+#include <berth/stores/memory/impl/memory_store.hpp>
+
+static_assert(berth::persistence_backend<berth::memory_store>);

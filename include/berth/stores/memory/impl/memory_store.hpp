@@ -1,0 +1,509 @@
+#pragma once
+// Definitions of berth::memory_store (declared and documented in berth/stores/memory.hpp, which
+// includes this file at its end; not meant to be included on its own).
+//
+// How every write keeps the store unchanged on failure: it checks every rule first, then builds
+// the new records and makes room in every vector it will append to (the steps that may throw),
+// and only then changes the store, with steps that cannot throw — or, for the one set insertion
+// that may, undoes what came before it.
+
+#include <berth/error.hpp>                    // store_error, store_errc
+#include <berth/model/enum_string.hpp>        // to_string (enums in messages)
+#include <berth/model/ids.hpp>                // new_id
+#include <berth/model/lease_transitions.hpp>  // can_transition
+
+#include <boost/json/serialize.hpp>  // serialize (maxActiveLeases in messages)
+
+#include <algorithm>  // std::sort, std::stable_sort, std::count_if
+#include <cstdint>    // std::int64_t, std::uint64_t
+#include <limits>     // std::numeric_limits
+#include <mutex>      // std::unique_lock
+#include <string>     // std::string, std::to_string
+#include <utility>    // std::move
+
+namespace berth::detail::memory {
+
+[[nodiscard]] inline std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+/// Makes room for one more element, so that the push_back that follows cannot throw.
+template <class T>
+void reserve_one(std::vector<T>& v) {
+    if (v.size() == v.capacity()) v.reserve(v.size() < 4 ? 4 : v.size() * 2);
+}
+
+/// Newest `updated_at` first, then newest `created_at`, then most recently inserted.
+template <class Row>
+bool newest_environment_first(Row const* a, Row const* b) noexcept {
+    if (a->value.updated_at != b->value.updated_at) return a->value.updated_at > b->value.updated_at;
+    if (a->value.created_at != b->value.created_at) return a->value.created_at > b->value.created_at;
+    return a->seq > b->seq;
+}
+
+/// Newest `last_used_at` first, then newest `created_at`, then most recently inserted.
+template <class Row>
+bool newest_lease_first(Row const* a, Row const* b) noexcept {
+    if (a->value.last_used_at != b->value.last_used_at) return a->value.last_used_at > b->value.last_used_at;
+    if (a->value.created_at != b->value.created_at) return a->value.created_at > b->value.created_at;
+    return a->seq > b->seq;
+}
+
+/// The environment's `maxActiveLeases` (absent or null: no limit).
+/// @throws store_error invalid_argument, naming the environment and the value, for anything but a
+///         positive integer.
+inline std::optional<std::int64_t> max_active_leases(environment const& env) {
+    auto const* v = env.config.if_contains("maxActiveLeases");
+    if (!v || v->is_null()) return std::nullopt;
+    std::optional<std::int64_t> n;
+    if (v->is_int64()) n = v->get_int64();
+    else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        n = static_cast<std::int64_t>(v->get_uint64());
+    if (!n || *n < 1)
+        throw store_error(store_errc::invalid_argument,
+                          "Environment " + quoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
+                              boost::json::serialize(*v) + "; it must be a positive integer.");
+    return n;
+}
+
+/// released_at after a move to `to`: null while the lease holds (or may again hold) its resource.
+[[nodiscard]] inline std::optional<timestamp> released_at_for(lease_status to, timestamp now) noexcept {
+    if (to == lease_status::active || to == lease_status::retained) return std::nullopt;
+    return now;
+}
+
+template <class Row>
+[[nodiscard]] auto values_of(std::vector<Row const*> const& rows) {
+    std::vector<decltype(Row::value)> out;
+    out.reserve(rows.size());
+    for (auto const* r : rows) out.push_back(r->value);
+    return out;
+}
+
+}  // namespace berth::detail::memory
+
+namespace berth {
+
+// ---- private helpers ---------------------------------------------------------------------------
+
+inline memory_store::environment_row const* memory_store::find_local(std::string_view company_id,
+                                                                    std::string_view except_id) const {
+    auto const it = environments_by_company_.find(company_id);
+    if (it == environments_by_company_.end()) return nullptr;
+    for (auto const* row : it->second)
+        if (row->value.driver == driver_kind::local && row->value.id != except_id) return row;
+    return nullptr;
+}
+
+inline void memory_store::check_capacity(environment const& env) const {
+    using namespace detail::memory;
+    auto const limit = max_active_leases(env);
+    if (!limit) return;
+    std::int64_t active = 0;
+    if (auto const it = leases_by_environment_.find(env.id); it != leases_by_environment_.end())
+        active = std::count_if(it->second.begin(), it->second.end(),
+                               [](lease_row const* r) { return r->value.status == lease_status::active; });
+    if (active >= *limit)
+        throw store_error(store_errc::capacity_exceeded,
+                          "Environment " + quoted(env.name) + " (" + env.id + ") already has " +
+                              std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
+                              ", its limit (maxActiveLeases = " + std::to_string(*limit) + ").");
+}
+
+inline void memory_store::check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
+                                            std::optional<std::string> const& execution_workspace_id) const {
+    using namespace detail::memory;
+    bool const by_environment = policy == lease_policy_kind::reuse_by_environment;
+    bool const by_workspace = policy == lease_policy_kind::reuse_by_execution_workspace && execution_workspace_id;
+    // Other policies, and a workspace policy without a workspace, have no scope: capacity bounds them.
+    if (!by_environment && !by_workspace) return;
+    auto const it = leases_by_environment_.find(environment_id);
+    if (it == leases_by_environment_.end()) return;
+    for (auto const* row : it->second) {
+        auto const& l = row->value;
+        if (l.status != lease_status::active || l.lease_policy != policy) continue;
+        if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
+        throw store_error(store_errc::conflict,
+                          "Environment " + quoted(environment_id) + " already has an active " + to_string(policy) +
+                              " lease" +
+                              (by_workspace ? " for execution workspace " + quoted(*execution_workspace_id)
+                                            : std::string()) +
+                              " (" + l.id + ").");
+    }
+}
+
+inline void memory_store::check_event_id(activity_event const* event) const {
+    using namespace detail::memory;
+    if (event && activity_ids_.contains(event->id))
+        throw store_error(store_errc::conflict, "Activity event " + quoted(event->id) + " already exists.");
+}
+
+inline void memory_store::insert_environment(environment env) {
+    auto& by_company = environments_by_company_[env.company_id];
+    detail::memory::reserve_one(by_company);
+    std::string id = env.id;
+    auto const [it, inserted] = environments_.try_emplace(std::move(id), environment_row{std::move(env), next_seq_});
+    if (!inserted)  // new_id() collided: a broken random source, never expected
+        throw store_error(store_errc::conflict,
+                          "Environment " + detail::memory::quoted(it->first) + " already exists.");
+    ++next_seq_;
+    by_company.push_back(&it->second);
+}
+
+// ---- environments ------------------------------------------------------------------------------
+
+inline std::vector<environment> memory_store::list_environments(std::string_view company_id,
+                                                                environment_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<environment_row const*> rows;
+    if (auto const it = environments_by_company_.find(company_id); it != environments_by_company_.end()) {
+        for (auto const* row : it->second) {
+            if (filter.status && row->value.status != *filter.status) continue;
+            if (filter.driver && row->value.driver != *filter.driver) continue;
+            rows.push_back(row);
+        }
+    }
+    std::sort(rows.begin(), rows.end(), detail::memory::newest_environment_first<environment_row>);
+    return detail::memory::values_of(rows);
+}
+
+inline std::optional<environment> memory_store::get_environment(std::string_view id) const {
+    std::shared_lock lock(mutex_);
+    auto const it = environments_.find(id);
+    if (it == environments_.end()) return std::nullopt;
+    return it->second.value;
+}
+
+inline environment memory_store::create_environment(new_environment const& input, timestamp now) {
+    using namespace detail::memory;
+    if (input.company_id.empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
+    if (input.name.empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a name (name is empty).");
+    environment env{.id = new_id(),
+                    .company_id = input.company_id,
+                    .name = input.name,
+                    .description = input.description,
+                    .driver = input.driver,
+                    .status = input.status,
+                    .config = input.config,
+                    .metadata = input.metadata,
+                    .created_at = now,
+                    .updated_at = now};
+    environment result = env;
+    std::unique_lock lock(mutex_);
+    if (env.driver == driver_kind::local && find_local(env.company_id))
+        throw store_error(store_errc::conflict,
+                          "Company " + quoted(env.company_id) + " already has a local environment.");
+    insert_environment(std::move(env));
+    return result;
+}
+
+inline std::optional<environment> memory_store::update_environment(std::string_view id,
+                                                                   environment_patch const& patch, timestamp now) {
+    using namespace detail::memory;
+    if (patch.name && patch.name->empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a name (name is empty).");
+    std::unique_lock lock(mutex_);
+    auto const it = environments_.find(id);
+    if (it == environments_.end()) return std::nullopt;
+    environment next = it->second.value;
+    if (patch.name) next.name = *patch.name;
+    if (patch.description) next.description = *patch.description;
+    if (patch.driver) next.driver = *patch.driver;
+    if (patch.status) next.status = *patch.status;
+    if (patch.config) next.config = *patch.config;
+    if (patch.metadata) next.metadata = *patch.metadata;
+    next.updated_at = now;
+    if (next.driver == driver_kind::local && find_local(next.company_id, next.id))
+        throw store_error(store_errc::conflict,
+                          "Company " + quoted(next.company_id) + " already has a local environment.");
+    environment result = next;
+    it->second.value = std::move(next);
+    return result;
+}
+
+inline environment memory_store::ensure_local_environment(std::string_view company_id, timestamp now) {
+    if (company_id.empty())
+        throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
+    {
+        std::shared_lock lock(mutex_);
+        if (auto const* row = find_local(company_id)) return row->value;
+    }
+    environment fresh{.id = new_id(),
+                      .company_id = std::string(company_id),
+                      .name = default_local_environment_name,
+                      .description = std::string(default_local_environment_description),
+                      .driver = driver_kind::local,
+                      .status = environment_status::active,
+                      .config = {},
+                      .metadata = json_object{{"managedByBerth", true}, {"defaultForCompany", true}},
+                      .created_at = now,
+                      .updated_at = now};
+    environment result = fresh;
+    std::unique_lock lock(mutex_);
+    // Another thread may have created it between the two locks: the check is repeated under the
+    // exclusive one, which is what makes concurrent callers agree on one row.
+    if (auto const* row = find_local(company_id)) return row->value;
+    insert_environment(std::move(fresh));
+    return result;
+}
+
+// ---- leases ------------------------------------------------------------------------------------
+
+inline std::optional<environment_lease> memory_store::get_lease(std::string_view id) const {
+    std::shared_lock lock(mutex_);
+    auto const it = leases_.find(id);
+    if (it == leases_.end()) return std::nullopt;
+    return it->second.value;
+}
+
+inline std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
+                                                                lease_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<lease_row const*> rows;
+    if (auto const it = leases_by_environment_.find(environment_id); it != leases_by_environment_.end())
+        for (auto const* row : it->second)
+            if (!filter.status || row->value.status == *filter.status) rows.push_back(row);
+    std::sort(rows.begin(), rows.end(), detail::memory::newest_lease_first<lease_row>);
+    return detail::memory::values_of(rows);
+}
+
+inline std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
+                                                                    lease_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<lease_row const*> rows;
+    if (auto const it = leases_by_run_.find(heartbeat_run_id); it != leases_by_run_.end())
+        for (auto const* row : it->second)
+            if (!filter.status || row->value.status == *filter.status) rows.push_back(row);
+    std::sort(rows.begin(), rows.end(), detail::memory::newest_lease_first<lease_row>);
+    return detail::memory::values_of(rows);
+}
+
+inline environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
+                                                     activity_event const* event) {
+    using namespace detail::memory;
+    if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id (id is empty).");
+    if (input.company_id.empty())
+        throw store_error(store_errc::invalid_argument, "A lease needs a company id (company_id is empty).");
+    if (input.environment_id.empty())
+        throw store_error(store_errc::invalid_argument, "A lease needs an environment id (environment_id is empty).");
+    environment_lease lease{.id = input.id,
+                            .company_id = input.company_id,
+                            .environment_id = input.environment_id,
+                            .execution_workspace_id = input.execution_workspace_id,
+                            .issue_id = input.issue_id,
+                            .heartbeat_run_id = input.heartbeat_run_id,
+                            .status = lease_status::active,
+                            .lease_policy = input.lease_policy,
+                            .provider = input.provider,
+                            .provider_lease_id = input.provider_lease_id,
+                            .acquired_at = now,
+                            .last_used_at = now,
+                            .expires_at = input.expires_at,
+                            .released_at = std::nullopt,
+                            .failure_reason = std::nullopt,
+                            .cleanup_status = std::nullopt,
+                            .metadata = input.metadata,
+                            .epoch = 1,
+                            .created_at = now,
+                            .updated_at = now};
+    environment_lease result = lease;
+    std::optional<activity_event> recorded;
+    if (event) recorded = *event;
+
+    std::unique_lock lock(mutex_);
+    auto const env = environments_.find(input.environment_id);
+    if (env == environments_.end())
+        throw store_error(store_errc::not_found, "Environment " + quoted(input.environment_id) + " not found.");
+    if (env->second.value.company_id != input.company_id)
+        throw store_error(store_errc::invalid_argument,
+                          "Lease " + quoted(input.id) + " is for company " + quoted(input.company_id) +
+                              " but environment " + quoted(input.environment_id) + " belongs to company " +
+                              quoted(env->second.value.company_id) + ".");
+    if (leases_.contains(input.id))
+        throw store_error(store_errc::conflict, "Lease " + quoted(input.id) + " already exists.");
+    check_capacity(env->second.value);
+    check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
+    check_event_id(event);
+
+    // Make room first: after this point nothing but the set insertion can throw.
+    auto& by_environment = leases_by_environment_[input.environment_id];
+    reserve_one(by_environment);
+    std::vector<lease_row*>* by_run = nullptr;
+    if (input.heartbeat_run_id) {
+        by_run = &leases_by_run_[*input.heartbeat_run_id];
+        reserve_one(*by_run);
+    }
+    if (recorded) reserve_one(activity_);
+    std::string key = input.id;
+    auto node = std::map<std::string, lease_row, std::less<>>::node_type{};
+    {
+        // Build the map node off to the side, so that inserting it cannot throw.
+        std::map<std::string, lease_row, std::less<>> staging;
+        staging.try_emplace(std::move(key), lease_row{std::move(lease), next_seq_});
+        node = staging.extract(staging.begin());
+    }
+    if (recorded) activity_ids_.insert(recorded->id);  // the one step that may throw: nothing changed yet
+    auto const inserted = leases_.insert(std::move(node));
+    ++next_seq_;
+    by_environment.push_back(&inserted.position->second);
+    if (by_run) by_run->push_back(&inserted.position->second);
+    if (recorded) activity_.push_back(std::move(*recorded));
+    return result;
+}
+
+inline environment_lease memory_store::transition_lease(lease_transition const& t, timestamp now,
+                                                        activity_event const* event) {
+    using namespace detail::memory;
+    std::optional<activity_event> recorded;
+    if (event) recorded = *event;
+
+    std::unique_lock lock(mutex_);
+    auto const it = leases_.find(t.id);
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + quoted(t.id) + " not found.");
+    auto& stored = it->second.value;
+    if (stored.epoch != t.expected_epoch)
+        throw store_error(store_errc::stale_epoch,
+                          "Lease " + quoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                              to_string(stored.status) + "), not the caller's epoch " +
+                              std::to_string(t.expected_epoch) + ": another holder moved it. Nothing was changed.");
+    if (!can_transition(stored.status, t.to))
+        throw store_error(store_errc::illegal_transition, "Lease " + quoted(t.id) + " cannot move from " +
+                                                              to_string(stored.status) + " to " + to_string(t.to) +
+                                                              ".");
+    if (t.to == lease_status::active) {
+        // Resuming a retained lease makes it count against capacity and hold its reuse scope again.
+        if (auto const env = environments_.find(stored.environment_id); env != environments_.end())
+            check_capacity(env->second.value);
+        check_reuse_scope(stored.environment_id, stored.lease_policy, stored.execution_workspace_id);
+    }
+    check_event_id(event);
+
+    environment_lease next = stored;
+    next.status = t.to;
+    next.epoch = stored.epoch + 1;
+    next.last_used_at = now;
+    next.updated_at = now;
+    next.released_at = released_at_for(t.to, now);
+    if (t.failure_reason) next.failure_reason = t.failure_reason;
+    if (t.cleanup_status) next.cleanup_status = t.cleanup_status;
+    environment_lease result = next;
+    if (recorded) {
+        reserve_one(activity_);
+        activity_ids_.insert(recorded->id);  // may throw: nothing changed yet
+        activity_.push_back(std::move(*recorded));
+    }
+    stored = std::move(next);
+    return result;
+}
+
+inline std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
+                                                                            std::optional<json_object> metadata,
+                                                                            timestamp now) {
+    std::unique_lock lock(mutex_);
+    auto const it = leases_.find(id);
+    if (it == leases_.end()) return std::nullopt;
+    environment_lease next = it->second.value;
+    next.metadata = std::move(metadata);
+    next.last_used_at = now;
+    next.updated_at = now;
+    environment_lease result = next;
+    it->second.value = std::move(next);
+    return result;
+}
+
+inline environment_lease memory_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
+                                                   std::optional<timestamp> expires_at, timestamp now) {
+    using namespace detail::memory;
+    std::unique_lock lock(mutex_);
+    auto const it = leases_.find(id);
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + quoted(id) + " not found.");
+    auto& stored = it->second.value;
+    if (stored.epoch != expected_epoch)
+        throw store_error(store_errc::stale_epoch,
+                          "Lease " + quoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                              to_string(stored.status) + "), not the caller's epoch " + std::to_string(expected_epoch) +
+                              ": another holder moved it. Nothing was changed.");
+    if (stored.status != lease_status::active)
+        throw store_error(store_errc::illegal_transition, "Lease " + quoted(id) + " is " + to_string(stored.status) +
+                                                              "; only an active lease can be renewed.");
+    environment_lease next = stored;
+    next.expires_at = expires_at;
+    next.last_used_at = now;
+    next.updated_at = now;
+    environment_lease result = next;
+    stored = std::move(next);
+    return result;
+}
+
+inline std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
+                                                                           lease_status to, timestamp now) {
+    using namespace detail::memory;
+    if (!can_transition(lease_status::active, to))
+        throw store_error(store_errc::illegal_transition,
+                          std::string("Leases cannot move from active to ") + to_string(to) + ".");
+    std::unique_lock lock(mutex_);
+    auto const it = leases_by_run_.find(heartbeat_run_id);
+    if (it == leases_by_run_.end()) return {};
+    std::vector<lease_row*> moved;
+    for (auto* row : it->second)
+        if (row->value.status == lease_status::active) moved.push_back(row);
+    std::sort(moved.begin(), moved.end(), newest_lease_first<lease_row>);
+    // Every new record is built before the first one is stored: all of the run's leases move, or none.
+    std::vector<environment_lease> next;
+    next.reserve(moved.size());
+    for (auto const* row : moved) {
+        auto& n = next.emplace_back(row->value);
+        n.status = to;
+        n.epoch = row->value.epoch + 1;
+        n.last_used_at = now;
+        n.updated_at = now;
+        n.released_at = released_at_for(to, now);
+    }
+    std::vector<environment_lease> result = next;
+    for (std::size_t i = 0; i < moved.size(); ++i) moved[i]->value = std::move(next[i]);
+    return result;
+}
+
+inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
+    std::shared_lock lock(mutex_);
+    std::vector<lease_row const*> rows;
+    for (auto const& [id, row] : leases_)
+        if (row.value.status == lease_status::active && row.value.expires_at && *row.value.expires_at <= now)
+            rows.push_back(&row);
+    std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) {
+        if (*a->value.expires_at != *b->value.expires_at) return *a->value.expires_at < *b->value.expires_at;
+        return a->seq < b->seq;
+    });
+    return detail::memory::values_of(rows);
+}
+
+// ---- activity ----------------------------------------------------------------------------------
+
+inline void memory_store::record_activity(activity_event const& event) {
+    activity_event recorded = event;
+    std::unique_lock lock(mutex_);
+    check_event_id(&event);
+    detail::memory::reserve_one(activity_);
+    activity_ids_.insert(recorded.id);  // may throw: nothing changed yet
+    activity_.push_back(std::move(recorded));
+}
+
+inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<activity_event const*> rows;
+    for (auto const& e : activity_) {
+        if (filter.company_id && e.company_id != *filter.company_id) continue;
+        if (filter.run_id && e.run_id != *filter.run_id) continue;
+        if (filter.entity_id && e.entity_id != *filter.entity_id) continue;
+        rows.push_back(&e);
+    }
+    // activity_ is in insertion order, so a stable sort leaves equal instants oldest-inserted first.
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](activity_event const* a, activity_event const* b) { return a->created_at < b->created_at; });
+    std::vector<activity_event> out;
+    out.reserve(rows.size());
+    for (auto const* e : rows) out.push_back(*e);
+    return out;
+}
+
+}  // namespace berth
