@@ -9,6 +9,7 @@
 #include <berth/model/ids.hpp>
 #include <berth/stores/sqlite.hpp>
 #include <berth/testing/manual_clock.hpp>
+#include <berth/testing/store_conformance.hpp>
 
 #include <boost/json/parse.hpp>
 
@@ -225,6 +226,25 @@ std::string message_of(auto&& f) {
 }
 
 }  // namespace
+
+// ---- the store conformance kit -------------------------------------------------------------------
+
+namespace {
+/// A fresh database file per check; reopen() is a second store object on the same file, so the
+/// kit's races also contend through SQLite's lock, as two processes would.
+struct sqlite_file {
+    temp_dir dir;
+    sqlite_store make() { return sqlite_store::open(dir.file("berth.db")); }
+    sqlite_store reopen() { return sqlite_store::open(dir.file("berth.db")); }
+};
+/// The in-memory variant: one connection, every operation behind the store's mutex.
+struct sqlite_in_memory {
+    static sqlite_store make() { return sqlite_store::open(":memory:"); }
+};
+}  // namespace
+
+BERTH_STORE_CONFORMANCE_TESTS(sqlite_file, "[sqlite_store]")
+BERTH_STORE_CONFORMANCE_TESTS(sqlite_in_memory, "[sqlite_store]")
 
 // ---- schema ------------------------------------------------------------------------------------
 
