@@ -1,15 +1,16 @@
 // berth-run — run one command through berth's whole lifecycle:
 //   resolve → acquire → realize → execute → release
-// printing one progress line per step (on stderr, so stdout stays the command's), then the lease
-// and the run's activity as tables. The exit code is the command's (124 on timeout, 128+N on
-// signal N, 125 when berth itself failed).
+// printing one progress line per step (on stderr, so stdout stays the command's), then the
+// environment's leases and the company's activity as tables — read back from the SQLite file
+// (--db, default ./berth.db), so a second run shows the first one's lease and events too. The exit
+// code is the command's (124 on timeout, 128+N on signal N, 125 when berth itself failed).
 //
 //   berth-run [options] -- COMMAND [ARGS...]
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
 #include <berth/src.hpp>
-#include <berth/stores/memory.hpp>
+#include <berth/stores/sqlite.hpp>
 
 #include <fmt/format.h>
 
@@ -32,13 +33,15 @@ struct options {
     std::optional<std::string> environment;
     std::string cwd = std::filesystem::current_path().string();
     std::chrono::seconds timeout{600};
+    std::string db = "berth.db";
     std::vector<std::string> argv;
 };
 
 constexpr char const* usage = R"(usage: berth-run [options] -- COMMAND [ARGS...]
 
 Runs COMMAND through berth's lifecycle (resolve, acquire, realize, execute, release) on the local
-machine, then prints the lease and the run's activity.
+machine, every step recorded in a SQLite file, then prints the environment's leases and the
+company's activity from that file (so earlier runs show too).
 
 options:
   --company ID       company the run belongs to            (default: demo-company)
@@ -47,6 +50,7 @@ options:
   --environment ID   environment to use                    (default: the company's local environment)
   --cwd DIR          workspace directory                   (default: the current directory)
   --timeout SECONDS  deadline for COMMAND                  (default: 600)
+  --db PATH          SQLite file of leases and activity    (default: ./berth.db; :memory: keeps nothing)
   -h, --help         this text
 )";
 
@@ -76,6 +80,7 @@ options parse(int argc, char** argv) {
         else if (a == "--run") o.run = value(a);
         else if (a == "--environment") o.environment = value(a);
         else if (a == "--cwd") o.cwd = value(a);
+        else if (a == "--db") o.db = value(a);
         else if (a == "--timeout") {
             auto const v = value(a);
             char* end = nullptr;
@@ -86,6 +91,7 @@ options parse(int argc, char** argv) {
     }
     if (o.argv.empty()) die_usage("no COMMAND given after --");
     if (o.company.empty()) die_usage("--company must not be empty");
+    if (o.db.empty()) die_usage("--db must not be empty");
     return o;
 }
 
@@ -97,7 +103,7 @@ std::string shown(std::optional<T> const& v) {
     return v ? fmt::format("{}", *v) : "-";
 }
 
-void print_tables(berth::environment_lease const& l, std::vector<berth::activity_event> const& events) {
+void print_lease(berth::environment_lease const& l) {
     std::vector<std::pair<std::string, std::string>> rows{
         {"id", l.id},
         {"environment", l.environment_id},
@@ -113,8 +119,18 @@ void print_tables(berth::environment_lease const& l, std::vector<berth::activity
     };
     fmt::print(stderr, "\nlease\n");
     for (auto const& [k, v] : rows) fmt::print(stderr, "  {:<15} {}\n", k, v);
-    fmt::print(stderr, "\nactivity ({} events)\n  {:<27}  {:<27}  {:<8}  {}\n", events.size(), "time", "action",
-               "actor", "details");
+}
+
+/// Every lease of the environment (newest first) and every event of the company, oldest first.
+void print_history(std::vector<berth::environment_lease> const& leases,
+                   std::vector<berth::activity_event> const& events, std::string const& db) {
+    fmt::print(stderr, "\nleases of this environment in {} ({})\n  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", db,
+               leases.size(), "lease", "run", "status", "epoch", "acquired at");
+    for (auto const& l : leases)
+        fmt::print(stderr, "  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", l.id, shown(l.heartbeat_run_id),
+                   berth::to_string(l.status), l.epoch, berth::to_iso8601(l.acquired_at));
+    fmt::print(stderr, "\nactivity of this company ({} events)\n  {:<27}  {:<27}  {:<8}  {}\n", events.size(), "time",
+               "action", "actor", "details");
     for (auto const& e : events)
         fmt::print(stderr, "  {:<27}  {:<27}  {:<8}  {}\n", berth::to_iso8601(e.created_at), e.action, e.actor_type,
                    boost::json::serialize(e.details));
@@ -175,7 +191,8 @@ int run_demo(Store& store, options const& o) {
                                     l.failure_reason ? " (" + *l.failure_reason + ")" : std::string()));
 
     auto const lease = store.get_lease(run.lease().id);
-    print_tables(lease ? *lease : run.lease(), store.list_activity({.run_id = o.run}));
+    print_lease(lease ? *lease : run.lease());
+    print_history(store.list_leases(env.id, {}), store.list_activity({.company_id = o.company}), o.db);
     return code;
 }
 
@@ -184,7 +201,7 @@ int run_demo(Store& store, options const& o) {
 int main(int argc, char** argv) {
     auto const o = parse(argc, argv);
     try {
-        berth::memory_store store;
+        auto store = berth::sqlite_store::open(o.db);
         return run_demo(store, o);
     } catch (berth::environment_run_error const& e) {
         std::fprintf(stderr, "berth-run: %s: %s\n", berth::to_string(e.code()), e.what());
