@@ -5,12 +5,17 @@
 //   (b) berth_lease_pair/<sync>: sqlite_store::acquire_lease + transition_lease to released, each
 //       with its activity event, as the orchestrator calls them (and, for information, the same
 //       pair without the events);
-// for synchronous=NORMAL and FULL. Prints `ratio sqlite_lease_pair_<sync> = b / a (target <= 1.5)`.
+//   (c) orchestrator_pair/<sync>: the full run_orchestrator pair on that store — acquire_for_run
+//       + release_for_run with the real local_driver, resolve and activity included;
+// for synchronous=NORMAL and FULL. Prints `ratio sqlite_lease_pair_<sync> = b / a (target <= 1.5)`
+// and `ratio sqlite_orchestrator_pair_<sync> = c / a (target <= 3)`.
 //
 // Run: build-dir/tests/bench/bench_sqlite_store [--benchmark_min_time=2]
 
 #include "bench_support.hpp"
 
+#include <berth/berth.hpp>
+#include <berth/drivers/local.hpp>
 #include <berth/model/ids.hpp>
 #include <berth/src.hpp>
 #include <berth/stores/sqlite.hpp>
@@ -178,6 +183,25 @@ void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchro
     }
 }
 
+// (c) The whole orchestrator pair: what a run pays for its lease, end to end.
+void orchestrator_pair(benchmark::State& state, berth::sqlite_synchronous synchronous, char const* name) {
+    using stack = berth::stack<berth::drivers<berth::local_driver>, berth::policies<berth::ephemeral>,
+                               berth::sqlite_store>;
+    auto store = berth::sqlite_store::open(fresh_file(std::string("orchestrator-") + name + ".db"),
+                                           berth::sqlite_options{.synchronous = synchronous});
+    berth::run_orchestrator<stack> orch{store, berth::local_driver{}};
+    std::string const company = berth::new_id(), agent = berth::new_id();
+    (void)orch.resolve_environment({.company_id = company});  // the local environment exists, as after a first run
+    for (auto _ : state) {
+        auto const run = berth::new_id();
+        auto const acq = orch.acquire_for_run(
+            {.company_id = company, .agent_id = agent, .heartbeat_run_id = run, .issue_id = berth::new_id()});
+        auto const rel = orch.release_for_run({.company_id = company, .agent_id = agent, .heartbeat_run_id = run});
+        if (rel.released.size() != 1 || !rel.errors.empty()) state.SkipWithError("release_for_run failed");
+        benchmark::DoNotOptimize(acq.lease.epoch);
+    }
+}
+
 // Reads from several threads at once: the store's reader pool lets them run in parallel (WAL
 // readers take no lock against each other), where one connection behind a mutex would serialise
 // them. Compare items_per_second of threads:1 and threads:2 (the machine has 2 cores).
@@ -217,8 +241,12 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("berth_lease_pair_without_activity/normal", berth_lease_pair,
                                  sqlite_synchronous::normal, "normal", false)
         ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("orchestrator_pair/normal", orchestrator_pair, sqlite_synchronous::normal, "normal")
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("raw_pair/full", raw_pair, "FULL")->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("berth_lease_pair/full", berth_lease_pair, sqlite_synchronous::full, "full", true)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("orchestrator_pair/full", orchestrator_pair, sqlite_synchronous::full, "full")
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("berth_get_lease", berth_get_lease)
         ->Threads(1)
@@ -228,7 +256,9 @@ int main(int argc, char** argv) {
     int const rc = berth::bench::run_and_report(
         argc, argv,
         {{"sqlite_lease_pair_normal", "berth_lease_pair/normal", "raw_pair/normal", 1.5},
-         {"sqlite_lease_pair_full", "berth_lease_pair/full", "raw_pair/full", 1.5}});
+         {"sqlite_lease_pair_full", "berth_lease_pair/full", "raw_pair/full", 1.5},
+         {"sqlite_orchestrator_pair_normal", "orchestrator_pair/normal", "raw_pair/normal", 3.0},
+         {"sqlite_orchestrator_pair_full", "orchestrator_pair/full", "raw_pair/full", 3.0}});
     std::error_code ec;
     fs::remove_all(bench_dir(), ec);
     return rc;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <berth/model/activity.hpp>
+#include <berth/model/ids.hpp>
 #include <berth/model/environment.hpp>
 #include <berth/model/format.hpp>
 #include <berth/model/json.hpp>
@@ -14,6 +15,12 @@
 #include <boost/json/serialize.hpp>
 
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 #include <type_traits>
 
 using namespace berth;
@@ -202,4 +209,42 @@ TEST_CASE("nullable must be spelled out", "[model]") {
     CHECK(*b == "agent-1");
     std::optional<std::string> const& o = b;
     CHECK(o == "agent-1");
+}
+
+TEST_CASE("new_id: distinct v4 UUIDs across threads and across a fork", "[model][ids]") {
+    std::set<std::string> seen;
+    for (int i = 0; i < 1000; ++i) {
+        auto const id = berth::new_id();
+        REQUIRE(id.size() == 36);
+        CHECK(id[14] == '4');  // version 4
+        CHECK(seen.insert(id).second);
+    }
+    std::vector<std::string> from_threads(4);
+    {
+        std::vector<std::thread> ts;
+        for (std::size_t t = 0; t < from_threads.size(); ++t) ts.emplace_back([&, t] { from_threads[t] = berth::new_id(); });
+        for (auto& t : ts) t.join();
+    }
+    for (auto const& id : from_threads) CHECK(seen.insert(id).second);
+
+    // A forked child must not replay the parent's sequence (the engine is per thread and seeded once).
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t const child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        auto const id = berth::new_id();
+        (void)!::write(fds[1], id.data(), id.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    auto const parent_id = berth::new_id();
+    char buf[64] = {};
+    auto const n = ::read(fds[0], buf, sizeof buf);
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(n == 36);
+    CHECK(std::string(buf, 36) != parent_id);
+    CHECK_FALSE(seen.contains(std::string(buf, 36)));
 }

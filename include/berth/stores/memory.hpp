@@ -25,15 +25,16 @@
 #include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 
-#include <cstdint>       // std::uint64_t, std::int64_t
-#include <functional>    // std::less
-#include <map>           // std::map
-#include <optional>      // std::optional
-#include <set>           // std::set
-#include <shared_mutex>  // std::shared_mutex
-#include <string>        // std::string
-#include <string_view>   // std::string_view
-#include <vector>        // std::vector
+#include <cstddef>        // std::size_t
+#include <cstdint>        // std::uint64_t, std::int64_t
+#include <functional>     // std::hash, std::equal_to
+#include <optional>       // std::optional
+#include <shared_mutex>   // std::shared_mutex
+#include <string>         // std::string
+#include <string_view>    // std::string_view
+#include <unordered_map>  // std::unordered_map
+#include <unordered_set>  // std::unordered_set
+#include <vector>         // std::vector
 
 namespace berth {
 
@@ -164,8 +165,17 @@ private:
         environment_lease value;
         std::uint64_t seq;
     };
+    // Keyed by ids: hashed, with string_view lookups. Every list sorts its result itself, so no
+    // container needs an order; hashing keeps the cost of a lookup flat as the store grows (an
+    // ordered map of 10^5 UUIDs costs a cache miss per level).
+    struct id_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    template <class V>
+    using id_map = std::unordered_map<std::string, V, id_hash, std::equal_to<>>;
     template <class Row>
-    using index = std::map<std::string, std::vector<Row*>, std::less<>>;
+    using index = id_map<std::vector<Row*>>;
 
     [[nodiscard]] environment_row const* find_local(std::string_view company_id,
                                                     std::string_view except_id = {}) const;
@@ -177,14 +187,15 @@ private:
 
     mutable std::shared_mutex mutex_;
     std::uint64_t next_seq_ = 0;
-    // Rows live in std::map nodes, whose addresses never change, so the indexes hold pointers.
-    std::map<std::string, environment_row, std::less<>> environments_;
+    // Rows live in unordered_map nodes, whose addresses never change (rehashing moves no node), so
+    // the indexes hold pointers.
+    id_map<environment_row> environments_;
     index<environment_row> environments_by_company_;
-    std::map<std::string, lease_row, std::less<>> leases_;
+    id_map<lease_row> leases_;
     index<lease_row> leases_by_environment_;
     index<lease_row> leases_by_run_;
     std::vector<activity_event> activity_;  // in insertion order
-    std::set<std::string, std::less<>> activity_ids_;
+    std::unordered_set<std::string, id_hash, std::equal_to<>> activity_ids_;
 };
 
 }  // namespace berth

@@ -334,11 +334,12 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
         reserve_one(*by_run);
     }
     if (recorded) reserve_one(activity_);
+    leases_.reserve(leases_.size() + 1);  // the rehash, if any, happens here, so the insert below cannot throw
     std::string key = input.id;
-    auto node = std::map<std::string, lease_row, std::less<>>::node_type{};
+    auto node = id_map<lease_row>::node_type{};
     {
         // Build the map node off to the side, so that inserting it cannot throw.
-        std::map<std::string, lease_row, std::less<>> staging;
+        id_map<lease_row> staging;
         staging.try_emplace(std::move(key), lease_row{std::move(lease), next_seq_});
         node = staging.extract(staging.begin());
     }
@@ -378,21 +379,29 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     }
     check_event_id(event);
 
-    environment_lease next = stored;
-    next.status = t.to;
-    next.epoch = stored.epoch + 1;
-    next.last_used_at = now;
-    next.updated_at = now;
-    next.released_at = released_at_for(t.to, now);
-    if (t.failure_reason) next.failure_reason = t.failure_reason;
-    if (t.cleanup_status) next.cleanup_status = t.cleanup_status;
-    environment_lease result = next;
+    // The result is the one copy, made before anything changes (strong guarantee); the stored row
+    // is then updated in place with non-throwing moves.
+    environment_lease result = stored;
+    result.status = t.to;
+    result.epoch = stored.epoch + 1;
+    result.last_used_at = now;
+    result.updated_at = now;
+    result.released_at = released_at_for(t.to, now);
+    if (t.failure_reason) result.failure_reason = t.failure_reason;
+    if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
+    std::optional<std::string> reason = t.failure_reason;
     if (recorded) {
         reserve_one(activity_);
         activity_ids_.insert(recorded->id);  // may throw: nothing changed yet
         activity_.push_back(std::move(*recorded));
     }
-    stored = std::move(next);
+    stored.status = result.status;
+    stored.epoch = result.epoch;
+    stored.last_used_at = now;
+    stored.updated_at = now;
+    stored.released_at = result.released_at;
+    if (reason) stored.failure_reason = std::move(reason);
+    if (t.cleanup_status) stored.cleanup_status = t.cleanup_status;
     return result;
 }
 
