@@ -670,3 +670,10 @@ TEST_CASE("manual_clock: copies share one time, so a test steers the orchestrato
     clock.advance(1s);
     CHECK(orch.clock().now() == clock.now());
 }
+
+// The orchestrator needs nothing beyond the concepts: instantiated whole over the archetypes (the
+// smallest types that model them), every member function compiles.
+using archetype_stack = stack<drivers<archetypes::driver>, policies<archetypes::policy>,
+                              archetypes::persistence_backend, archetypes::clock>;
+template class berth::run_orchestrator<archetype_stack>;
+template class berth::run_scope<berth::run_orchestrator<archetype_stack>>;
