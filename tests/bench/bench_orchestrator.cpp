@@ -9,6 +9,7 @@
 // Run: build-dir/tests/bench/bench_orchestrator [--benchmark_min_time=2]
 
 #include "bench_support.hpp"
+#include "lease_pair.hpp"
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
@@ -18,66 +19,15 @@
 
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <string>
 
 namespace {
 
 void store_pair(benchmark::State& state) {
     berth::memory_store store;
-    auto now = berth::timestamp::from_micros(1767225600000000);
-    std::string const company = berth::new_id(), agent = berth::new_id();
-    auto const env = store.ensure_local_environment(company, now);
-    for (auto _ : state) {
-        now = now + std::chrono::microseconds(1);
-        berth::new_lease const nl{.id = berth::new_id(),
-                                  .company_id = company,
-                                  .environment_id = env.id,
-                                  .issue_id = berth::new_id(),
-                                  .heartbeat_run_id = berth::new_id(),
-                                  .provider = "local",
-                                  .metadata = berth::json_object{{"driver", "local"},
-                                                                 {"executionWorkspaceMode", nullptr}}};
-        berth::activity_event const acquired{.id = berth::new_id(),
-                                             .company_id = company,
-                                             .actor_type = "agent",
-                                             .actor_id = agent,
-                                             .action = berth::actions::lease_acquired,
-                                             .entity_type = "environment_lease",
-                                             .entity_id = nl.id,
-                                             .agent_id = agent,
-                                             .run_id = nl.heartbeat_run_id,
-                                             .details = {{"environmentId", env.id},
-                                                         {"driver", "local"},
-                                                         {"leasePolicy", "ephemeral"},
-                                                         {"provider", "local"},
-                                                         {"executionWorkspaceId", nullptr},
-                                                         {"issueId", *nl.issue_id}},
-                                             .created_at = now};
-        auto const lease = store.acquire_lease(nl, now, &acquired);
-        berth::activity_event const released{.id = berth::new_id(),
-                                             .company_id = company,
-                                             .actor_type = "agent",
-                                             .actor_id = agent,
-                                             .action = berth::actions::lease_released,
-                                             .entity_type = "environment_lease",
-                                             .entity_id = lease.id,
-                                             .agent_id = agent,
-                                             .run_id = lease.heartbeat_run_id,
-                                             .details = {{"environmentId", env.id},
-                                                         {"driver", "local"},
-                                                         {"leasePolicy", "ephemeral"},
-                                                         {"provider", "local"},
-                                                         {"executionWorkspaceId", nullptr},
-                                                         {"issueId", *lease.issue_id},
-                                                         {"status", "released"},
-                                                         {"cleanupStatus", nullptr},
-                                                         {"failureReason", nullptr}},
-                                             .created_at = now};
-        auto const done = store.transition_lease(
-            {.id = lease.id, .expected_epoch = lease.epoch, .to = berth::lease_status::released}, now, &released);
-        benchmark::DoNotOptimize(done.epoch);
-    }
+    berth::bench::lease_pair_context c;
+    c.environment_id = store.ensure_local_environment(c.company, c.now).id;
+    for (auto _ : state) benchmark::DoNotOptimize(berth::bench::write_lease_pair(store, c));
 }
 
 void orchestrator_pair(benchmark::State& state) {

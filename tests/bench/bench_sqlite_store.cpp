@@ -13,6 +13,7 @@
 // Run: build-dir/tests/bench/bench_sqlite_store [--benchmark_min_time=2]
 
 #include "bench_support.hpp"
+#include "lease_pair.hpp"
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
@@ -117,70 +118,10 @@ void raw_pair(benchmark::State& state, char const* synchronous) {
 void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchronous, char const* name,
                       bool with_activity) {
     auto const file = std::string("berth-") + name + (with_activity ? "" : "-bare") + ".db";
-    auto store = berth::sqlite_store::open(fresh_file(file),
-                                           berth::sqlite_options{.synchronous = synchronous});
-    berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
-    std::string const company = berth::new_id(), agent = berth::new_id();
-    auto const env = store.ensure_local_environment(company, now);
-    for (auto _ : state) {
-        now = now + std::chrono::microseconds(1);
-        berth::new_lease const nl{.id = berth::new_id(),
-                                  .company_id = company,
-                                  .environment_id = env.id,
-                                  .execution_workspace_id = std::nullopt,
-                                  .issue_id = berth::new_id(),
-                                  .heartbeat_run_id = berth::new_id(),
-                                  .lease_policy = berth::lease_policy_kind::ephemeral,
-                                  .provider = "local",
-                                  .provider_lease_id = std::nullopt,
-                                  .expires_at = std::nullopt,
-                                  .metadata = berth::json_object{{"driver", "local"},
-                                                                 {"executionWorkspaceMode", nullptr}}};
-        berth::activity_event const acquired{
-            .id = berth::new_id(),
-            .company_id = company,
-            .actor_type = "agent",
-            .actor_id = agent,
-            .action = berth::actions::lease_acquired,
-            .entity_type = "environment_lease",
-            .entity_id = nl.id,
-            .agent_id = agent,
-            .run_id = nl.heartbeat_run_id,
-            .details = {{"environmentId", env.id},
-                        {"driver", "local"},
-                        {"leasePolicy", "ephemeral"},
-                        {"provider", "local"},
-                        {"executionWorkspaceId", nullptr},
-                        {"issueId", *nl.issue_id}},
-            .created_at = now};
-        auto const lease = store.acquire_lease(nl, now, with_activity ? &acquired : nullptr);
-
-        auto const later = now + std::chrono::microseconds(1);
-        berth::activity_event const released{
-            .id = berth::new_id(),
-            .company_id = company,
-            .actor_type = "agent",
-            .actor_id = agent,
-            .action = berth::actions::lease_released,
-            .entity_type = "environment_lease",
-            .entity_id = lease.id,
-            .agent_id = agent,
-            .run_id = lease.heartbeat_run_id,
-            .details = {{"environmentId", env.id},
-                        {"driver", "local"},
-                        {"leasePolicy", "ephemeral"},
-                        {"provider", "local"},
-                        {"executionWorkspaceId", nullptr},
-                        {"issueId", *lease.issue_id},
-                        {"status", "released"},
-                        {"cleanupStatus", nullptr},
-                        {"failureReason", nullptr}},
-            .created_at = later};
-        auto const done = store.transition_lease(
-            berth::lease_transition{.id = lease.id, .expected_epoch = lease.epoch, .to = berth::lease_status::released},
-            later, with_activity ? &released : nullptr);
-        benchmark::DoNotOptimize(done.epoch);
-    }
+    auto store = berth::sqlite_store::open(fresh_file(file), berth::sqlite_options{.synchronous = synchronous});
+    berth::bench::lease_pair_context c;
+    c.environment_id = store.ensure_local_environment(c.company, c.now).id;
+    for (auto _ : state) benchmark::DoNotOptimize(berth::bench::write_lease_pair(store, c, with_activity));
 }
 
 // (c) The whole orchestrator pair: what a run pays for its lease, end to end.

@@ -1,0 +1,73 @@
+#pragma once
+// One lease pair as the orchestrator writes it — acquire_lease + transition_lease to released,
+// each with the activity event the orchestrator records — on any lease store, for the benchmarks
+// that measure a store's write path (bench_sqlite_store, bench_orchestrator).
+
+#include <berth/model/activity.hpp>
+#include <berth/model/ids.hpp>
+#include <berth/model/lease.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace berth::bench {
+
+struct lease_pair_context {
+    std::string company = berth::new_id();
+    std::string agent = berth::new_id();
+    std::string environment_id;
+    berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
+};
+
+/// Writes one pair; `with_activity = false` writes the same leases without their events.
+/// Returns the released lease's epoch.
+template <class Store>
+std::uint64_t write_lease_pair(Store& store, lease_pair_context& c, bool with_activity = true) {
+    c.now = c.now + std::chrono::microseconds(1);
+    berth::new_lease const nl{.id = berth::new_id(),
+                              .company_id = c.company,
+                              .environment_id = c.environment_id,
+                              .execution_workspace_id = std::nullopt,
+                              .issue_id = berth::new_id(),
+                              .heartbeat_run_id = berth::new_id(),
+                              .lease_policy = berth::lease_policy_kind::ephemeral,
+                              .provider = "local",
+                              .provider_lease_id = std::nullopt,
+                              .expires_at = std::nullopt,
+                              .metadata = berth::json_object{{"driver", "local"}, {"executionWorkspaceMode", nullptr}}};
+    auto event = [&](char const* action, std::string const& lease_id, berth::json_object details,
+                     berth::timestamp at) {
+        return berth::activity_event{.id = berth::new_id(),
+                                     .company_id = c.company,
+                                     .actor_type = "agent",
+                                     .actor_id = c.agent,
+                                     .action = action,
+                                     .entity_type = "environment_lease",
+                                     .entity_id = lease_id,
+                                     .agent_id = c.agent,
+                                     .run_id = nl.heartbeat_run_id,
+                                     .details = std::move(details),
+                                     .created_at = at};
+    };
+    berth::json_object details{{"environmentId", c.environment_id},
+                               {"driver", "local"},
+                               {"leasePolicy", "ephemeral"},
+                               {"provider", "local"},
+                               {"executionWorkspaceId", nullptr},
+                               {"issueId", *nl.issue_id}};
+    auto const acquired = event(berth::actions::lease_acquired, nl.id, details, c.now);
+    auto const lease = store.acquire_lease(nl, c.now, with_activity ? &acquired : nullptr);
+
+    auto const later = c.now + std::chrono::microseconds(1);
+    details["status"] = "released";
+    details["cleanupStatus"] = nullptr;
+    details["failureReason"] = nullptr;
+    auto const released = event(berth::actions::lease_released, lease.id, std::move(details), later);
+    return store
+        .transition_lease(
+            berth::lease_transition{.id = lease.id, .expected_epoch = lease.epoch, .to = berth::lease_status::released},
+            later, with_activity ? &released : nullptr)
+        .epoch;
+}
+
+}  // namespace berth::bench
