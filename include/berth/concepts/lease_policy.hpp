@@ -9,7 +9,7 @@
 //!   - `std::optional<timestamp> expires_at(environment const&, timestamp now) const`
 //!                                                                   the expiry given at acquire/renew
 //! Semantics: policies are stateless values; `status_for` must return a status reachable from
-//! `active` (checked by the orchestrator with a static_assert over all outcomes where constexpr).
+//! `active` (berth::stack static_asserts it over every outcome for policies whose status_for is constexpr).
 //!
 //! Shipped: berth::ephemeral, berth::retain_on_failure (policies/).
 

@@ -17,10 +17,12 @@
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/concepts/lease_policy.hpp>
 #include <berth/concepts/persistence_backend.hpp>
+#include <berth/model/lease_transitions.hpp>  // can_transition (policy end states)
 
 #include <array>    // std::array
 #include <cstddef>  // std::size_t
 #include <tuple>    // std::tuple_element_t (default policy)
+#include <type_traits>  // std::integral_constant
 
 namespace berth {
 
@@ -44,6 +46,24 @@ constexpr bool all_distinct(std::array<E, N> const& a) noexcept {
             if (a[i] == a[j]) return false;
     return true;
 }
+
+/// Whether P's status_for can be evaluated at compile time (a stateless, constexpr policy).
+template <class P>
+concept constexpr_status_for = requires {
+    typename std::integral_constant<bool, (P{}.status_for(run_outcome::succeeded), true)>;
+};
+
+/// Every status P ends a lease in must be a legal move from `active`; checked for policies whose
+/// status_for is constexpr (the shipped ones), trivially true for the others (the store still
+/// refuses an illegal transition at run time).
+template <class P>
+constexpr bool policy_ends_legally() noexcept {
+    if constexpr (constexpr_status_for<P>) {
+        for (auto o : {run_outcome::succeeded, run_outcome::failed, run_outcome::cancelled, run_outcome::timed_out})
+            if (!can_transition(lease_status::active, P{}.status_for(o))) return false;
+    }
+    return true;
+}
 }  // namespace detail
 
 template <class Drivers, class Policies, class Store, class Clock = system_clock>
@@ -64,6 +84,9 @@ struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock> {
 
     static_assert(detail::all_distinct(driver_kinds), "berth::drivers<...>: two drivers serve the same driver_kind");
     static_assert(detail::all_distinct(policy_kinds), "berth::policies<...>: a lease policy kind is listed twice");
+    static_assert((detail::policy_ends_legally<Ps>() && ...),
+                  "berth::policies<...>: a policy's status_for ends an active lease in a status the lease status "
+                  "table does not allow from active (model/lease_transitions.hpp)");
 
     template <template <class...> class T>
     using apply_drivers = T<Ds...>;
