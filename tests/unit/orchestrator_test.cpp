@@ -20,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -677,3 +678,37 @@ using archetype_stack = stack<drivers<archetypes::driver>, policies<archetypes::
                               archetypes::persistence_backend, archetypes::clock>;
 template class berth::run_orchestrator<archetype_stack>;
 template class berth::run_scope<berth::run_orchestrator<archetype_stack>>;
+
+namespace {
+/// A store that has lost some environment rows (as a database whose environment was deleted
+/// without cascading, upstream #11347) — everything else is the memory store.
+struct forgetful_store : memory_store {
+    std::set<std::string> forgotten;
+    std::optional<environment> get_environment(std::string_view id) const {
+        if (forgotten.contains(std::string(id))) return std::nullopt;
+        return memory_store::get_environment(id);
+    }
+};
+static_assert(persistence_backend<forgetful_store>);
+}  // namespace
+
+TEST_CASE("a lease whose environment row is gone still ends, with cleanup failed and an error", "[orchestrator]") {
+    forgetful_store store;
+    testing::manual_clock clock;
+    fake_ssh ssh;
+    run_orchestrator<stack<drivers<local_driver, fake_ssh>, policies<ephemeral>, forgetful_store, testing::manual_clock>>
+        orch{store, clock, local_driver{}, ssh};
+    auto const env = store.create_environment(
+        new_environment{.company_id = "acme", .name = "gone", .driver = driver_kind::ssh}, clock.now());
+    auto const acq = orch.acquire_for_run(
+        {.company_id = "acme", .environment_id = env.id, .agent_id = std::nullopt, .heartbeat_run_id = "run-1"});
+    store.forgotten.insert(env.id);
+    auto const res = orch.release_for_run({.company_id = "acme", .agent_id = std::nullopt, .heartbeat_run_id = "run-1"});
+    REQUIRE(res.errors.size() == 1);
+    CHECK(res.errors[0].code == environment_error_code::lease_cleanup_failed);
+    CHECK_THAT(res.errors[0].message, Catch::Contains("no longer exists"));
+    REQUIRE(res.released.size() == 1);
+    CHECK(res.released[0].status == lease_status::released);
+    CHECK(res.released[0].cleanup_status == cleanup_status::failed);
+    CHECK(store.get_lease(acq.lease.id)->status == lease_status::released);
+}
