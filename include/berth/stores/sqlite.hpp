@@ -60,10 +60,14 @@ struct sqlite_options {
     /// How long an operation waits for another process's write lock before failing with
     /// store_errc::backend_failure. Writers of one store object queue on a mutex instead.
     std::chrono::milliseconds busy_timeout{5000};
-    /// WAL pages after which a commit checkpoints the WAL into the database file (SQLite's
-    /// default, 1000). Larger values mean fewer, longer checkpoints: about 25% less time per lease
-    /// pair at 10000 on the benchmark machine (docs/stores.md), for a WAL of up to ~40 MB.
+    /// WAL pages after which the WAL is checkpointed into the database file (SQLite's default,
+    /// 1000); 0 or less: never (the WAL grows until the last connection closes).
     int wal_autocheckpoint = 1000;
+    /// true: a thread of the store runs those checkpoints, so no commit waits for one (the
+    /// committing thread checkpoints only if the WAL reaches 8 × wal_autocheckpoint, i.e. the
+    /// thread cannot keep up). false: SQLite's own way, in the commit that crosses the threshold.
+    /// Either way the checkpoint is PASSIVE and durability is set by `synchronous` alone.
+    bool checkpoint_in_background = true;
     /// Called for each row a list operation skipped because it could not be read
     /// (store_errc::corrupt_row, naming table, column, value and row). Empty: the error's message
     /// is written to stderr, so that skipped rows are never silent. May be called from any thread

@@ -6,6 +6,7 @@
 #include <berth/model/ids.hpp>                // new_id
 #include <berth/model/lease_transitions.hpp>  // can_transition
 #include <berth/stores/schema.hpp>            // schema::migrations, render, sqlite_dialect
+#include <berth/stores/sqlite/checkpointer.hpp>
 #include <berth/stores/sqlite/connection.hpp>
 #include <berth/stores/sqlite/row.hpp>
 
@@ -107,7 +108,9 @@ struct store_state {
     bool in_memory = false;
     statements sql;
 
-    std::mutex write_mutex;             // one writer per process; other processes: SQLite's lock
+    std::mutex write_mutex;  // one writer per process; other processes: SQLite's lock
+    // Before the writer, so it is destroyed after it: the writer's WAL hook points here.
+    std::unique_ptr<checkpointer> background_checkpoints;
     std::unique_ptr<connection> writer;  // guarded by write_mutex (also the only connection in memory)
 
     std::mutex pool_mutex;
@@ -372,6 +375,11 @@ inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
     c.exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
     c.exec("PRAGMA wal_autocheckpoint = " + std::to_string(s.options.wal_autocheckpoint), "setting wal_autocheckpoint");
     migrate(c, s.path);
+    if (!s.in_memory && s.options.checkpoint_in_background && s.options.wal_autocheckpoint > 0) {
+        s.background_checkpoints =
+            std::make_unique<checkpointer>(s.path, s.options.busy_timeout, s.options.wal_autocheckpoint);
+        s.background_checkpoints->install(c.handle());  // replaces SQLite's in-commit autocheckpoint
+    }
 }
 
 inline sqlite_store::sqlite_store(sqlite_store&&) noexcept = default;
