@@ -3,20 +3,22 @@
 //! A persistence backend is one object that is every store berth needs at once, so that a lease
 //! transition and its activity event can commit together.
 //!
-//! berth::persistence_backend<S> = environment_store<S> && lease_store<S> && activity_sink<S>.
-//! Later families (runtime services, workspace operations) join this conjunction.
+//! berth::persistence_backend<S> = environment_store<S> && lease_store<S> && activity_sink<S>
+//!                                 && runtime_service_store<S>.
+//! Later families (workspace operations) join this conjunction.
 
 #include <berth/concepts/activity_sink.hpp>
 #include <berth/concepts/environment_store.hpp>
 #include <berth/concepts/lease_store.hpp>
+#include <berth/concepts/runtime_service_store.hpp>
 
 namespace berth {
 
 template <class S>
-concept persistence_backend = environment_store<S> && lease_store<S> && activity_sink<S>;
+concept persistence_backend = environment_store<S> && lease_store<S> && activity_sink<S> && runtime_service_store<S>;
 
 namespace archetypes {
-struct persistence_backend : environment_store, lease_store, activity_sink {};
+struct persistence_backend : environment_store, lease_store, activity_sink, runtime_service_store {};
 }  // namespace archetypes
 
 static_assert(berth::persistence_backend<archetypes::persistence_backend>);

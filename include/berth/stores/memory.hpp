@@ -24,6 +24,7 @@
 #include <berth/model/activity.hpp>                // activity_event, activity_filter
 #include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
+#include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
@@ -156,7 +157,33 @@ public:
     /// inserted.
     [[nodiscard]] std::vector<activity_event> list_activity(activity_filter const& filter) const;
 
+    // ---- berth::runtime_service_store -------------------------------------------------------------
+
+    /// The runtime service row with that id, or nullopt.
+    [[nodiscard]] std::optional<workspace_runtime_service> get_runtime_service(std::string_view id) const;
+
+    /// Inserts the row (created_at = updated_at = `now`) or replaces the stored one with that id,
+    /// keeping its company_id and created_at; updated_at = `now`.
+    /// @throws store_error invalid_argument (empty id, company id or service name); conflict (the
+    ///         stored row belongs to another company).
+    workspace_runtime_service upsert_runtime_service(workspace_runtime_service const& row, timestamp now);
+
+    /// Rows matching every engaged member of `filter`, newest `updated_at` first, then newest
+    /// `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<workspace_runtime_service> list_runtime_services(
+        runtime_service_filter const& filter) const;
+
+    /// Moves every matching row with a live status to `stopped` / health `unknown`, stopped_at =
+    /// last_used_at = updated_at = `now`; returns their ids.
+    std::vector<std::string> stop_runtime_services(runtime_service_filter const& filter, timestamp now);
+
 private:
+    struct service_row {
+        workspace_runtime_service value;
+        std::uint64_t seq;
+    };
+    std::map<std::string, service_row, std::less<>> services_;
+
     struct environment_row {
         environment value;
         std::uint64_t seq;  // insertion order: the last tie-break of every list
@@ -201,5 +228,6 @@ private:
 }  // namespace berth
 
 #include <berth/stores/memory/impl/memory_store.hpp>
+#include <berth/stores/memory/impl/runtime_services.hpp>
 
 static_assert(berth::persistence_backend<berth::memory_store>);

@@ -16,6 +16,8 @@
 //!   2. berth: the fencing `epoch` column, at most one active lease per reuse scope, an index for
 //!      the expiry sweep, and upstream's indexes on nullable columns made partial (`WHERE x IS NOT
 //!      NULL`: same names, same columns, same queries served, fewer pages written per lease).
+//!   3. upstream's `workspace_runtime_services` with its indexes, plus a partial index of the
+//!      live local services the startup reconcile reads.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -200,12 +202,60 @@ inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "
                 create_index{"activity_log_run_id_idx", "activity_log", "run_id", false, "run_id IS NOT NULL"},
             },
         },
+        migration{
+            3,
+            "upstream workspace_runtime_services and its indexes; live-service index for the startup reconcile",
+            {
+                create_table{"workspace_runtime_services",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"project_id", ct::id},
+                                 {"project_workspace_id", ct::id},
+                                 {"execution_workspace_id", ct::id},
+                                 {"issue_id", ct::id},
+                                 {"scope_type", ct::text, true},
+                                 {"scope_id", ct::text},
+                                 {"service_name", ct::text, true},
+                                 {"status", ct::text, true},
+                                 {"lifecycle", ct::text, true},
+                                 {"reuse_key", ct::text},
+                                 {"command", ct::text},
+                                 {"cwd", ct::text},
+                                 {"port", ct::integer},
+                                 {"url", ct::text},
+                                 {"provider", ct::text, true},
+                                 {"provider_ref", ct::text},
+                                 {"owner_agent_id", ct::id},
+                                 {"started_by_run_id", ct::id},
+                                 {"last_used_at", ct::timestamp},
+                                 {"started_at", ct::timestamp, true},
+                                 {"stopped_at", ct::timestamp},
+                                 {"stop_policy", ct::json},
+                                 {"health_status", ct::text, true, "'unknown'"},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"workspace_runtime_services_company_workspace_status_idx", "workspace_runtime_services",
+                             "company_id, project_workspace_id, status"},
+                create_index{"workspace_runtime_services_company_execution_workspace_status_idx",
+                             "workspace_runtime_services", "company_id, execution_workspace_id, status"},
+                create_index{"workspace_runtime_services_company_project_status_idx", "workspace_runtime_services",
+                             "company_id, project_id, status"},
+                create_index{"workspace_runtime_services_run_idx", "workspace_runtime_services", "started_by_run_id"},
+                create_index{"workspace_runtime_services_company_updated_idx", "workspace_runtime_services",
+                             "company_id, updated_at"},
+                // berth: the reconcile's `provider = 'local_process' AND status IN (live)` reads only these.
+                create_index{"workspace_runtime_services_live_idx", "workspace_runtime_services", "provider, status",
+                             false, "status IN ('provisioning', 'starting', 'running')"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 2;
+inline constexpr int current_version = 3;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

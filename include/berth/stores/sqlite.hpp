@@ -28,6 +28,7 @@
 #include <berth/model/activity.hpp>     // activity_event, activity_filter
 #include <berth/model/environment.hpp>  // environment, new_environment, environment_patch, environment_filter
 #include <berth/model/lease.hpp>        // environment_lease, new_lease, lease_transition, lease_filter
+#include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter
 #include <berth/stores/schema.hpp>      // schema::current_version
 
 #include <chrono>      // std::chrono::milliseconds
@@ -180,6 +181,19 @@ public:
     /// Events matching every engaged filter member, oldest first.
     [[nodiscard]] std::vector<activity_event> list_activity(activity_filter const& filter);
 
+    // ---- berth::runtime_service_store -------------------------------------------------------------
+
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<workspace_runtime_service> get_runtime_service(std::string_view id);
+    /// Insert, or replace every column but company_id and created_at, in one transaction.
+    /// @throws store_error invalid_argument (empty id, company id or service name); conflict (the
+    ///         stored row belongs to another company).
+    workspace_runtime_service upsert_runtime_service(workspace_runtime_service const& row, timestamp now);
+    /// Newest `updated_at` first, then newest `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<workspace_runtime_service> list_runtime_services(runtime_service_filter const& filter);
+    /// One `UPDATE ... RETURNING id` over the matching live rows.
+    std::vector<std::string> stop_runtime_services(runtime_service_filter const& filter, timestamp now);
+
 private:
     std::unique_ptr<detail::sqlite::store_state> state_;
 };
@@ -187,5 +201,6 @@ private:
 }  // namespace berth
 
 #include <berth/stores/sqlite/impl/sqlite_store.hpp>
+#include <berth/stores/sqlite/impl/runtime_services.hpp>
 
 static_assert(berth::persistence_backend<berth::sqlite_store>);

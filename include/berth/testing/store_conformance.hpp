@@ -70,6 +70,9 @@
 //! lease and both epochs), metadata replacement bumping last_used_at (and the list order), renewal
 //! (CAS, active only, epoch unchanged), release_leases_for_run (only that run's active leases),
 //! run and expiry listings, reuse scopes.
+//! Runtime services: upsert (every column; company_id and created_at kept on update; empty id,
+//! company id or service name refused; another company's id refused), list filters and order,
+//! stop of live rows only.
 //! Activity: filters, oldest first, duplicate ids refused; an event is stored with every accepted
 //! acquire / transition and never with a refused one, and a refused event refuses its write.
 //! Every refusal: the right store_errc and a store left exactly as before (every environment,
@@ -89,6 +92,7 @@
 #include <berth/model/json.hpp>                    // to_json (stores compared as JSON snapshots)
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/lease_transitions.hpp>       // can_transition
+#include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/testing/manual_clock.hpp>          // manual_clock
 
 #include <boost/json/serialize.hpp>  // serialize (malformed limits in messages)
@@ -1516,6 +1520,171 @@ void race_release_for_run_against_transitions(store_view<S> fx) {
     }
 }
 
+// ---- runtime services ----------------------------------------------------------------------------
+
+inline workspace_runtime_service make_service_row(std::string id, std::string company, timestamp now) {
+    return workspace_runtime_service{.id = std::move(id),
+                                     .company_id = std::move(company),
+                                     .project_id = "project-1",
+                                     .project_workspace_id = "pw-1",
+                                     .execution_workspace_id = "ew-1",
+                                     .issue_id = "issue-1",
+                                     .scope_type = runtime_service_scope_type::project_workspace,
+                                     .scope_id = "pw-1",
+                                     .service_name = "web",
+                                     .status = runtime_service_status::running,
+                                     .lifecycle = runtime_service_lifecycle::shared,
+                                     .reuse_key = "key-1",
+                                     .command = "pnpm dev",
+                                     .cwd = "/srv/app",
+                                     .port = 4100,
+                                     .url = "http://127.0.0.1:4100",
+                                     .provider = runtime_service_provider::local_process,
+                                     .provider_ref = "1234",
+                                     .owner_agent_id = "agent-1",
+                                     .started_by_run_id = "run-1",
+                                     .last_used_at = now,
+                                     .started_at = now,
+                                     .stopped_at = std::nullopt,
+                                     .stop_policy = json_object{{"type", "idle_timeout"}, {"idleSeconds", 60}},
+                                     .health_status = runtime_service_health::healthy,
+                                     .created_at = {},
+                                     .updated_at = {}};
+}
+inline boost::json::value services_state(auto& s) { return to_json(s.list_runtime_services({})); }
+
+/// upsert_runtime_service inserts every column, then replaces all but company_id and created_at.
+template <class S>
+void runtime_service_upsert_and_get(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto const t0 = fx.clock.now();
+    auto row = make_service_row("svc-1", "company-a", t0);
+    auto const inserted = fx.store().upsert_runtime_service(row, t0);
+    auto expected = row;
+    expected.created_at = t0;
+    expected.updated_at = t0;
+    CHECK(to_json(inserted) == to_json(expected));
+    auto const got = fx.peer().get_runtime_service("svc-1");
+    REQUIRE(got);
+    CHECK(to_json(*got) == to_json(expected));
+    CHECK_FALSE(fx.peer().get_runtime_service("svc-unknown"));
+
+    fx.clock.advance(5s);
+    auto const t1 = fx.clock.now();
+    auto changed = row;
+    changed.status = runtime_service_status::stopped;
+    changed.health_status = runtime_service_health::unknown;
+    changed.stopped_at = t1;
+    changed.port = std::nullopt;
+    changed.stop_policy = std::nullopt;
+    changed.provider_ref = "99";
+    changed.created_at = t1 + 1h;  // ignored: created_at is kept
+    auto const updated = fx.peer().upsert_runtime_service(changed, t1);
+    auto expected2 = changed;
+    expected2.created_at = t0;
+    expected2.updated_at = t1;
+    CHECK(to_json(updated) == to_json(expected2));
+    CHECK(to_json(*fx.store().get_runtime_service("svc-1")) == to_json(expected2));
+
+    auto const before = services_state(fx.store());
+    auto bad = row;
+    bad.id = "";
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { fx.store().upsert_runtime_service(bad, t1); }),
+               Catch::Contains("id"));
+    bad = row;
+    bad.id = "svc-2";
+    bad.company_id = "";
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { fx.store().upsert_runtime_service(bad, t1); }),
+               Catch::Contains("company id"));
+    bad = row;
+    bad.id = "svc-2";
+    bad.service_name = "";
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { fx.store().upsert_runtime_service(bad, t1); }),
+               Catch::Contains("service name"));
+    bad = row;
+    bad.company_id = "company-b";
+    CHECK_THAT(detail::refused(store_errc::conflict, [&] { fx.store().upsert_runtime_service(bad, t1); }),
+               Catch::Contains("company-a") && Catch::Contains("company-b"));
+    CHECK(services_state(fx.store()) == before);
+}
+
+/// list_runtime_services filters on every member and orders newest updated_at first.
+template <class S>
+void runtime_service_list_filters_and_orders(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto const t0 = fx.clock.now();
+    auto a = make_service_row("svc-a", "company-a", t0);
+    auto b = make_service_row("svc-b", "company-a", t0);
+    b.execution_workspace_id = "ew-2";
+    b.status = runtime_service_status::stopped;
+    b.provider = runtime_service_provider::adapter_managed;
+    auto c = make_service_row("svc-c", "company-a", t0);
+    c.project_workspace_id = "pw-2";
+    c.scope_type = runtime_service_scope_type::run;
+    auto d = make_service_row("svc-d", "company-b", t0);
+    fx.store().upsert_runtime_service(a, t0);
+    fx.store().upsert_runtime_service(b, t0 + 1s);
+    fx.store().upsert_runtime_service(c, t0 + 2s);
+    fx.store().upsert_runtime_service(d, t0 + 2s);  // same updated_at as c: inserted later, listed first
+    auto ids = [&](runtime_service_filter const& f) { return detail::ids_of(fx.peer().list_runtime_services(f)); };
+    using v = std::vector<std::string>;
+    CHECK(ids({}) == v{"svc-d", "svc-c", "svc-b", "svc-a"});
+    CHECK(ids({.company_id = "company-a"}) == v{"svc-c", "svc-b", "svc-a"});
+    CHECK(ids({.provider = runtime_service_provider::adapter_managed}) == v{"svc-b"});
+    CHECK(ids({.statuses = {runtime_service_status::stopped, runtime_service_status::failed}}) == v{"svc-b"});
+    CHECK(ids({.execution_workspace_id = "ew-2"}) == v{"svc-b"});
+    CHECK(ids({.project_workspace_id = "pw-2"}) == v{"svc-c"});
+    CHECK(ids({.scope_type = runtime_service_scope_type::run}) == v{"svc-c"});
+    CHECK(ids({.ids = {"svc-a", "svc-d", "svc-none"}}) == v{"svc-d", "svc-a"});
+    CHECK(ids({.company_id = "company-a", .statuses = {runtime_service_status::running},
+               .project_workspace_id = "pw-1"}) == v{"svc-a"});
+    CHECK(ids({.company_id = "company-z"}).empty());
+}
+
+/// stop_runtime_services moves only matching rows with a live status, all at once.
+template <class S>
+void runtime_service_stop_moves_live_rows(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto const t0 = fx.clock.now();
+    std::vector<runtime_service_status> const statuses = {
+        runtime_service_status::provisioning, runtime_service_status::starting, runtime_service_status::running,
+        runtime_service_status::stopped, runtime_service_status::failed};
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+        auto r = make_service_row("svc-" + std::to_string(i), "company-a", t0);
+        r.status = statuses[i];
+        fx.store().upsert_runtime_service(r, t0);
+        auto other = make_service_row("other-" + std::to_string(i), "company-a", t0);
+        other.status = statuses[i];
+        other.execution_workspace_id = "ew-other";
+        fx.store().upsert_runtime_service(other, t0);
+    }
+    fx.clock.advance(1min);
+    auto const t1 = fx.clock.now();
+    auto const moved = detail::sorted(fx.peer().stop_runtime_services({.execution_workspace_id = "ew-1"}, t1));
+    CHECK(moved == std::vector<std::string>{"svc-0", "svc-1", "svc-2"});
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+        auto const r = fx.store().get_runtime_service("svc-" + std::to_string(i));
+        REQUIRE(r);
+        INFO(r->id);
+        if (i < 3) {
+            CHECK(r->status == runtime_service_status::stopped);
+            CHECK(r->health_status == runtime_service_health::unknown);
+            CHECK(r->stopped_at == t1);
+            CHECK(r->last_used_at == t1);
+            CHECK(r->updated_at == t1);
+        } else {
+            CHECK(r->status == statuses[i]);
+            CHECK(r->updated_at == t0);
+        }
+        auto const o = fx.store().get_runtime_service("other-" + std::to_string(i));
+        REQUIRE(o);
+        CHECK(o->status == statuses[i]);
+    }
+    CHECK(fx.store().stop_runtime_services({.execution_workspace_id = "ew-1"}, t1).empty());
+    CHECK(detail::sorted(fx.store().stop_runtime_services({.ids = {"other-1", "other-4"}}, t1)) ==
+          std::vector<std::string>{"other-1"});
+}
+
 }  // namespace checks
 
 }  // namespace berth::testing::store_conformance
@@ -1548,7 +1717,11 @@ void race_release_for_run_against_transitions(store_view<S> fx) {
     X(factory, tags, handles_share_storage, "a second handle sees and fences the first's writes", "")                  \
     X(factory, tags, race_acquire_respects_capacity, "racing acquisitions never exceed maxActiveLeases", "")           \
     X(factory, tags, race_transitions_have_one_winner, "racing transitions from one epoch have one winner", "")        \
-    X(factory, tags, race_release_for_run_against_transitions, "release_leases_for_run racing transitions", "")
+    X(factory, tags, race_release_for_run_against_transitions, "release_leases_for_run racing transitions", "")     \
+    X(factory, tags, runtime_service_upsert_and_get, "upsert_runtime_service inserts, then replaces but keeps origin", \
+      "")                                                                                                              \
+    X(factory, tags, runtime_service_list_filters_and_orders, "list_runtime_services filters and orders", "")          \
+    X(factory, tags, runtime_service_stop_moves_live_rows, "stop_runtime_services moves only live matching rows", "")
 
 #define BERTH_STORE_CONFORMANCE_DETAIL_TEST_CASE(factory, tags, check, description, extra_tags)                        \
     TEST_CASE(#factory ": " description, tags "[store_conformance]" extra_tags) {                                      \
