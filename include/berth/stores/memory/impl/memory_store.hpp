@@ -59,7 +59,7 @@ inline std::optional<std::int64_t> max_active_leases(environment const& env) {
         n = static_cast<std::int64_t>(v->get_uint64());
     if (!n || *n < 1)
         throw store_error(store_errc::invalid_argument,
-                          "Environment " + quoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
+                          "Environment " + detail::memory::quoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
                               boost::json::serialize(*v) + "; it must be a positive integer.");
     return n;
 }
@@ -103,7 +103,7 @@ inline void memory_store::check_capacity(environment const& env) const {
                                [](lease_row const* r) { return r->value.status == lease_status::active; });
     if (active >= *limit)
         throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + quoted(env.name) + " (" + env.id + ") already has " +
+                          "Environment " + detail::memory::quoted(env.name) + " (" + env.id + ") already has " +
                               std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
                               ", its limit (maxActiveLeases = " + std::to_string(*limit) + ").");
 }
@@ -122,9 +122,9 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
         if (l.status != lease_status::active || l.lease_policy != policy) continue;
         if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
         throw store_error(store_errc::conflict,
-                          "Environment " + quoted(environment_id) + " already has an active " + to_string(policy) +
+                          "Environment " + detail::memory::quoted(environment_id) + " already has an active " + to_string(policy) +
                               " lease" +
-                              (by_workspace ? " for execution workspace " + quoted(*execution_workspace_id)
+                              (by_workspace ? " for execution workspace " + detail::memory::quoted(*execution_workspace_id)
                                             : std::string()) +
                               " (" + l.id + ").");
     }
@@ -133,7 +133,7 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
 inline void memory_store::check_event_id(activity_event const* event) const {
     using namespace detail::memory;
     if (event && activity_ids_.contains(event->id))
-        throw store_error(store_errc::conflict, "Activity event " + quoted(event->id) + " already exists.");
+        throw store_error(store_errc::conflict, "Activity event " + detail::memory::quoted(event->id) + " already exists.");
 }
 
 inline void memory_store::insert_environment(environment env) {
@@ -192,7 +192,7 @@ inline environment memory_store::create_environment(new_environment const& input
     std::unique_lock lock(mutex_);
     if (env.driver == driver_kind::local && find_local(env.company_id))
         throw store_error(store_errc::conflict,
-                          "Company " + quoted(env.company_id) + " already has a local environment.");
+                          "Company " + detail::memory::quoted(env.company_id) + " already has a local environment.");
     insert_environment(std::move(env));
     return result;
 }
@@ -215,7 +215,7 @@ inline std::optional<environment> memory_store::update_environment(std::string_v
     next.updated_at = now;
     if (next.driver == driver_kind::local && find_local(next.company_id, next.id))
         throw store_error(store_errc::conflict,
-                          "Company " + quoted(next.company_id) + " already has a local environment.");
+                          "Company " + detail::memory::quoted(next.company_id) + " already has a local environment.");
     environment result = next;
     it->second.value = std::move(next);
     return result;
@@ -313,14 +313,14 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
     if (env == environments_.end())
-        throw store_error(store_errc::not_found, "Environment " + quoted(input.environment_id) + " not found.");
+        throw store_error(store_errc::not_found, "Environment " + detail::memory::quoted(input.environment_id) + " not found.");
     if (env->second.value.company_id != input.company_id)
         throw store_error(store_errc::invalid_argument,
-                          "Lease " + quoted(input.id) + " is for company " + quoted(input.company_id) +
-                              " but environment " + quoted(input.environment_id) + " belongs to company " +
-                              quoted(env->second.value.company_id) + ".");
+                          "Lease " + detail::memory::quoted(input.id) + " is for company " + detail::memory::quoted(input.company_id) +
+                              " but environment " + detail::memory::quoted(input.environment_id) + " belongs to company " +
+                              detail::memory::quoted(env->second.value.company_id) + ".");
     if (leases_.contains(input.id))
-        throw store_error(store_errc::conflict, "Lease " + quoted(input.id) + " already exists.");
+        throw store_error(store_errc::conflict, "Lease " + detail::memory::quoted(input.id) + " already exists.");
     check_capacity(env->second.value);
     check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
     check_event_id(event);
@@ -360,15 +360,15 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
 
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(t.id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + quoted(t.id) + " not found.");
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::quoted(t.id) + " not found.");
     auto& stored = it->second.value;
     if (stored.epoch != t.expected_epoch)
         throw store_error(store_errc::stale_epoch,
-                          "Lease " + quoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                          "Lease " + detail::memory::quoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
                               to_string(stored.status) + "), not the caller's epoch " +
                               std::to_string(t.expected_epoch) + ": another holder moved it. Nothing was changed.");
     if (!can_transition(stored.status, t.to))
-        throw store_error(store_errc::illegal_transition, "Lease " + quoted(t.id) + " cannot move from " +
+        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::quoted(t.id) + " cannot move from " +
                                                               to_string(stored.status) + " to " + to_string(t.to) +
                                                               ".");
     if (t.to == lease_status::active) {
@@ -425,15 +425,15 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + quoted(id) + " not found.");
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::quoted(id) + " not found.");
     auto& stored = it->second.value;
     if (stored.epoch != expected_epoch)
         throw store_error(store_errc::stale_epoch,
-                          "Lease " + quoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                          "Lease " + detail::memory::quoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
                               to_string(stored.status) + "), not the caller's epoch " + std::to_string(expected_epoch) +
                               ": another holder moved it. Nothing was changed.");
     if (stored.status != lease_status::active)
-        throw store_error(store_errc::illegal_transition, "Lease " + quoted(id) + " is " + to_string(stored.status) +
+        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::quoted(id) + " is " + to_string(stored.status) +
                                                               "; only an active lease can be renewed.");
     environment_lease next = stored;
     next.expires_at = expires_at;

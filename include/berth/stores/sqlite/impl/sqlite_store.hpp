@@ -253,7 +253,7 @@ inline environment_facts facts_of(connection& c, statements const& sql, std::str
     auto st = c.statement(sql.env_for_lease);
     bind_text(st.get(), 1, environment_id);
     if (!st.step("reading the environment"))
-        throw store_error(store_errc::not_found, "Environment " + quoted(environment_id) + " not found.");
+        throw store_error(store_errc::not_found, "Environment " + detail::sqlite::quoted(environment_id) + " not found.");
     environment_facts f{std::string(column_text(st.get(), 1)), std::string(column_text(st.get(), 2)), std::nullopt};
     json_object config;
     read_value(st.get(), 3, config, column_ref{environments_table, "config", st.get()});
@@ -264,7 +264,7 @@ inline environment_facts facts_of(connection& c, statements const& sql, std::str
             n = static_cast<std::int64_t>(v->get_uint64());
         if (!n || *n < 1)
             throw store_error(store_errc::invalid_argument,
-                              "Environment " + quoted(f.name) + " (" + std::string(environment_id) +
+                              "Environment " + detail::sqlite::quoted(f.name) + " (" + std::string(environment_id) +
                                   ") has config maxActiveLeases = " + boost::json::serialize(*v) +
                                   "; it must be a positive integer.");
         f.max_active_leases = n;
@@ -283,7 +283,7 @@ inline void check_capacity(connection& c, statements const& sql, environment_fac
     auto const active = sqlite3_column_int64(st.get(), 0);
     if (active >= *env.max_active_leases)
         throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + quoted(env.name) + " (" + std::string(environment_id) + ") already has " +
+                          "Environment " + detail::sqlite::quoted(env.name) + " (" + std::string(environment_id) + ") already has " +
                               std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
                               ", its limit (maxActiveLeases = " + std::to_string(*env.max_active_leases) + ").");
 }
@@ -305,9 +305,9 @@ inline void check_reuse_scope(connection& c, statements const& sql, std::string_
     if (st->step("checking the reuse scope")) {
         std::string const holder(column_text(st->get(), 0));
         throw store_error(store_errc::conflict,
-                          "Environment " + quoted(environment_id) + " already has an active " + to_string(policy) +
+                          "Environment " + detail::sqlite::quoted(environment_id) + " already has an active " + to_string(policy) +
                               " lease" + (workspace && policy == lease_policy_kind::reuse_by_execution_workspace
-                                              ? " for execution workspace " + quoted(*workspace)
+                                              ? " for execution workspace " + detail::sqlite::quoted(*workspace)
                                               : std::string()) +
                               " (" + holder + ").");
     }
@@ -320,7 +320,7 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
         st.step("recording activity");
     } catch (store_error const& err) {
         if (err.code() == store_errc::conflict)
-            throw store_error(store_errc::conflict, "Activity event " + quoted(e.id) + " already exists.");
+            throw store_error(store_errc::conflict, "Activity event " + detail::sqlite::quoted(e.id) + " already exists.");
         throw;
     }
 }
@@ -331,7 +331,7 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
     auto st = c.statement(sql.lease_state);
     bind_text(st.get(), 1, id);
     if (!st.step("reading the lease"))
-        return store_error(store_errc::not_found, "Lease " + quoted(id) + " not found.");
+        return store_error(store_errc::not_found, "Lease " + detail::sqlite::quoted(id) + " not found.");
     auto const status = std::string(column_text(st.get(), 1));
     auto const epoch = sqlite3_column_int64(st.get(), 2);
     if (!try_parse_enum<lease_status>(status))
@@ -339,14 +339,14 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
                        parse_error(enum_label<lease_status>, status).what());
     if (static_cast<std::uint64_t>(epoch) != expected_epoch)
         return store_error(store_errc::stale_epoch,
-                           "Lease " + quoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
+                           "Lease " + detail::sqlite::quoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
                                "), not the caller's epoch " + std::to_string(expected_epoch) +
                                ": another holder moved it. Nothing was changed.");
     if (renewing)
         return store_error(store_errc::illegal_transition,
-                           "Lease " + quoted(id) + " is " + status + "; only an active lease can be renewed.");
+                           "Lease " + detail::sqlite::quoted(id) + " is " + status + "; only an active lease can be renewed.");
     return store_error(store_errc::illegal_transition,
-                       "Lease " + quoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
+                       "Lease " + detail::sqlite::quoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
 }
 
 }  // namespace berth::detail::sqlite
@@ -441,7 +441,7 @@ inline environment sqlite_store::create_environment(new_environment const& input
         } catch (store_error const& e) {
             if (e.code() == store_errc::conflict)
                 throw store_error(store_errc::conflict,
-                                  "Company " + quoted(env.company_id) + " already has a local environment.");
+                                  "Company " + detail::sqlite::quoted(env.company_id) + " already has a local environment.");
             throw;
         }
     });
@@ -476,7 +476,7 @@ inline std::optional<environment> sqlite_store::update_environment(std::string_v
         } catch (store_error const& e) {
             if (e.code() == store_errc::conflict)
                 throw store_error(store_errc::conflict,
-                                  "Company " + quoted(env->company_id) + " already has a local environment.");
+                                  "Company " + detail::sqlite::quoted(env->company_id) + " already has a local environment.");
             throw;
         }
         return env;
@@ -509,7 +509,7 @@ inline environment sqlite_store::ensure_local_environment(std::string_view compa
         auto existing = read_one<environment>(st, environments_table, "reading the local environment");
         if (!existing)
             throw store_error(store_errc::backend_failure,
-                              "SQLite store: failed to ensure the local environment of company " + quoted(company_id));
+                              "SQLite store: failed to ensure the local environment of company " + detail::sqlite::quoted(company_id));
         return std::move(*existing);
     });
 }
@@ -584,9 +584,9 @@ inline environment_lease sqlite_store::acquire_lease(new_lease const& input, tim
         auto const env = facts_of(c, s.sql, lease.environment_id);
         if (env.company_id != lease.company_id)
             throw store_error(store_errc::invalid_argument,
-                              "Lease " + quoted(lease.id) + " is for company " + quoted(lease.company_id) +
-                                  " but environment " + quoted(lease.environment_id) + " belongs to company " +
-                                  quoted(env.company_id) + ".");
+                              "Lease " + detail::sqlite::quoted(lease.id) + " is for company " + detail::sqlite::quoted(lease.company_id) +
+                                  " but environment " + detail::sqlite::quoted(lease.environment_id) + " belongs to company " +
+                                  detail::sqlite::quoted(env.company_id) + ".");
         check_capacity(c, s.sql, env, lease.environment_id);
         check_reuse_scope(c, s.sql, lease.environment_id, lease.lease_policy, lease.execution_workspace_id);
         {
@@ -596,7 +596,7 @@ inline environment_lease sqlite_store::acquire_lease(new_lease const& input, tim
                 st.step("acquiring a lease");
             } catch (store_error const& e) {
                 if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + quoted(lease.id) + " already exists.");
+                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::quoted(lease.id) + " already exists.");
                 throw;
             }
         }
@@ -635,7 +635,7 @@ inline environment_lease sqlite_store::transition_lease(lease_transition const& 
                 lease = read_one<environment_lease>(st, leases_table, "moving a lease");
             } catch (store_error const& e) {
                 if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + quoted(t.id) +
+                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::quoted(t.id) +
                                                                 " cannot become active: its reuse scope already has "
                                                                 "an active lease.");
                 throw;

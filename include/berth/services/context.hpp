@@ -1,0 +1,57 @@
+#pragma once
+//! @file
+//! What the runtime services of a run are started for: the realized workspace, the agent, the
+//! issue and the adapter's environment, as plain inputs (upstream's RealizedExecutionWorkspace,
+//! ExecutionWorkspaceAgentRef, ExecutionWorkspaceIssueRef), and what a start returns
+//! (RuntimeServiceRef). Whoever realizes workspaces (git worktrees, issue 4) fills these in.
+
+#include <berth/model/runtime_service.hpp>  // workspace_runtime_service
+#include <berth/process/environment.hpp>    // environment_map
+
+#include <optional>  // std::optional
+#include <string>    // std::string
+
+namespace berth::services {
+
+using process::environment_map;
+
+/// The realized workspace a run works in.
+struct workspace_context {
+    std::string cwd{};                               ///< absolute
+    std::string strategy = "project_primary";        ///< project_primary | git_worktree (for the ready summary)
+    std::optional<std::string> project_id{};
+    std::optional<std::string> project_workspace_id{};  ///< upstream `workspaceId`
+    std::optional<std::string> execution_workspace_id{};
+    std::optional<std::string> branch_name{};
+    std::optional<std::string> worktree_path{};
+    std::optional<std::string> repo_url{};
+    std::optional<std::string> repo_ref{};
+};
+
+struct agent_ref {
+    std::optional<std::string> id{};
+    std::string name{};
+    std::string company_id{};
+};
+
+struct issue_ref {
+    std::string id{};
+    std::optional<std::string> identifier{};
+    std::optional<std::string> title{};
+};
+
+/// Everything a service start depends on besides its definition.
+struct service_context {
+    workspace_context workspace{};
+    agent_ref agent{};
+    std::optional<issue_ref> issue{};
+    environment_map adapter_env{};  ///< the adapter's environment; passed to the service and to templates
+};
+
+/// A service as a start, a reuse or a report returns it (upstream RuntimeServiceRef).
+struct runtime_service_ref {
+    workspace_runtime_service service{};
+    bool reused = false;
+};
+
+}  // namespace berth::services

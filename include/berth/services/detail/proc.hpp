@@ -1,0 +1,122 @@
+#pragma once
+// Facts about other processes, read from Linux /proc (upstream asks `ps`, `lsof` and
+// /proc/<pid>/cwd): is a pid alive, its command line, its cwd, its process group, and which
+// process listens on a TCP port. Not a public API.
+
+#include <cerrno>       // errno, EPERM
+#include <csignal>      // kill
+#include <cstdint>      // std::int64_t
+#include <cstdio>       // std::sscanf
+#include <filesystem>   // directory_iterator, read_symlink
+#include <fstream>      // std::ifstream
+#include <iterator>     // std::istreambuf_iterator
+#include <optional>     // std::optional
+#include <set>          // std::set
+#include <string>       // std::string, std::getline
+#include <system_error> // std::error_code
+
+#include <sys/types.h>  // pid_t
+#include <unistd.h>     // getpgid
+
+namespace berth::services::detail {
+
+/// kill(pid, 0): the process exists (EPERM: it exists but is not ours). A zombie counts as alive.
+[[nodiscard]] inline bool pid_alive(std::int64_t pid) noexcept {
+    if (pid <= 0) return false;
+    return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+/// True when the process exists and is not a zombie (state Z in /proc/<pid>/stat).
+[[nodiscard]] inline bool pid_running(std::int64_t pid) {
+    if (!pid_alive(pid)) return false;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto const close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) return true;
+    return stat[close + 2] != 'Z' && stat[close + 2] != 'X';
+}
+
+/// `ps -o command=`: the command line with NULs as spaces ("" when unreadable).
+[[nodiscard]] inline std::string command_line(std::int64_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    for (auto& c : s)
+        if (c == '\0') c = ' ';
+    return s;
+}
+
+/// The process's working directory, or nullopt when unreadable.
+[[nodiscard]] inline std::optional<std::string> process_cwd(std::int64_t pid) {
+    std::error_code ec;
+    auto p = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec);
+    if (ec) return std::nullopt;
+    return p.string();
+}
+
+/// The process group of `pid`, or nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> process_group(std::int64_t pid) noexcept {
+    pid_t const g = ::getpgid(static_cast<pid_t>(pid));
+    if (g < 0) return std::nullopt;
+    return g;
+}
+
+/// Socket inodes listening on TCP `port` (IPv4 and IPv6).
+[[nodiscard]] inline std::set<std::string> listening_inodes(std::int64_t port) {
+    std::set<std::string> out;
+    for (char const* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(file);
+        std::string line;
+        std::getline(in, line);  // header
+        while (std::getline(in, line)) {
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            char local[128], remote[128], state[8];
+            unsigned long inode = 0;
+            int n = std::sscanf(line.c_str(), " %*s %127s %127s %7s %*s %*s %*s %*s %*s %lu", local, remote, state,
+                                &inode);
+            if (n != 4 || std::string(state) != "0A") continue;  // 0A: LISTEN
+            std::string const l(local);
+            auto const colon = l.rfind(':');
+            if (colon == std::string::npos) continue;
+            if (std::stol(l.substr(colon + 1), nullptr, 16) == port) out.insert(std::to_string(inode));
+        }
+    }
+    return out;
+}
+
+/// `lsof -nP -iTCP:<port> -sTCP:LISTEN -t`: a pid that holds a socket listening on `port`, or
+/// nullopt. (Only processes whose /proc/<pid>/fd this process may read are seen.)
+[[nodiscard]] inline std::optional<std::int64_t> port_owner(std::int64_t port) {
+    auto const inodes = listening_inodes(port);
+    if (inodes.empty()) return std::nullopt;
+    std::error_code ec;
+    for (auto const& proc : std::filesystem::directory_iterator("/proc", ec)) {
+        auto const name = proc.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::error_code fec;
+        for (auto const& fd : std::filesystem::directory_iterator(proc.path() / "fd", fec)) {
+            std::error_code lec;
+            auto const target = std::filesystem::read_symlink(fd.path(), lec).string();
+            if (lec || target.rfind("socket:[", 0) != 0) continue;
+            if (inodes.contains(target.substr(8, target.size() - 9))) return std::stoll(name);
+        }
+    }
+    return std::nullopt;
+}
+
+/// `path` is `root` or inside it (lexically, after normalisation): never a sibling (`/a/bc` is
+/// not inside `/a/b`).
+[[nodiscard]] inline bool path_within(std::string const& path, std::string const& root) {
+    auto norm = [](std::string const& s) {
+        auto n = std::filesystem::path(s).lexically_normal().string();
+        while (n.size() > 1 && n.back() == '/') n.pop_back();
+        return n;
+    };
+    auto const p = norm(path);
+    auto const r = norm(root);
+    if (p == r) return true;
+    if (r == "/") return !p.empty() && p.front() == '/';
+    return p.size() > r.size() && p.compare(0, r.size(), r) == 0 && p[r.size()] == '/';
+}
+
+}  // namespace berth::services::detail

@@ -1,0 +1,949 @@
+#pragma once
+// Definitions of berth/services/supervisor.hpp (included at its bottom).
+
+#include <berth/error.hpp>                 // berth::error, process_error
+#include <berth/model/ids.hpp>             // new_id
+#include <berth/services/detail/proc.hpp>  // pid_running, port_owner, process_group, path_within, command_line
+#include <berth/services/http_probe.hpp>   // http_get
+#include <berth/services/identity.hpp>     // resolve_scope, resolve_reuse_identity, service_key, ...
+#include <berth/services/ports.hpp>        // port_reserver
+#include <berth/services/template.hpp>     // build_template_data, render_template, render_service_env
+
+#include <algorithm>  // std::find, std::min, std::erase
+#include <array>      // std::array
+#include <cerrno>     // errno, EINTR, EAGAIN
+#include <csignal>    // kill, SIGTERM, SIGKILL
+#include <cstring>    // std::strerror
+
+#include <poll.h>          // poll, pollfd
+#include <sys/eventfd.h>   // eventfd
+#include <sys/syscall.h>   // SYS_pidfd_open
+#include <sys/wait.h>      // WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
+#include <unistd.h>        // read, write, close, getpid
+
+namespace berth::services {
+
+template <runtime_service_store Store, clock Clock>
+struct supervisor<Store, Clock>::entry {
+    workspace_runtime_service row;
+    std::string service_key;
+    std::string env_fingerprint;
+    stop_policy_type stop_type = stop_policy_type::manual;
+    std::int64_t idle_seconds = 1800;
+    std::set<std::string> lease_run_ids;
+    std::optional<steady::time_point> idle_deadline;
+
+    std::optional<process::child> child;  // a process we started
+    pid_t pid = 0;                        // ours or adopted
+    std::optional<std::int64_t> pgid;
+    process::detail::unique_fd pidfd;     // readable once the process exited
+    process::detail::unique_fd out, err;  // our read ends of its stdout / stderr
+    std::string out_tail, err_tail, out_line, err_line;
+    std::optional<std::int64_t> reserved_port;
+    steady::time_point last_touch{};
+
+    enum class phase { starting, running, stopping, exited };
+    phase state = phase::starting;
+    bool registered = false;  // in by_id_ (running)
+    bool finalized = false;
+    std::optional<steady::time_point> kill_at;
+    std::optional<int> wait_status;  // own children only
+};
+
+namespace detail {
+
+inline process::detail::unique_fd open_pidfd_of(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+    return process::detail::unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+    (void)pid;
+    return {};
+#endif
+}
+
+/// Keeps the last `n` bytes of `tail` + `chunk`.
+inline void append_tail(std::string& tail, std::string_view chunk, std::size_t n) {
+    tail.append(chunk);
+    if (tail.size() > n) tail.erase(0, tail.size() - n);
+}
+
+inline std::string trimmed(std::string s) {
+    auto const b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return {};
+    auto const e = s.find_last_not_of(" \t\r\n");
+    return s.substr(b, e - b + 1);
+}
+
+/// Sends `sig` to the process group `pgid` (when `pid` still leads or belongs to it) and to `pid`.
+inline void signal_process(std::int64_t pid, std::optional<std::int64_t> pgid, int sig) noexcept {
+    if (pid <= 0) return;
+    if (pgid && *pgid > 1) {
+        auto const g = process_group(pid);
+        if (!g || *g == *pgid || !pid_alive(pid)) ::kill(-static_cast<pid_t>(*pgid), sig);
+    }
+    ::kill(static_cast<pid_t>(pid), sig);
+}
+
+/// Ends a process that is not our child: SIGTERM to its group, SIGKILL after `grace`; returns
+/// once it is gone (or after a further `grace`).
+inline void terminate_foreign(std::int64_t pid, std::optional<std::int64_t> pgid, std::chrono::milliseconds grace) {
+    using steady = std::chrono::steady_clock;
+    signal_process(pid, pgid, SIGTERM);
+    auto deadline = steady::now() + grace;
+    bool killed = false;
+    while (pid_running(pid)) {
+        if (steady::now() >= deadline) {
+            if (killed) break;
+            signal_process(pid, pgid, SIGKILL);
+            killed = true;
+            deadline = steady::now() + grace;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (pgid && *pgid > 1) ::kill(-static_cast<pid_t>(*pgid), SIGKILL);  // anything left of the group
+}
+
+}  // namespace detail
+
+// ---- construction ----------------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+supervisor<Store, Clock>::supervisor(Store& store, supervisor_options options, Clock clock)
+    : store_(store),
+      options_(std::move(options)),
+      clock_(std::move(clock)),
+      registry_(options_.registry_dir),
+      base_env_(options_.base_environment ? *options_.base_environment : service_base_environment()),
+      shell_(options_.shell ? *options_.shell : resolve_shell()) {
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw error(std::string("runtime service supervisor: eventfd failed: ") + std::strerror(errno));
+    monitor_ = std::thread([this] { monitor(); });
+}
+
+template <runtime_service_store Store, clock Clock>
+supervisor<Store, Clock>::~supervisor() {
+    {
+        std::unique_lock lock(mutex_);
+        if (options_.stop_on_destroy) {
+            auto const all = watched_;
+            for (auto const& e : all)
+                if (e->state != entry::phase::exited) initiate_stop(e);
+            changed_.wait(lock, [&] {
+                return std::all_of(all.begin(), all.end(), [](entry_ptr const& e) { return e->finalized; });
+            });
+        } else {
+            for (auto const& e : watched_) {
+                if (e->child) (void)e->child->detach();
+                e->out.reset();
+                e->err.reset();
+            }
+        }
+        quit_ = true;
+    }
+    wake();
+    monitor_.join();
+    ::close(wake_fd_);
+}
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::wake() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+}
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::persist(entry const& e) {
+    store_.upsert_runtime_service(e.row, clock_.now());
+}
+
+// ---- runs and manual control ------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure_for_run(
+    std::string const& run_id, service_context const& ctx, std::span<runtime_service_config const> services) {
+    {
+        std::lock_guard lock(mutex_);
+        leases_by_run_[run_id];
+    }
+    try {
+        return ensure(run_id, run_id, ctx, services);
+    } catch (...) {
+        release_for_run(run_id);
+        throw;
+    }
+}
+
+template <runtime_service_store Store, clock Clock>
+std::vector<runtime_service_ref> supervisor<Store, Clock>::start_for_control(
+    service_context const& ctx, std::span<runtime_service_config const> services,
+    std::optional<std::string> invocation_id) {
+    return ensure(invocation_id ? *invocation_id : new_id(), std::nullopt, ctx, services);
+}
+
+template <runtime_service_store Store, clock Clock>
+std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string const& run_id,
+                                                                  std::optional<std::string> const& lease_run,
+                                                                  service_context const& ctx,
+                                                                  std::span<runtime_service_config const> services) {
+    std::vector<runtime_service_ref> refs;
+    refs.reserve(services.size());
+    for (auto const& service : services) {
+        auto const scope = resolve_scope(service, ctx, run_id);
+        auto const identity = resolve_reuse_identity(service, ctx, scope);
+        std::unique_lock lock(mutex_);
+        if (identity.reuse_key) {
+            // One start per key at a time: a second caller waits and then reuses the first's.
+            changed_.wait(lock, [&] { return !starting_keys_.contains(*identity.reuse_key); });
+            if (auto k = by_reuse_key_.find(*identity.reuse_key); k != by_reuse_key_.end()) {
+                auto const& e = by_id_.at(k->second);
+                if (e->state == entry::phase::running) {
+                    auto const now = clock_.now();
+                    if (lease_run) {
+                        e->lease_run_ids.insert(*lease_run);
+                        leases_by_run_[*lease_run].push_back(e->row.id);
+                    }
+                    e->row.last_used_at = now;
+                    e->row.stopped_at = std::nullopt;
+                    e->idle_deadline.reset();
+                    // The registry's lastSeenAt is informational; refreshing it at most once a
+                    // minute keeps a reuse hit free of file writes.
+                    auto const t = steady::now();
+                    if (t - e->last_touch > std::chrono::minutes(1)) {
+                        e->last_touch = t;
+                        try {
+                            registry_.touch(e->service_key, e->row.id, to_iso8601(now));
+                        } catch (std::exception const&) {
+                        }
+                    }
+                    persist(*e);
+                    refs.push_back({e->row, true});
+                    continue;
+                }
+            }
+            starting_keys_.insert(*identity.reuse_key);
+        }
+        lock.unlock();
+        struct release_key {
+            supervisor* self;
+            std::optional<std::string> const& key;
+            ~release_key() {
+                if (!key) return;
+                {
+                    std::lock_guard l(self->mutex_);
+                    self->starting_keys_.erase(*key);
+                }
+                self->changed_.notify_all();
+            }
+        } guard{this, identity.reuse_key};
+        auto e = start_local(run_id, lease_run, ctx, service, scope, identity);
+        std::lock_guard relock(mutex_);
+        if (lease_run) leases_by_run_[*lease_run].push_back(e->row.id);
+        refs.push_back({e->row, !e->child});
+    }
+    return refs;
+}
+
+// ---- start -------------------------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_local(
+    std::string const& run_id, std::optional<std::string> const& lease_run, service_context const& ctx,
+    runtime_service_config const& service, service_scope const& scope, reuse_identity const& identity) {
+    auto const& name = service.name;
+    auto const fingerprint = identity.reuse_key ? *identity.reuse_key : identity.env_fingerprint;
+    service_key_input key_in{.service_name = name,
+                             .cwd = identity.service_cwd,
+                             .command = service.command,
+                             .env_fingerprint = fingerprint,
+                             .port = identity.identity_port,
+                             .scope = scope,
+                             .execution_workspace_id = ctx.workspace.execution_workspace_id,
+                             .reuse_key = identity.reuse_key};
+    auto const key = service_key(key_in);
+    auto const now = clock_.now();
+
+    workspace_runtime_service row{.id = new_id(),
+                                  .company_id = ctx.agent.company_id,
+                                  .project_id = ctx.workspace.project_id,
+                                  .project_workspace_id = ctx.workspace.project_workspace_id,
+                                  .execution_workspace_id = ctx.workspace.execution_workspace_id,
+                                  .issue_id = ctx.issue ? std::optional<std::string>(ctx.issue->id) : std::nullopt,
+                                  .scope_type = scope.type,
+                                  .scope_id = scope.id,
+                                  .service_name = name,
+                                  .status = runtime_service_status::starting,
+                                  .lifecycle = service.lifecycle,
+                                  .reuse_key = identity.reuse_key,
+                                  .command = service.command,
+                                  .cwd = identity.service_cwd,
+                                  .port = identity.identity_port,
+                                  .url = std::nullopt,
+                                  .provider = runtime_service_provider::local_process,
+                                  .provider_ref = std::nullopt,
+                                  .owner_agent_id = ctx.agent.id,
+                                  .started_by_run_id = lease_run,
+                                  .last_used_at = now,
+                                  .started_at = now,
+                                  .stopped_at = std::nullopt,
+                                  .stop_policy = service.stop_policy_json,
+                                  .health_status = runtime_service_health::unknown,
+                                  .created_at = now,
+                                  .updated_at = now};
+    (void)run_id;
+
+    // Adoption: a live process of the same identity, left by an earlier supervisor.
+    if (auto rec = registry_.find_adoptable({key, name, service.command, identity.service_cwd, fingerprint,
+                                             identity.identity_port})) {
+        if (auto e = try_adopt(*rec, row, key, identity.env_fingerprint, &service)) {
+            std::lock_guard lock(mutex_);
+            if (lease_run) e->lease_run_ids.insert(*lease_run);
+            return e;
+        }
+    }
+
+    if (identity.identity_port) {
+        if (auto const owner = detail::port_owner(*identity.identity_port))
+            throw error("Runtime service \"" + name + "\" could not start because port " +
+                        std::to_string(*identity.identity_port) + " is already in use by pid " +
+                        std::to_string(*owner));
+    }
+
+    std::optional<std::int64_t> port = identity.identity_port;
+    std::optional<std::int64_t> reserved;
+    port_reserver const ports(options_.registry_dir);
+    if (service.port.mode == port_config::kind::automatic) {
+        reserved = ports.reserve(key);
+        port = reserved;
+    }
+    struct release_port {
+        port_reserver const& ports;
+        std::optional<std::int64_t>& port;
+        ~release_port() {
+            if (port) ports.release(*port);
+        }
+    } port_guard{ports, reserved};
+
+    auto const data = build_template_data(ctx, port);
+    auto const cwd = port == identity.identity_port
+                         ? identity.service_cwd
+                         : resolve_configured_path(render_template(service.cwd, data), ctx.workspace.cwd);
+    environment_map env = base_env_;
+    for (auto const& [k, v] : ctx.adapter_env) env[k] = v;
+    for (auto const& [k, v] : render_service_env(service, data)) env[k] = v;
+    if (port) env[service.port.env_key] = std::to_string(*port);
+    std::optional<std::string> url;
+    if (auto t = service.url_template()) url = render_template(*t, data);
+    row.cwd = cwd;
+    row.port = port;
+    row.url = url;
+
+    auto e = std::make_shared<entry>();
+    e->service_key = key;
+    e->env_fingerprint = identity.env_fingerprint;
+    e->stop_type = service.stop_type();
+    e->idle_seconds = service.stop_policy.idle_seconds;
+    if (lease_run) e->lease_run_ids.insert(*lease_run);
+    try {
+        auto c = process::child::start(command{.program = shell_, .args = {"-lc", service.command}, .cwd = cwd},
+                                       process::run_options{.base_environment = std::move(env)});
+        e->pid = c.pid();
+        e->pgid = c.pid();
+        e->out = c.take_stdout();
+        e->err = c.take_stderr();
+        e->pidfd = c.take_pidfd();
+        e->child.emplace(std::move(c));
+    } catch (process_error const& err) {
+        throw error("Failed to start runtime service \"" + name + "\": " + err.what());
+    }
+    row.provider_ref = std::to_string(e->pid);
+    e->row = row;
+    e->reserved_port = std::exchange(reserved, std::nullopt);  // the entry owns the reservation now
+    {
+        std::lock_guard lock(mutex_);
+        watched_.push_back(e);
+    }
+    wake();
+
+    auto fail = [&](std::string const& why) -> error {
+        std::unique_lock lock(mutex_);
+        terminate_and_wait(e, lock);
+        e->row.status = runtime_service_status::stopped;
+        e->row.health_status = runtime_service_health::unhealthy;
+        e->row.stopped_at = clock_.now();
+        e->row.last_used_at = e->row.stopped_at;
+        registry_.remove(e->service_key);
+        if (e->reserved_port) ports.release(*e->reserved_port);
+        try {
+            persist(*e);
+        } catch (std::exception const&) {
+        }
+        std::erase(watched_, e);
+        auto const tail = detail::trimmed(e->err_tail);
+        return error("Failed to start runtime service \"" + name + "\": " + why +
+                     (tail.empty() ? std::string() : " | stderr: " + tail));
+    };
+
+    try {
+        persist(*e);
+        registry_.write(registry_record{.service_key = key,
+                                        .service_name = name,
+                                        .command = service.command,
+                                        .cwd = cwd,
+                                        .env_fingerprint = fingerprint,
+                                        .port = port,
+                                        .url = url,
+                                        .pid = e->pid,
+                                        .process_group_id = e->pid,
+                                        .runtime_service_id = row.id,
+                                        .reuse_key = identity.reuse_key,
+                                        .started_at = to_iso8601(row.started_at),
+                                        .last_seen_at = to_iso8601(now),
+                                        .metadata = {{"projectId", detail::opt(row.project_id)},
+                                                     {"projectWorkspaceId", detail::opt(row.project_workspace_id)},
+                                                     {"executionWorkspaceId", detail::opt(row.execution_workspace_id)},
+                                                     {"issueId", detail::opt(row.issue_id)},
+                                                     {"scopeType", to_string(row.scope_type)},
+                                                     {"scopeId", detail::opt(row.scope_id)}},
+                                        .owner_pid = ::getpid()});
+    } catch (std::exception const& ex) {
+        throw fail(ex.what());
+    }
+    e->last_touch = steady::now();
+
+    if (service.readiness && url) {
+        if (auto why = wait_ready(e, *url, *service.readiness)) throw fail(*why);
+    }
+
+    std::unique_lock lock(mutex_);
+    if (e->state == entry::phase::exited) {
+        lock.unlock();
+        throw fail("the service exited before it was registered");
+    }
+    e->state = entry::phase::running;
+    e->row.status = runtime_service_status::running;
+    e->row.health_status = runtime_service_health::healthy;
+    e->row.last_used_at = clock_.now();
+    register_entry(e);
+    persist(*e);
+    return e;
+}
+
+template <runtime_service_store Store, clock Clock>
+typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::try_adopt(
+    registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
+    std::string const& env_fingerprint, runtime_service_config const* config) {
+    auto const url = rec.url ? rec.url : row.url;
+    if (url && !http_get(*url, options_.health_timeout).ok()) {
+        detail::terminate_foreign(rec.pid, rec.process_group_id, options_.kill_grace);
+        registry_.remove(service_key);
+        return nullptr;
+    }
+    auto e = std::make_shared<entry>();
+    e->service_key = service_key;
+    e->env_fingerprint = env_fingerprint;
+    if (config) {
+        e->stop_type = config->stop_type();
+        e->idle_seconds = config->stop_policy.idle_seconds;
+    } else {
+        // A reconciled row: its persisted stopPolicy is what is known.
+        runtime_service_config c;
+        c.lifecycle = row.lifecycle;
+        if (row.stop_policy) {
+            if (auto const* t = row.stop_policy->if_contains("type"); t && t->is_string())
+                c.stop_policy.type = try_parse_enum<stop_policy_type>(std::string_view(t->get_string()));
+            if (auto const* s = row.stop_policy->if_contains("idleSeconds"); s && s->is_int64())
+                c.stop_policy.idle_seconds = std::max<std::int64_t>(1, s->get_int64());
+        }
+        e->stop_type = c.stop_type();
+        e->idle_seconds = c.stop_policy.idle_seconds;
+    }
+    e->pid = static_cast<pid_t>(rec.pid);
+    e->pgid = rec.process_group_id;
+    e->pidfd = detail::open_pidfd_of(e->pid);
+    auto const now = clock_.now();
+    row.status = runtime_service_status::running;
+    row.health_status = runtime_service_health::healthy;
+    row.provider_ref = std::to_string(rec.pid);
+    if (rec.port) row.port = rec.port;
+    row.url = url;
+    row.last_used_at = now;
+    row.stopped_at = std::nullopt;
+    if (!rec.started_at.empty()) {
+        try {
+            row.started_at = parse_iso8601(rec.started_at, "startedAt");
+        } catch (parse_error const&) {
+        }
+    }
+    e->row = row;
+    e->state = entry::phase::running;
+    auto updated = rec;
+    updated.runtime_service_id = row.id;
+    updated.last_seen_at = to_iso8601(now);
+    updated.owner_pid = ::getpid();
+    updated.pid = rec.pid;
+    registry_.write(updated);
+    e->last_touch = steady::now();
+    std::lock_guard lock(mutex_);
+    watched_.push_back(e);
+    register_entry(e);
+    persist(*e);
+    wake();
+    return e;
+}
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::register_entry(entry_ptr const& e) {
+    e->registered = true;
+    by_id_[e->row.id] = e;
+    if (e->row.reuse_key) by_reuse_key_[*e->row.reuse_key] = e->row.id;
+}
+
+template <runtime_service_store Store, clock Clock>
+std::optional<std::string> supervisor<Store, Clock>::wait_ready(entry_ptr const& e, std::string const& url,
+                                                                readiness_config const& r) {
+    auto const deadline = steady::now() + std::chrono::seconds(r.timeout_sec);
+    auto const longest = std::chrono::milliseconds(r.interval_ms);
+    auto gap = std::chrono::milliseconds(2);
+    std::string last = "service did not become ready";
+    while (true) {
+        auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+        if (left.count() <= 0) break;
+        auto const res = http_get(url, std::min<std::chrono::milliseconds>(left, std::chrono::seconds(2)));
+        if (res.ok()) return std::nullopt;
+        last = res.status ? "received HTTP " + std::to_string(*res.status) : res.error;
+        std::unique_lock lock(mutex_);
+        auto const wake_at = std::min(deadline, steady::now() + gap);
+        if (changed_.wait_until(lock, wake_at, [&] { return e->state == entry::phase::exited; })) {
+            // Its output is read to the end before the message quotes its stderr.
+            changed_.wait_for(lock, std::chrono::milliseconds(500), [&] { return !e->out && !e->err; });
+            std::string how = "exited";
+            if (e->wait_status && WIFEXITED(*e->wait_status))
+                how = "exited with code " + std::to_string(WEXITSTATUS(*e->wait_status));
+            else if (e->wait_status && WIFSIGNALED(*e->wait_status))
+                how = "was killed by signal " + std::to_string(WTERMSIG(*e->wait_status));
+            return "Readiness check failed for " + url + ": the service " + how + " before it became ready";
+        }
+        gap = std::min(gap * 2, longest);
+    }
+    return "Readiness check failed for " + url + ": " + last;
+}
+
+// ---- stop ------------------------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::initiate_stop(entry_ptr const& e) {
+    if (e->registered) {
+        e->registered = false;
+        by_id_.erase(e->row.id);
+        if (e->row.reuse_key) {
+            auto k = by_reuse_key_.find(*e->row.reuse_key);
+            if (k != by_reuse_key_.end() && k->second == e->row.id) by_reuse_key_.erase(k);
+        }
+    }
+    e->idle_deadline.reset();
+    if (e->state == entry::phase::exited) {
+        e->state = entry::phase::stopping;
+        finalize(e);
+        return;
+    }
+    if (e->state == entry::phase::stopping) return;
+    e->state = entry::phase::stopping;
+    if (e->child) e->child->signal_group(SIGTERM);
+    else detail::signal_process(e->pid, e->pgid, SIGTERM);
+    e->kill_at = steady::now() + options_.kill_grace;
+    wake();
+}
+
+/// Terminates a process during a failed start and waits for its exit (the lock is released while waiting).
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock) {
+    if (e->state != entry::phase::exited) {
+        if (e->child) e->child->signal_group(SIGTERM);
+        e->kill_at = steady::now() + options_.kill_grace;
+        e->state = entry::phase::stopping;
+        wake();
+        changed_.wait(lock, [&] { return e->wait_status.has_value() || !e->child || e->finalized; });
+    }
+}
+
+/// Records the end of a service whose process is gone: row, registry, port, persistence.
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::finalize(entry_ptr const& e) {
+    if (e->finalized) return;
+    e->finalized = true;
+    bool const stopping = e->state == entry::phase::stopping;
+    bool clean = true;
+    if (e->wait_status) {
+        int const st = *e->wait_status;
+        clean = (WIFEXITED(st) && WEXITSTATUS(st) == 0) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    }
+    auto const now = clock_.now();
+    e->row.status = stopping || clean ? runtime_service_status::stopped : runtime_service_status::failed;
+    e->row.health_status =
+        e->row.status == runtime_service_status::failed ? runtime_service_health::unhealthy : runtime_service_health::unknown;
+    e->row.last_used_at = now;
+    e->row.stopped_at = now;
+    e->state = entry::phase::exited;
+    if (e->registered) {
+        e->registered = false;
+        by_id_.erase(e->row.id);
+        if (e->row.reuse_key) {
+            auto k = by_reuse_key_.find(*e->row.reuse_key);
+            if (k != by_reuse_key_.end() && k->second == e->row.id) by_reuse_key_.erase(k);
+        }
+    }
+    try {
+        registry_.remove(e->service_key);
+    } catch (std::exception const&) {
+    }
+    if (e->reserved_port) port_reserver(options_.registry_dir).release(*e->reserved_port);
+    try {
+        persist(*e);
+    } catch (std::exception const&) {
+        // The store refused: the in-memory state is final anyway; the next reconcile repairs the row.
+    }
+    std::erase(watched_, e);
+    changed_.notify_all();
+}
+
+template <runtime_service_store Store, clock Clock>
+bool supervisor<Store, Clock>::stop(std::string const& service_id) {
+    std::unique_lock lock(mutex_);
+    auto it = by_id_.find(service_id);
+    if (it == by_id_.end()) return false;
+    auto const e = it->second;
+    initiate_stop(e);
+    changed_.wait(lock, [&] { return e->finalized; });
+    return true;
+}
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::release_for_run(std::string const& run_id) {
+    std::vector<entry_ptr> to_stop;
+    {
+        std::unique_lock lock(mutex_);
+        auto node = leases_by_run_.extract(run_id);
+        if (node.empty()) return;
+        auto const now = clock_.now();
+        for (auto const& id : node.mapped()) {
+            auto it = by_id_.find(id);
+            if (it == by_id_.end()) continue;
+            auto const& e = it->second;
+            e->lease_run_ids.erase(run_id);
+            e->row.last_used_at = now;
+            persist(*e);
+            if (!e->lease_run_ids.empty()) continue;
+            if (e->row.lifecycle == runtime_service_lifecycle::ephemeral || e->stop_type == stop_policy_type::on_run_finish)
+                to_stop.push_back(e);
+            else if (e->stop_type == stop_policy_type::idle_timeout)
+                e->idle_deadline = steady::now() + std::chrono::seconds(e->idle_seconds);
+        }
+        for (auto const& e : to_stop) initiate_stop(e);
+        changed_.wait(lock, [&] {
+            return std::all_of(to_stop.begin(), to_stop.end(), [](entry_ptr const& e) { return e->finalized; });
+        });
+    }
+    wake();
+}
+
+template <runtime_service_store Store, clock Clock>
+std::size_t supervisor<Store, Clock>::stop_for_execution_workspace(std::string const& execution_workspace_id,
+                                                                   std::optional<std::string> const& workspace_cwd) {
+    std::vector<entry_ptr> hit;
+    {
+        std::unique_lock lock(mutex_);
+        std::optional<std::string> root;
+        if (workspace_cwd) root = resolve_configured_path(*workspace_cwd, "/");
+        for (auto const& [id, e] : by_id_) {
+            if (e->row.execution_workspace_id == execution_workspace_id ||
+                (root && e->row.cwd && detail::path_within(*e->row.cwd, *root)))
+                hit.push_back(e);
+        }
+        for (auto const& e : hit) initiate_stop(e);
+        changed_.wait(lock, [&] {
+            return std::all_of(hit.begin(), hit.end(), [](entry_ptr const& e) { return e->finalized; });
+        });
+    }
+    store_.stop_runtime_services({.execution_workspace_id = execution_workspace_id}, clock_.now());
+    return hit.size();
+}
+
+template <runtime_service_store Store, clock Clock>
+std::size_t supervisor<Store, Clock>::stop_for_project_workspace(std::string const& project_workspace_id) {
+    std::vector<entry_ptr> hit;
+    {
+        std::unique_lock lock(mutex_);
+        for (auto const& [id, e] : by_id_)
+            if (e->row.project_workspace_id == project_workspace_id &&
+                e->row.scope_type == runtime_service_scope_type::project_workspace)
+                hit.push_back(e);
+        for (auto const& e : hit) initiate_stop(e);
+        changed_.wait(lock, [&] {
+            return std::all_of(hit.begin(), hit.end(), [](entry_ptr const& e) { return e->finalized; });
+        });
+    }
+    store_.stop_runtime_services(
+        {.project_workspace_id = project_workspace_id, .scope_type = runtime_service_scope_type::project_workspace},
+        clock_.now());
+    return hit.size();
+}
+
+// ---- startup -------------------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
+    reconcile_result out;
+    auto const rows = store_.list_runtime_services(
+        {.provider = runtime_service_provider::local_process,
+         .statuses = {runtime_service_status::provisioning, runtime_service_status::starting,
+                      runtime_service_status::running}});
+    out.reconciled = rows.size();
+    std::map<std::string, registry_record> by_service;
+    std::vector<registry_record> unnamed;
+    for (auto& r : registry_.list()) {
+        if (r.runtime_service_id) by_service.emplace(*r.runtime_service_id, std::move(r));
+        else unnamed.push_back(std::move(r));
+    }
+    auto const self = static_cast<std::int64_t>(::getpid());
+    auto owned_by_live_other = [&](registry_record const& r) {
+        return r.owner_pid && *r.owner_pid != self && detail::pid_alive(*r.owner_pid);
+    };
+    std::vector<std::string> to_stop;
+    std::set<std::string> handled;
+    for (auto const& row : rows) {
+        {
+            std::lock_guard lock(mutex_);
+            if (by_id_.contains(row.id)) {
+                handled.insert(row.id);
+                continue;
+            }
+        }
+        auto rec = by_service.find(row.id);
+        if (rec != by_service.end()) {
+            handled.insert(row.id);
+            auto const& r = rec->second;
+            if (r.owner_pid == self) continue;  // ours already (being started now)
+            if (owned_by_live_other(r)) {
+                ++out.left_to_live_owner;
+                continue;
+            }
+            bool const alive = detail::pid_running(r.pid) &&
+                               (detail::command_line(r.pid).find(r.command) != std::string::npos ||
+                                detail::command_line(r.pid).find(r.service_name) != std::string::npos);
+            if (alive) {
+                auto adopted = try_adopt(r, row, r.service_key, r.env_fingerprint, nullptr);
+                if (adopted) {
+                    ++out.adopted;
+                    continue;
+                }
+            } else {
+                registry_.remove(r.service_key);
+            }
+        }
+        to_stop.push_back(row.id);
+    }
+    if (!to_stop.empty()) out.stopped = store_.stop_runtime_services({.ids = to_stop}, clock_.now()).size();
+    // Orphans: records of dead supervisors that no live row adopted.
+    auto end_orphan = [&](registry_record const& r) {
+        if (r.owner_pid == self || owned_by_live_other(r)) return;
+        if (detail::pid_running(r.pid)) {
+            detail::terminate_foreign(r.pid, r.process_group_id, options_.kill_grace);
+            ++out.orphans_stopped;
+        }
+        registry_.remove(r.service_key);
+    };
+    for (auto const& [id, r] : by_service) {
+        bool adopted = false;
+        {
+            std::lock_guard lock(mutex_);
+            adopted = by_id_.contains(id);
+        }
+        if (!adopted && !handled.contains(id)) end_orphan(r);
+        else if (!adopted && handled.contains(id) && !owned_by_live_other(r) && detail::pid_running(r.pid))
+            end_orphan(r);  // a live process whose row could not adopt it
+    }
+    for (auto const& r : unnamed) end_orphan(r);
+    return out;
+}
+
+template <runtime_service_store Store, clock Clock>
+restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::span<desired_workspace const> workspaces) {
+    restart_result out;
+    for (auto const& w : workspaces) {
+        if (w.desired_state != runtime_desired_state::running || w.context.workspace.cwd.empty()) continue;
+        std::vector<runtime_service_config> wanted;
+        for (auto const& s : w.services)
+            if (!s.desired_state || *s.desired_state == runtime_desired_state::running) wanted.push_back(s);
+        if (wanted.empty()) continue;
+        try {
+            auto const refs = start_for_control(w.context, wanted);
+            for (auto const& r : refs)
+                if (!r.reused) ++out.restarted;
+        } catch (std::exception const&) {
+            ++out.failed;
+        }
+    }
+    return out;
+}
+
+// ---- queries -----------------------------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+std::vector<runtime_service_ref> supervisor<Store, Clock>::running() const {
+    std::lock_guard lock(mutex_);
+    std::vector<runtime_service_ref> out;
+    for (auto const& [id, e] : by_id_) out.push_back({e->row, false});
+    return out;
+}
+
+template <runtime_service_store Store, clock Clock>
+std::optional<runtime_service_ref> supervisor<Store, Clock>::find(std::string const& service_id) const {
+    std::lock_guard lock(mutex_);
+    auto it = by_id_.find(service_id);
+    if (it == by_id_.end()) return std::nullopt;
+    return runtime_service_ref{it->second->row, false};
+}
+
+template <runtime_service_store Store, clock Clock>
+std::vector<std::string> supervisor<Store, Clock>::leases_of(std::string const& service_id) const {
+    std::lock_guard lock(mutex_);
+    auto it = by_id_.find(service_id);
+    if (it == by_id_.end()) return {};
+    return {it->second->lease_run_ids.begin(), it->second->lease_run_ids.end()};
+}
+
+template <runtime_service_store Store, clock Clock>
+std::optional<std::pair<std::string, std::string>> supervisor<Store, Clock>::output_tails(
+    std::string const& service_id) const {
+    std::lock_guard lock(mutex_);
+    auto it = by_id_.find(service_id);
+    if (it == by_id_.end()) return std::nullopt;
+    return std::pair{it->second->out_tail, it->second->err_tail};
+}
+
+// ---- the background thread ----------------------------------------------------------------------
+
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::monitor() {
+    std::array<char, 16 * 1024> buffer;
+    std::vector<std::pair<output_stream, std::string>> lines;
+    while (true) {
+        std::vector<entry_ptr> polled;
+        std::vector<pollfd> fds;
+        int timeout_ms = -1;
+        {
+            std::lock_guard lock(mutex_);
+            if (quit_) return;
+            fds.push_back({wake_fd_, POLLIN, 0});
+            auto const now = steady::now();
+            std::optional<steady::time_point> next;
+            bool need_polling = false;
+            for (auto const& e : watched_) {
+                polled.push_back(e);
+                if (e->out) fds.push_back({e->out.get(), POLLIN, 0});
+                if (e->err) fds.push_back({e->err.get(), POLLIN, 0});
+                if (e->state != entry::phase::exited) {
+                    if (e->pidfd) fds.push_back({e->pidfd.get(), POLLIN, 0});
+                    else need_polling = true;
+                }
+                for (auto const& t : {e->idle_deadline, e->kill_at})
+                    if (t && (!next || *t < *next)) next = t;
+            }
+            if (next) {
+                auto const ms = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+                timeout_ms = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
+            }
+            if (need_polling && (timeout_ms < 0 || timeout_ms > 20)) timeout_ms = 20;
+        }
+        if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) timeout_ms = 20;
+
+        {
+            std::lock_guard lock(mutex_);
+            if (fds[0].revents & POLLIN) {
+                std::uint64_t v;
+                [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
+            }
+            auto revents_of = [&](int fd) -> short {
+                for (auto const& p : fds)
+                    if (p.fd == fd) return p.revents;
+                return 0;
+            };
+            auto const now = steady::now();
+            for (auto const& e : polled) {
+                for (auto* which : {&e->out, &e->err}) {
+                    if (!*which || (revents_of(which->get()) & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+                    bool const is_out = which == &e->out;
+                    auto& tail = is_out ? e->out_tail : e->err_tail;
+                    auto& partial = is_out ? e->out_line : e->err_line;
+                    auto const stream = is_out ? output_stream::stdout_stream : output_stream::stderr_stream;
+                    ssize_t const got = ::read(which->get(), buffer.data(), buffer.size());
+                    if (got > 0) {
+                        std::string_view chunk(buffer.data(), static_cast<std::size_t>(got));
+                        detail::append_tail(tail, chunk, tail_bytes);
+                        if (options_.on_log) {
+                            partial.append(chunk);
+                            std::size_t nl;
+                            while ((nl = partial.find('\n')) != std::string::npos) {
+                                lines.emplace_back(stream, "[service:" + e->row.service_name + "] " + partial.substr(0, nl));
+                                partial.erase(0, nl + 1);
+                            }
+                            if (partial.size() > tail_bytes) {  // a very long line: pass it on in pieces
+                                lines.emplace_back(stream, "[service:" + e->row.service_name + "] " + partial);
+                                partial.clear();
+                            }
+                        }
+                    } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+                        which->reset();
+                        if (!partial.empty()) {
+                            lines.emplace_back(stream, "[service:" + e->row.service_name + "] " + partial);
+                            partial.clear();
+                        }
+                        changed_.notify_all();
+                    }
+                }
+                if (e->state != entry::phase::exited && !e->finalized) {
+                    bool exited = false;
+                    if (e->pidfd) exited = (revents_of(e->pidfd.get()) & POLLIN) != 0;
+                    else exited = e->child ? false : !detail::pid_running(e->pid);
+                    if (e->child && (exited || !e->pidfd)) {
+                        if (auto st = e->child->try_wait()) {
+                            e->wait_status = st;
+                            exited = true;
+                        } else {
+                            exited = false;
+                        }
+                    }
+                    if (exited) {
+                        e->kill_at.reset();
+                        if (e->state == entry::phase::starting) {
+                            e->state = entry::phase::exited;  // start_local reports it
+                        } else if (e->registered || e->state == entry::phase::stopping) {
+                            if (e->state != entry::phase::stopping) e->state = entry::phase::running;
+                            finalize(e);
+                        } else {
+                            e->state = entry::phase::exited;
+                        }
+                        changed_.notify_all();
+                    }
+                }
+                if (e->kill_at && now >= *e->kill_at) {
+                    if (e->child) e->child->signal_group(SIGKILL);
+                    else detail::signal_process(e->pid, e->pgid, SIGKILL);
+                    e->kill_at.reset();
+                }
+                if (e->idle_deadline && now >= *e->idle_deadline && e->registered && e->lease_run_ids.empty())
+                    initiate_stop(e);
+            }
+        }
+        if (options_.on_log)
+            for (auto const& [stream, line] : lines) {
+                try {
+                    options_.on_log(stream, line);
+                } catch (...) {
+                }
+            }
+        lines.clear();
+    }
+}
+
+}  // namespace berth::services

@@ -1,0 +1,29 @@
+#pragma once
+//! @file
+//! The workspace-ready summary of a run (upstream buildWorkspaceReadyComment), as Markdown text:
+//! strategy, branch, cwd, worktree, and one line per runtime service (`(reused)` when reused).
+
+#include <berth/services/context.hpp>  // workspace_context, runtime_service_ref
+
+#include <span>    // std::span
+#include <string>  // std::string
+
+namespace berth::services {
+
+[[nodiscard]] inline std::string build_workspace_ready_comment(workspace_context const& w,
+                                                               std::span<runtime_service_ref const> services) {
+    std::string out = "## Workspace Ready\n\n";
+    out += "- Strategy: `" + w.strategy + "`";
+    if (w.branch_name && !w.branch_name->empty()) out += "\n- Branch: `" + *w.branch_name + "`";
+    out += "\n- CWD: `" + w.cwd + "`";
+    if (w.worktree_path && !w.worktree_path->empty() && *w.worktree_path != w.cwd)
+        out += "\n- Worktree: `" + *w.worktree_path + "`";
+    for (auto const& s : services) {
+        auto const& r = s.service;
+        out += "\n- Service: " + r.service_name + ": " + (r.url ? *r.url : std::string("running"));
+        if (s.reused) out += " (reused)";
+    }
+    return out;
+}
+
+}  // namespace berth::services

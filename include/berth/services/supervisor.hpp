@@ -1,0 +1,235 @@
+#pragma once
+//! @file
+//! berth::services::supervisor — starts, reuses, watches and stops the runtime services of runs
+//! (upstream `workspace-runtime.ts`: ensureRuntimeServicesForRun, startRuntimeServicesForWorkspaceControl,
+//! releaseRuntimeServicesForRun, stopRuntimeServicesFor{Execution,Project}Workspace,
+//! reconcilePersistedRuntimeServicesOnStartup, restartDesiredRuntimeServicesOnStartup), keeping
+//! every change in a berth::runtime_service_store and in the on-disk registry (registry.hpp).
+//!
+//! @code
+//! berth::sqlite_store store = berth::sqlite_store::open("berth.db");
+//! berth::services::supervisor sup{store, {.on_log = [](auto, std::string_view line) { log(line); }}};
+//! auto services = berth::services::parse_runtime_services(config);
+//! auto refs = sup.ensure_for_run(run_id, context, services);   // started, adopted or reused
+//! ...
+//! sup.release_for_run(run_id);   // stop policies: on_run_finish / ephemeral stop, idle_timeout waits
+//! @endcode
+//!
+//! Start (upstream startLocalRuntimeService), for a service no running one can serve:
+//!  1. the port: `{type: auto}` reserves one (port_reserver: never the same for two processes),
+//!     a number is used as given;
+//!  2. the environment: service_base_environment() (this process's minus secrets and `BERTH_*`),
+//!     then the adapter's env, then the service's rendered `env`, then `PORT` (or `port.envKey`);
+//!  3. the registry: a live process with the same identity (service_registry::find_adoptable) is
+//!     adopted (`reused = true`) instead of started twice; one that fails its health check is
+//!     terminated and replaced;
+//!  4. an explicit port with a listener → `Runtime service "<name>" could not start because port
+//!     <N> is already in use by pid <P>`;
+//!  5. `$SHELL -lc <command>` (resolve_shell) in the service cwd, in its own process group; the
+//!     last 4 KiB of stdout and stderr are kept, and each line is passed to `on_log` as
+//!     `[service:<name>] <line>`; the row is persisted `starting` and the registry record written;
+//!  6. readiness (`readiness.type == "http"` and a URL): GET until a 2xx; the first retry comes
+//!     after 2 ms and the gap doubles up to `intervalMs` (upstream waits `intervalMs` every time;
+//!     berth's schedule finds a fast service ready sooner and never polls less often), until
+//!     `timeoutSec`. A service that exits meanwhile fails at once. Failure: the group is
+//!     terminated, the row persisted `stopped`/`unhealthy`, the record removed, and
+//!     `Failed to start runtime service "<name>": Readiness check failed for <url>: <why> | stderr: <tail>`
+//!     thrown;
+//!  7. success: `running`/`healthy`, persisted.
+//!
+//! Reuse: a shared service's reuse key (resolve_reuse_identity) finds a running one; the run
+//! takes a lease on it, its idle timer is cleared, the ref says `reused = true`. Two threads
+//! asking for the same key at once start it once (the second waits for the first).
+//!
+//! Stop: SIGTERM to the process group, SIGKILL after `kill_grace` (2 s); the registry record and
+//! the port reservation go; the row becomes `stopped`/`unknown`. A service that exits by itself
+//! becomes `stopped` (exit 0 or SIGTERM) or `failed`/`unhealthy` (anything else).
+//!
+//! Threads: every member function is thread-safe. One background thread, owned and joined by
+//! the supervisor, drains the services' output, reaps them, runs the idle timers and the
+//! SIGKILL deadlines. `on_log` is called from it (never with a lock held); it must not call
+//! back into the supervisor.
+//!
+//! Destruction: with `stop_on_destroy` (the default) every service this supervisor owns is
+//! stopped. Without it they keep running, their rows stay `running` and their registry records
+//! stay, so that the next supervisor's reconcile_on_startup adopts them (upstream's server
+//! restart). Their output pipes close with this process: a service that keeps writing to
+//! stdout after that gets SIGPIPE unless it ignores it (upstream's Node children behave alike).
+
+#include <berth/concepts/clock.hpp>                  // clock, system_clock
+#include <berth/concepts/runtime_service_store.hpp>  // runtime_service_store
+#include <berth/model/command.hpp>                   // output_stream
+#include <berth/model/runtime_service.hpp>           // workspace_runtime_service
+#include <berth/process/child.hpp>                   // process::child
+#include <berth/services/config.hpp>                 // runtime_service_config
+#include <berth/services/context.hpp>                // service_context, runtime_service_ref
+#include <berth/services/identity.hpp>               // service_scope, reuse_identity
+#include <berth/services/registry.hpp>               // service_registry, default_registry_dir
+
+#include <chrono>              // std::chrono
+#include <condition_variable>  // std::condition_variable
+#include <cstddef>             // std::size_t
+#include <filesystem>          // std::filesystem::path
+#include <functional>          // std::function
+#include <map>                 // std::map
+#include <memory>              // std::shared_ptr
+#include <mutex>               // std::mutex
+#include <optional>            // std::optional
+#include <set>                 // std::set
+#include <span>                // std::span
+#include <string>              // std::string
+#include <string_view>         // std::string_view
+#include <thread>              // std::thread
+#include <vector>              // std::vector
+
+namespace berth::services {
+
+struct supervisor_options {
+    /// Where registry records and port reservations live (default_registry_dir()).
+    std::filesystem::path registry_dir = default_registry_dir();
+    /// Each line a service writes, as `[service:<name>] <line>`. Called from the background thread.
+    std::function<void(output_stream, std::string_view)> on_log{};
+    /// The environment services start from; default service_base_environment().
+    std::optional<environment_map> base_environment{};
+    /// The shell that runs `-lc <command>`; default resolve_shell().
+    std::optional<std::string> shell{};
+    /// SIGTERM → SIGKILL grace of a stop.
+    std::chrono::milliseconds kill_grace{2000};
+    /// Deadline of a health check (adoption, reconcile).
+    std::chrono::milliseconds health_timeout{2000};
+    /// Stop every owned service in the destructor (else leave them for the next supervisor).
+    bool stop_on_destroy = true;
+};
+
+/// What reconcile_on_startup did (upstream's counts, plus berth's orphan handling).
+struct reconcile_result {
+    std::size_t reconciled = 0;          ///< live local_process rows looked at
+    std::size_t adopted = 0;             ///< now supervised by this process
+    std::size_t stopped = 0;             ///< rows marked stopped
+    std::size_t orphans_stopped = 0;     ///< registry records of dead owners whose process was ended
+    std::size_t left_to_live_owner = 0;  ///< rows whose registry record names another live supervisor
+};
+
+/// One workspace whose services may need starting after a restart.
+struct desired_workspace {
+    service_context context;
+    std::vector<runtime_service_config> services;
+    runtime_desired_state desired_state = runtime_desired_state::stopped;
+};
+
+struct restart_result {
+    std::size_t restarted = 0;  ///< services started (not reused)
+    std::size_t failed = 0;     ///< workspaces whose start failed
+};
+
+template <runtime_service_store Store, clock Clock = system_clock>
+class supervisor {
+public:
+    /// Starts the background thread.
+    /// @throws berth::error when the wake-up descriptor cannot be made.
+    explicit supervisor(Store& store, supervisor_options options = {}, Clock clock = {});
+    supervisor(supervisor const&) = delete;
+    supervisor& operator=(supervisor const&) = delete;
+    ~supervisor();
+
+    /// The run's services (upstream ensureRuntimeServicesForRun): each reused when a running one
+    /// has its reuse key (the run takes a lease), else started (the run holds the lease and is
+    /// `started_by_run_id`). On any failure the run's leases are released and the error rethrown.
+    /// @throws berth::error (a start failure, see the file comment); store_error.
+    std::vector<runtime_service_ref> ensure_for_run(std::string const& run_id, service_context const& ctx,
+                                                    std::span<runtime_service_config const> services);
+
+    /// Manual control (upstream startRuntimeServicesForWorkspaceControl): like ensure_for_run,
+    /// but started services hold no run lease and have no started_by_run_id; `invocation_id`
+    /// (default: a new id) stands in for the run in `run`-scoped services.
+    std::vector<runtime_service_ref> start_for_control(service_context const& ctx,
+                                                       std::span<runtime_service_config const> services,
+                                                       std::optional<std::string> invocation_id = std::nullopt);
+
+    /// Drops the run's leases. A service left without leases: ephemeral or `on_run_finish` →
+    /// stopped now; `idle_timeout` → stopped after idleSeconds unless a run takes it again;
+    /// `manual` → keeps running.
+    void release_for_run(std::string const& run_id);
+
+    /// Stops one service; false when this supervisor has no running service with that id.
+    bool stop(std::string const& service_id);
+
+    /// Stops the services of an execution workspace — by id, or whose cwd is `workspace_cwd` or
+    /// inside it (never a sibling) — and marks its persisted live rows stopped. Returns how many
+    /// supervised services were stopped.
+    std::size_t stop_for_execution_workspace(std::string const& execution_workspace_id,
+                                             std::optional<std::string> const& workspace_cwd = std::nullopt);
+
+    /// Stops the project_workspace-scoped services of a project workspace and marks its persisted
+    /// live rows of that scope stopped.
+    std::size_t stop_for_project_workspace(std::string const& project_workspace_id);
+
+    /// After a restart (upstream reconcilePersistedRuntimeServicesOnStartup): every live
+    /// local_process row whose registry record names a live, healthy process is adopted
+    /// (`running`/`healthy`, reused); the rest are marked stopped and their records removed.
+    /// Beyond upstream, no process is left unowned: a live process whose record fails the checks,
+    /// and any registry record of a dead supervisor that no row adopted, has its group terminated.
+    reconcile_result reconcile_on_startup();
+
+    /// Starts (manual control) the services of every workspace whose desired state is `running`
+    /// (a service whose own desiredState is not `running` is skipped).
+    restart_result restart_desired_on_startup(std::span<desired_workspace const> workspaces);
+
+    /// The services this supervisor runs now.
+    [[nodiscard]] std::vector<runtime_service_ref> running() const;
+    /// One of them.
+    [[nodiscard]] std::optional<runtime_service_ref> find(std::string const& service_id) const;
+    /// The run ids holding a lease on a service.
+    [[nodiscard]] std::vector<std::string> leases_of(std::string const& service_id) const;
+    /// The kept stdout / stderr tails (at most 4 KiB each) of a running service.
+    [[nodiscard]] std::optional<std::pair<std::string, std::string>> output_tails(std::string const& service_id) const;
+
+    [[nodiscard]] service_registry const& registry() const noexcept { return registry_; }
+
+    /// How much of each stream is kept.
+    static constexpr std::size_t tail_bytes = 4096;
+
+private:
+    struct entry;
+    using entry_ptr = std::shared_ptr<entry>;
+    using steady = std::chrono::steady_clock;
+
+    std::vector<runtime_service_ref> ensure(std::string const& run_id, std::optional<std::string> const& lease_run,
+                                            service_context const& ctx,
+                                            std::span<runtime_service_config const> services);
+    entry_ptr start_local(std::string const& run_id, std::optional<std::string> const& lease_run,
+                          service_context const& ctx, runtime_service_config const& service,
+                          service_scope const& scope, reuse_identity const& identity);
+    entry_ptr try_adopt(registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
+                        std::string const& env_fingerprint, runtime_service_config const* config);
+    void register_entry(entry_ptr const& e);
+    void initiate_stop(entry_ptr const& e);
+    void finalize(entry_ptr const& e);
+    void persist(entry const& e);
+    void terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock);
+    std::optional<std::string> wait_ready(entry_ptr const& e, std::string const& url, readiness_config const& r);
+    void wake() noexcept;
+    void monitor();
+
+    Store& store_;
+    supervisor_options options_;
+    Clock clock_;
+    service_registry registry_;
+    environment_map base_env_;
+    std::string shell_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::map<std::string, entry_ptr, std::less<>> by_id_;         // registered (running) services
+    std::map<std::string, std::string, std::less<>> by_reuse_key_;
+    std::map<std::string, std::vector<std::string>, std::less<>> leases_by_run_;
+    std::vector<entry_ptr> watched_;  // every entry with a process the monitor watches
+    std::set<std::string, std::less<>> starting_keys_;
+    bool quit_ = false;
+    int wake_fd_ = -1;
+    std::thread monitor_;
+};
+
+}  // namespace berth::services
+
+#include <berth/services/impl/supervisor.hpp>
