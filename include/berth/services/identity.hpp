@@ -215,14 +215,14 @@ struct reuse_identity {
 /// What createLocalServiceKey hashes.
 struct service_key_input {
     std::string profile_kind = "workspace-runtime";
-    std::string service_name;
-    std::string cwd;
-    std::string command;
-    std::string env_fingerprint;
-    std::optional<std::int64_t> port;
-    service_scope scope;
-    std::optional<std::string> execution_workspace_id;
-    std::optional<std::string> reuse_key;
+    std::string service_name{};
+    std::string cwd{};
+    std::string command{};
+    std::string env_fingerprint{};
+    std::optional<std::int64_t> port{};
+    service_scope scope{};
+    std::optional<std::string> execution_workspace_id{};
+    std::optional<std::string> reuse_key{};
 };
 
 /// `<profileKind>-<serviceName>-<sha256(stable{...})[:24]>`, both names sanitised: the registry
