@@ -177,6 +177,21 @@ inline void pretty(std::string& out, boost::json::value const& v, int indent) {
     return r;
 }
 
+/// Whether the live process of `r` is the service: its command line contains the command
+/// (trimmed) or the service name (upstream's `ps` check), or — a shell that exec'd something the
+/// command line no longer shows (`env X=1 pnpm dev`, quoting) — the port's listener is in the
+/// record's process group (upstream #11744: listener and process group prove ownership).
+[[nodiscard]] inline bool command_matches(registry_record const& r, std::string const& command,
+                                          std::string const& service_name, std::optional<std::int64_t> listener) {
+    auto const cmdline = detail::command_line(r.pid);
+    auto const b = command.find_first_not_of(" \t\r\n");
+    auto const e = command.find_last_not_of(" \t\r\n");
+    auto const trimmed = b == std::string::npos ? std::string() : command.substr(b, e - b + 1);
+    if (!trimmed.empty() && cmdline.find(trimmed) != std::string::npos) return true;
+    if (!service_name.empty() && cmdline.find(service_name) != std::string::npos) return true;
+    return listener && r.process_group_id && detail::process_group(*listener) == r.process_group_id;
+}
+
 /// The registry directory and its records. Thread-safe (every operation is one file operation;
 /// writes are atomic renames), and safe across processes sharing the directory.
 class service_registry {
@@ -279,15 +294,14 @@ public:
             r->pid = *owner;  // the listener outlived the shell that started it
             r->process_group_id = detail::process_group(*owner);
         }
-        auto const cmdline = detail::command_line(r->pid);
-        if (cmdline.find(q.command) == std::string::npos && cmdline.find(q.service_name) == std::string::npos)
-            return std::nullopt;
+        std::optional<std::int64_t> listener;
         if (r->port) {
-            auto const owner = detail::port_owner(*r->port);
-            if (!owner) return std::nullopt;
-            auto const cwd = detail::process_cwd(*owner);
+            listener = detail::port_owner(*r->port);
+            if (!listener) return std::nullopt;
+            auto const cwd = detail::process_cwd(*listener);
             if (!cwd || !detail::path_within(*cwd, q.cwd)) return std::nullopt;
         }
+        if (!command_matches(*r, q.command, q.service_name, listener)) return std::nullopt;
         if (r->command != q.command || r->cwd != q.cwd || r->env_fingerprint != q.env_fingerprint)
             return std::nullopt;
         if (q.port && r->port != q.port) return std::nullopt;

@@ -727,9 +727,9 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
                 ++out.left_to_live_owner;
                 continue;
             }
-            bool const alive = detail::pid_running(r.pid) &&
-                               (detail::command_line(r.pid).find(r.command) != std::string::npos ||
-                                detail::command_line(r.pid).find(r.service_name) != std::string::npos);
+            bool const alive =
+                detail::pid_running(r.pid) &&
+                command_matches(r, r.command, r.service_name, r.port ? detail::port_owner(*r.port) : std::nullopt);
             if (alive) {
                 auto adopted = try_adopt(r, row, r.service_key, r.env_fingerprint, nullptr);
                 if (adopted) {

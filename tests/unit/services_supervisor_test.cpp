@@ -1,0 +1,623 @@
+// The runtime service supervisor with real processes: berth_test_http_server (tests/support)
+// started through `$SHELL -lc`, real process groups, signals, HTTP readiness, the on-disk registry
+// and, for adoption across restarts, a second berth process (berth_test_services_helper) that
+// is SIGKILLed.
+#if BERTH_TEST_SERVICES
+#include <catch2/catch.hpp>
+
+#include <berth/model/ids.hpp>
+#include <berth/process/child.hpp>
+#include <berth/services/ports.hpp>
+#include <berth/services/supervisor.hpp>
+#include <berth/stores/memory.hpp>
+#if BERTH_TEST_SQLITE
+#include <berth/stores/sqlite.hpp>
+#endif
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace berth;
+using namespace berth::services;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string const server = BERTH_TEST_HTTP_SERVER;
+
+/// A fresh directory for the registry and the workspaces, removed afterwards; every process left
+/// in the registry is killed first, so a failing test leaves nothing behind.
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("berth-services-" + new_id());
+    temp_dir() { fs::create_directories(path / "ws"); }
+    ~temp_dir() {
+        for (auto const& r : service_registry(path / "registry").list())
+            if (r.pid > 1) ::kill(-static_cast<pid_t>(r.pid), SIGKILL);
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    [[nodiscard]] fs::path registry() const { return path / "registry"; }
+    [[nodiscard]] std::string ws() const { return (path / "ws").string(); }
+};
+
+/// Log lines, collected from the supervisor's thread.
+struct log_sink {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    void add(std::string_view l) {
+        std::lock_guard lock(mutex);
+        lines.emplace_back(l);
+    }
+    bool has(std::string const& part) {
+        std::lock_guard lock(mutex);
+        for (auto const& l : lines)
+            if (l.find(part) != std::string::npos) return true;
+        return false;
+    }
+};
+
+/// Waits (up to 15 s) for `pred`; the tests assert on the outcome, never on how long it took.
+template <class P>
+bool eventually(P pred) {
+    auto const end = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+}
+
+bool gone(std::string const& pid) { return !berth::services::detail::pid_running(std::stoll(pid)); }
+
+runtime_service_config web(std::string name = "web", std::string extra = "") {
+    auto json = R"({"name": ")" + name + R"(", "command": ")" + server + " " + extra +
+                R"(", "port": {"type": "auto"},
+        "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10, "intervalMs": 100}})";
+    return parse_runtime_service(boost::json::parse(json));
+}
+
+runtime_service_config with(runtime_service_config c, std::string const& json_patch) {
+    auto j = boost::json::parse(json_patch).as_object();
+    if (auto* l = j.if_contains("lifecycle")) c.lifecycle = parse_enum<runtime_service_lifecycle>(l->as_string());
+    if (auto* s = j.if_contains("stopPolicy")) {
+        auto const parsed = parse_runtime_service(boost::json::object{{"command", "x"}, {"stopPolicy", *s}});
+        c.stop_policy = parsed.stop_policy;
+        c.stop_policy_json = parsed.stop_policy_json;
+    }
+    return c;
+}
+
+service_context context(std::string cwd) {
+    service_context c;
+    c.workspace.cwd = std::move(cwd);
+    c.workspace.project_id = "project-1";
+    c.workspace.project_workspace_id = "pw-1";
+    c.workspace.execution_workspace_id = "ew-1";
+    c.agent = {.id = "agent-1", .name = "Ada", .company_id = "company-1"};
+    c.issue = issue_ref{.id = "issue-1", .identifier = "PAP-1", .title = "t"};
+    return c;
+}
+
+supervisor_options options(temp_dir const& d, log_sink* logs = nullptr) {
+    supervisor_options o;
+    o.registry_dir = d.registry();
+    o.kill_grace = 300ms;
+    if (logs) o.on_log = [logs](output_stream, std::string_view line) { logs->add(line); };
+    return o;
+}
+
+/// A listening socket on 127.0.0.1 held by this process.
+struct listener {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int port = 0;
+    listener() {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::listen(fd, 4);
+        socklen_t len = sizeof a;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+    }
+    ~listener() { ::close(fd); }
+};
+
+}  // namespace
+
+TEST_CASE("supervisor: a service starts in its own group with its env, port, readiness, tails and logs", "[services]") {
+    temp_dir d;
+    log_sink logs;
+    memory_store store;
+    ::setenv("SVC_TEST_GITHUB_TOKEN", "do-not-pass", 1);
+    ::setenv("BERTH_SVC_TEST_INTERNAL", "do-not-pass", 1);
+    auto opts = options(d, &logs);
+    opts.base_environment.reset();  // computed from this process's environment now
+    supervisor sup{store, opts};
+    ::unsetenv("SVC_TEST_GITHUB_TOKEN");
+    ::unsetenv("BERTH_SVC_TEST_INTERNAL");
+
+    auto svc = web();
+    svc.command = "echo \"env=$GREETING|$ADAPTER_VAR|${SVC_TEST_GITHUB_TOKEN:-none}|${BERTH_SVC_TEST_INTERNAL:-none}|$WEB_PORT\"; "
+                  "echo to-stderr >&2; exec " + server;
+    svc.port.env_key = "WEB_PORT";
+    svc.command += " --port \"$WEB_PORT\"";
+    svc.env = {{"GREETING", "hi {{agent.name}} on {{port}}"}};
+    auto ctx = context(d.ws());
+    ctx.adapter_env = {{"ADAPTER_VAR", "adapter"}};
+    std::vector<runtime_service_config> const services{svc};
+    auto const refs = sup.ensure_for_run("run-1", ctx, services);
+    REQUIRE(refs.size() == 1);
+    auto const& r = refs[0].service;
+    CHECK_FALSE(refs[0].reused);
+    CHECK(r.status == runtime_service_status::running);
+    CHECK(r.health_status == runtime_service_health::healthy);
+    REQUIRE(r.port);
+    CHECK(r.url == "http://127.0.0.1:" + std::to_string(*r.port) + "/health");
+    CHECK(r.cwd == d.ws());
+    CHECK(r.started_by_run_id == "run-1");
+    CHECK(r.scope_type == runtime_service_scope_type::project_workspace);
+    CHECK(r.scope_id == "pw-1");
+    CHECK(r.reuse_key);
+    REQUIRE(r.provider_ref);
+    auto const pid = std::stoll(*r.provider_ref);
+    CHECK(berth::services::detail::process_group(pid) == pid);  // its own process group
+    CHECK(berth::services::detail::port_owner(*r.port) == pid);  // listening on the port it was given
+
+    auto const p = std::to_string(*r.port);
+    CHECK(eventually([&] { return logs.has("[service:web] env=hi Ada on " + p + "|adapter|none|none|" + p); }));
+    CHECK(eventually([&] { return logs.has("[service:web] to-stderr"); }));
+    CHECK(eventually([&] { return logs.has("[service:web] listening on " + p); }));
+    auto const tails = sup.output_tails(r.id);
+    REQUIRE(tails);
+    CHECK_THAT(tails->second, Catch::Contains("to-stderr"));
+
+    auto const row = store.get_runtime_service(r.id);
+    REQUIRE(row);
+    CHECK(row->status == runtime_service_status::running);
+    CHECK(row->provider_ref == r.provider_ref);
+    auto const rec = sup.registry().find_by_runtime_service_id(r.id);
+    REQUIRE(rec);
+    CHECK(rec->pid == pid);
+    CHECK(rec->process_group_id == pid);
+    CHECK(rec->owner_pid == ::getpid());
+    CHECK(rec->port == r.port);
+    CHECK(port_reserver(d.registry()).reserved_by_live_process(*r.port));
+
+    CHECK(sup.stop(r.id));
+    CHECK(gone(*r.provider_ref));
+    CHECK(store.get_runtime_service(r.id)->status == runtime_service_status::stopped);
+    CHECK(store.get_runtime_service(r.id)->health_status == runtime_service_health::unknown);
+    CHECK(store.get_runtime_service(r.id)->stopped_at);
+    CHECK_FALSE(sup.registry().find_by_runtime_service_id(r.id));
+    CHECK_FALSE(port_reserver(d.registry()).reserved_by_live_process(*r.port));
+    CHECK_FALSE(sup.stop(r.id));
+}
+
+TEST_CASE("supervisor: readiness failure kills the service and quotes its stderr", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto svc = web("web", "--health-status 500 --stderr boom-on-stderr");
+    svc.readiness->timeout_sec = 1;
+    std::vector<runtime_service_config> const services{svc};
+    std::string message;
+    try {
+        (void)sup.ensure_for_run("run-1", context(d.ws()), services);
+    } catch (berth::error const& e) {
+        message = e.what();
+    }
+    CHECK_THAT(message, Catch::StartsWith("Failed to start runtime service \"web\": Readiness check failed for "
+                                          "http://127.0.0.1:") &&
+                            Catch::Contains("/health: received HTTP 500") &&
+                            Catch::EndsWith(" | stderr: boom-on-stderr"));
+    auto const rows = store.list_runtime_services({});
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].status == runtime_service_status::stopped);
+    CHECK(rows[0].health_status == runtime_service_health::unhealthy);
+    CHECK(gone(*rows[0].provider_ref));
+    CHECK(sup.registry().list().empty());
+    CHECK(sup.running().empty());
+
+    // A service that exits before it is ready fails at once, with its exit code.
+    auto dying = web("dying");
+    dying.command = "echo dying-now >&2; exit 3";
+    std::vector<runtime_service_config> const dying_services{dying};
+    CHECK_THROWS_WITH(sup.ensure_for_run("run-2", context(d.ws()), dying_services),
+                      Catch::Contains("the service exited with code 3 before it became ready") &&
+                          Catch::Contains("| stderr: dying-now"));
+}
+
+TEST_CASE("supervisor: an explicit port owned by another process is refused naming the owner", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    listener taken;
+    auto svc = parse_runtime_service(boost::json::parse(R"({"name": "api", "command": "sleep 30", "port": )" +
+                                                        std::to_string(taken.port) + "}"));
+    std::vector<runtime_service_config> const services{svc};
+    CHECK_THROWS_WITH(sup.ensure_for_run("run-1", context(d.ws()), services),
+                      "Runtime service \"api\" could not start because port " + std::to_string(taken.port) +
+                          " is already in use by pid " + std::to_string(::getpid()));
+    CHECK(store.list_runtime_services({}).empty());
+}
+
+TEST_CASE("supervisor: reuse by key, leases, and the stop policies of release_for_run", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const shared{web("shared")};
+    auto const a = sup.ensure_for_run("run-a", ctx, shared);
+    auto const b = sup.ensure_for_run("run-b", ctx, shared);
+    REQUIRE(a.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK_FALSE(a[0].reused);
+    CHECK(b[0].reused);
+    CHECK(b[0].service.id == a[0].service.id);
+    CHECK(b[0].service.provider_ref == a[0].service.provider_ref);
+    auto const leases = sup.leases_of(a[0].service.id);
+    CHECK(std::set<std::string>{"run-a", "run-b"} == std::set<std::string>(leases.begin(), leases.end()));
+    sup.release_for_run("run-a");
+    sup.release_for_run("run-b");
+    // shared + no stop policy = manual: keeps running without leases
+    CHECK(sup.find(a[0].service.id));
+    CHECK_FALSE(gone(*a[0].service.provider_ref));
+    CHECK(sup.leases_of(a[0].service.id).empty());
+
+    // ephemeral: never reused, stopped when its run ends
+    std::vector<runtime_service_config> const eph{with(web("eph"), R"({"lifecycle": "ephemeral"})")};
+    auto const e1 = sup.ensure_for_run("run-c", ctx, eph);
+    auto const e2 = sup.ensure_for_run("run-d", ctx, eph);
+    CHECK_FALSE(e2[0].reused);
+    CHECK(e1[0].service.id != e2[0].service.id);
+    CHECK_FALSE(e1[0].service.reuse_key);
+    CHECK(e1[0].service.scope_type == runtime_service_scope_type::run);
+    sup.release_for_run("run-c");
+    CHECK(gone(*e1[0].service.provider_ref));
+    CHECK(store.get_runtime_service(e1[0].service.id)->status == runtime_service_status::stopped);
+    CHECK_FALSE(gone(*e2[0].service.provider_ref));
+
+    // shared + on_run_finish: stopped when the last lease goes
+    std::vector<runtime_service_config> const orf{with(web("orf"), R"({"stopPolicy": {"type": "on_run_finish"}})")};
+    auto const o1 = sup.ensure_for_run("run-e", ctx, orf);
+    auto const o2 = sup.ensure_for_run("run-f", ctx, orf);
+    CHECK(o2[0].reused);
+    sup.release_for_run("run-e");
+    CHECK_FALSE(gone(*o1[0].service.provider_ref));  // run-f still holds it
+    sup.release_for_run("run-f");
+    CHECK(gone(*o1[0].service.provider_ref));
+    CHECK(store.get_runtime_service(o1[0].service.id)->status == runtime_service_status::stopped);
+
+    // shared + idle_timeout: stopped by the supervisor's timer once idle
+    std::vector<runtime_service_config> const idle{
+        with(web("idle"), R"({"stopPolicy": {"type": "idle_timeout", "idleSeconds": 1}})")};
+    auto const i1 = sup.ensure_for_run("run-g", ctx, idle);
+    sup.release_for_run("run-g");
+    CHECK(sup.find(i1[0].service.id));
+    CHECK(eventually([&] { return gone(*i1[0].service.provider_ref); }));
+    CHECK(eventually([&] { return store.get_runtime_service(i1[0].service.id)->status == runtime_service_status::stopped; }));
+    CHECK_FALSE(sup.find(i1[0].service.id));
+
+    // the run's release also persisted last_used_at
+    CHECK(store.get_runtime_service(a[0].service.id)->last_used_at);
+}
+
+TEST_CASE("supervisor: a failed start releases the run's other services", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto bad = web("bad");
+    bad.command = "exit 7";
+    std::vector<runtime_service_config> const services{with(web("first"), R"({"lifecycle": "ephemeral"})"), bad};
+    CHECK_THROWS_WITH(sup.ensure_for_run("run-1", context(d.ws()), services), Catch::Contains("\"bad\""));
+    CHECK(sup.running().empty());
+    for (auto const& row : store.list_runtime_services({})) {
+        INFO(row.service_name);
+        CHECK(row.status == runtime_service_status::stopped);
+        CHECK(gone(*row.provider_ref));
+    }
+}
+
+TEST_CASE("supervisor: stop escalates to SIGKILL; a service that exits is recorded stopped or failed", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const stubborn{web("stubborn", "--ignore-term")};
+    auto const s = sup.ensure_for_run("run-1", ctx, stubborn);
+    CHECK(sup.stop(s[0].service.id));
+    CHECK(gone(*s[0].service.provider_ref));
+    CHECK(store.get_runtime_service(s[0].service.id)->status == runtime_service_status::stopped);
+
+    auto crash = parse_runtime_service(boost::json::parse(R"({"name": "crash", "command": "sleep 0.2; exit 3"})"));
+    auto clean = parse_runtime_service(boost::json::parse(R"({"name": "clean", "command": "sleep 0.2; exit 0"})"));
+    std::vector<runtime_service_config> const both{crash, clean};
+    auto const c = sup.ensure_for_run("run-2", ctx, both);
+    REQUIRE(c.size() == 2);
+    CHECK(c[0].service.status == runtime_service_status::running);  // no readiness: running once spawned
+    CHECK(eventually([&] { return store.get_runtime_service(c[0].service.id)->status == runtime_service_status::failed; }));
+    CHECK(store.get_runtime_service(c[0].service.id)->health_status == runtime_service_health::unhealthy);
+    CHECK(eventually([&] { return store.get_runtime_service(c[1].service.id)->status == runtime_service_status::stopped; }));
+    CHECK(eventually([&] { return sup.running().empty(); }));
+    CHECK(sup.registry().list().empty());
+}
+
+TEST_CASE("supervisor: stop by execution workspace (id or cwd inside, never a sibling) and by project workspace",
+          "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    fs::create_directories(d.path / "ws" / "sub");
+    fs::create_directories(d.path / "ws-sibling");
+    auto ctx = context(d.ws());
+    ctx.workspace.execution_workspace_id.reset();
+    ctx.workspace.project_workspace_id = "pw-other";
+    auto in_sub = web("in-sub");
+    in_sub.cwd = "sub";
+    auto sibling = web("sibling");
+    sibling.cwd = (d.path / "ws-sibling").string();
+    std::vector<runtime_service_config> const services{in_sub, sibling};
+    auto const refs = sup.start_for_control(ctx, services);
+    REQUIRE(refs.size() == 2);
+    CHECK_FALSE(refs[0].service.started_by_run_id);  // manual control: no run
+    CHECK(sup.leases_of(refs[0].service.id).empty());
+
+    fs::create_directories(d.path / "ew-ws");
+    auto ew_ctx = context((d.path / "ew-ws").string());
+    std::vector<runtime_service_config> const by_id{with(web("by-id"), R"({"lifecycle": "ephemeral"})")};
+    auto const ew = sup.ensure_for_run("run-1", ew_ctx, by_id);  // execution workspace ew-1
+
+    CHECK(sup.stop_for_execution_workspace("ew-unrelated", d.ws()) == 1);
+    CHECK(gone(*refs[0].service.provider_ref));
+    CHECK_FALSE(gone(*refs[1].service.provider_ref));  // the sibling directory is not inside
+    CHECK_FALSE(gone(*ew[0].service.provider_ref));
+    CHECK(sup.stop_for_execution_workspace("ew-1") == 1);
+    CHECK(gone(*ew[0].service.provider_ref));
+    CHECK(store.get_runtime_service(ew[0].service.id)->status == runtime_service_status::stopped);
+
+    CHECK(sup.stop_for_project_workspace("pw-1") == 0);
+    CHECK(sup.stop_for_project_workspace("pw-other") == 1);
+    CHECK(gone(*refs[1].service.provider_ref));
+    CHECK(store.get_runtime_service(refs[1].service.id)->status == runtime_service_status::stopped);
+
+    // persisted live rows are stopped too, even without a supervised process
+    auto orphan_row = *store.get_runtime_service(ew[0].service.id);
+    orphan_row.id = "persisted-only";
+    orphan_row.status = runtime_service_status::running;
+    store.upsert_runtime_service(orphan_row, orphan_row.updated_at);
+    sup.stop_for_execution_workspace("ew-1");
+    CHECK(store.get_runtime_service("persisted-only")->status == runtime_service_status::stopped);
+}
+
+TEST_CASE("supervisor: racing runs start a shared service once", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const shared{web("raced", "--delay-ms 50")};
+    std::vector<std::string> ids(4);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        threads.emplace_back([&, i] { ids[i] = sup.ensure_for_run("run-" + std::to_string(i), ctx, shared)[0].service.id; });
+    for (auto& t : threads) t.join();
+    CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 1);
+    CHECK(store.list_runtime_services({}).size() == 1);
+    CHECK(sup.leases_of(ids[0]).size() == 4);
+}
+
+TEST_CASE("supervisor: a new supervisor adopts a live service from the registry instead of starting it twice",
+          "[services]") {
+    temp_dir d;
+    memory_store store;
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const shared{web("adoptable")};
+    runtime_service_ref first;
+    {
+        auto opts = options(d);
+        opts.stop_on_destroy = false;
+        supervisor a{store, opts};
+        first = a.ensure_for_run("run-1", ctx, shared)[0];
+    }
+    CHECK_FALSE(gone(*first.service.provider_ref));  // left running
+    supervisor b{store, options(d)};
+    auto const again = b.ensure_for_run("run-2", ctx, shared);
+    CHECK(again[0].reused);
+    CHECK(again[0].service.provider_ref == first.service.provider_ref);
+    CHECK(again[0].service.port == first.service.port);
+    CHECK(b.registry().find_by_runtime_service_id(again[0].service.id)->owner_pid == ::getpid());
+    CHECK(b.stop(again[0].service.id));
+    CHECK(gone(*first.service.provider_ref));
+}
+
+TEST_CASE("ports: two processes reserving at the same moment never get the same port", "[services]") {
+    temp_dir d;
+    auto const helper = std::string(BERTH_TEST_SERVICES_HELPER);
+    std::vector<process::child> children;
+    for (int i = 0; i < 3; ++i)
+        children.push_back(process::child::start(
+            command{.program = helper, .args = {"reserve-ports", d.registry().string(), "25"}}));
+    std::vector<std::int64_t> ports;
+    for (auto& c : children) {
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(c.stdout_fd(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+        int const st = c.wait();
+        CHECK(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) == 0);
+        std::istringstream in(out);
+        for (std::int64_t p; in >> p;) ports.push_back(p);
+    }
+    CHECK(ports.size() == 75);
+    CHECK(std::set<std::int64_t>(ports.begin(), ports.end()).size() == ports.size());
+    // The reservations outlive their (now dead) holders only as stale files: a live process may take them again.
+    CHECK_FALSE(port_reserver(d.registry()).reserved_by_live_process(ports.front()));
+}
+
+#if BERTH_TEST_SQLITE
+namespace {
+
+/// berth_test_services_helper `own`: a second berth process supervising the services of `config`.
+struct owner_process {
+    process::child child;
+    std::vector<std::tuple<std::string, std::string, std::int64_t>> services;  // id, pid, port
+
+    owner_process(temp_dir const& d, std::string const& db, std::string const& config_json)
+        : child(start(d, db, config_json)) {
+        std::string out;
+        char buf[4096];
+        while (out.find("ready\n") == std::string::npos) {
+            ssize_t const n = ::read(child.stdout_fd(), buf, sizeof buf);
+            if (n <= 0) break;
+            out.append(buf, static_cast<std::size_t>(n));
+        }
+        std::istringstream in(out);
+        std::string word, id, pid;
+        std::int64_t port;
+        while (in >> word && word == "service" && in >> id >> pid >> port) services.emplace_back(id, pid, port);
+    }
+    static process::child start(temp_dir const& d, std::string const& db, std::string const& config_json) {
+        auto const cfg = (d.path / ("config-" + new_id() + ".json")).string();
+        std::ofstream(cfg) << config_json;
+        return process::child::start(command{.program = BERTH_TEST_SERVICES_HELPER,
+                                             .args = {"own", db, d.registry().string(), cfg, d.ws()}});
+    }
+    void sigkill() {
+        child.signal_group(SIGKILL);  // its own group only: the services lead groups of their own
+        (void)child.wait();
+    }
+};
+
+std::string two_services_config() {
+    return R"({"services": [
+        {"name": "alpha", "command": ")" + server + R"(", "port": {"type": "auto"},
+         "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}},
+        {"name": "beta", "command": ")" + server + R"(", "port": {"type": "auto"},
+         "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}}]})";
+}
+
+}  // namespace
+
+TEST_CASE("startup: reconcile adopts the services of a SIGKILLed owner and stops the rest", "[services]") {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    owner_process owner(d, db, two_services_config());
+    REQUIRE(owner.services.size() == 2);
+    owner.sigkill();
+    auto const [alpha_id, alpha_pid, alpha_port] = owner.services[0];
+    auto const [beta_id, beta_pid, beta_port] = owner.services[1];
+    CHECK_FALSE(gone(alpha_pid));  // survived its owner
+
+    auto store = sqlite_store::open(db);
+    // A row whose process vanished without a registry record (e.g. the machine rebooted).
+    auto ghost = *store.get_runtime_service(alpha_id);
+    ghost.id = "ghost";
+    store.upsert_runtime_service(ghost, ghost.updated_at);
+    // beta's process dies while nobody supervises it: its record is stale.
+    ::kill(-static_cast<pid_t>(std::stoll(beta_pid)), SIGKILL);
+    CHECK(eventually([&] { return gone(beta_pid); }));
+
+    supervisor sup{store, options(d)};
+    auto const r = sup.reconcile_on_startup();
+    CHECK(r.reconciled == 3);
+    CHECK(r.adopted == 1);
+    CHECK(r.stopped == 2);
+    auto const alpha = store.get_runtime_service(alpha_id);
+    CHECK(alpha->status == runtime_service_status::running);
+    CHECK(alpha->health_status == runtime_service_health::healthy);
+    CHECK(alpha->provider_ref == alpha_pid);
+    CHECK(sup.find(alpha_id));
+    CHECK(store.get_runtime_service(beta_id)->status == runtime_service_status::stopped);
+    CHECK(store.get_runtime_service("ghost")->status == runtime_service_status::stopped);
+    CHECK_FALSE(sup.registry().find_by_runtime_service_id(beta_id));
+    CHECK(sup.registry().find_by_runtime_service_id(alpha_id)->owner_pid == ::getpid());
+
+    // The adopted service is supervised: reused by key, stopped through its process group.
+    auto const ctx = [&] {
+        auto c = context(d.ws());
+        c.workspace.project_workspace_id = "pw-helper";
+        c.workspace.project_id.reset();
+        c.workspace.execution_workspace_id.reset();
+        c.agent = {.id = "agent-helper", .name = "helper", .company_id = "company-helper"};
+        return c;
+    }();
+    auto const services = parse_runtime_services(boost::json::parse(two_services_config()));
+    auto const reused = sup.ensure_for_run("run-next", ctx, std::span(services).first(1));
+    CHECK(reused[0].reused);
+    CHECK(reused[0].service.id == alpha_id);
+    CHECK(sup.stop(alpha_id));
+    CHECK(gone(alpha_pid));
+}
+
+TEST_CASE("startup: no service process is left unowned after its owner is SIGKILLed (orphan check)", "[services]") {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    owner_process owner(d, db, two_services_config());
+    REQUIRE(owner.services.size() == 2);
+    owner.sigkill();
+    auto const [alpha_id, alpha_pid, alpha_port] = owner.services[0];
+    auto const [beta_id, beta_pid, beta_port] = owner.services[1];
+    auto store = sqlite_store::open(db);
+    // beta's row was never persisted as live (the owner died between spawn and commit): only its
+    // registry record and its process know about it.
+    store.stop_runtime_services({.ids = {beta_id}}, store.get_runtime_service(beta_id)->updated_at);
+    std::vector<std::string> const pids{alpha_pid, beta_pid};
+    for (auto const& p : pids) CHECK_FALSE(gone(p));
+
+    supervisor sup{store, options(d)};
+    auto const r = sup.reconcile_on_startup();
+    CHECK(r.adopted == 1);
+    CHECK(r.orphans_stopped == 1);
+    // Every process the dead owner started is now either supervised here or gone.
+    std::set<std::string> owned;
+    for (auto const& s : sup.running()) owned.insert(*s.service.provider_ref);
+    for (auto const& p : pids) {
+        INFO("pid " << p);
+        CHECK((owned.contains(p) || gone(p)));
+    }
+    CHECK(owned.contains(alpha_pid));
+    CHECK(gone(beta_pid));
+    for (auto const& rec : sup.registry().list()) CHECK(rec.owner_pid == ::getpid());
+}
+
+TEST_CASE("startup: restart_desired_on_startup starts the services of workspaces that want them running",
+          "[services]") {
+    temp_dir d;
+    auto store = sqlite_store::open((d.path / "berth.db").string());
+    supervisor sup{store, options(d)};
+    std::vector<desired_workspace> ws(3);
+    ws[0] = {context(d.ws()), {web("wanted")}, runtime_desired_state::running};
+    ws[1] = {context(d.ws()), {web("not-wanted")}, runtime_desired_state::stopped};
+    auto bad = web("broken");
+    bad.command = "exit 1";
+    ws[2] = {context(d.ws()), {bad}, runtime_desired_state::running};
+    ws[2].context.workspace.project_workspace_id = "pw-2";
+    auto const r = sup.restart_desired_on_startup(ws);
+    CHECK(r.restarted == 1);
+    CHECK(r.failed == 1);
+    auto const running = sup.running();
+    REQUIRE(running.size() == 1);
+    CHECK(running[0].service.service_name == "wanted");
+    CHECK_FALSE(running[0].service.started_by_run_id);
+    // Again: the running one is reused, not restarted.
+    CHECK(sup.restart_desired_on_startup(std::span(ws).first(1)).restarted == 0);
+}
+#endif
+#endif
