@@ -14,12 +14,14 @@
 namespace berth::bench {
 
 /// `numerator / denominator` of two benchmarks' times; with an empty denominator the numerator's
-/// time in microseconds is printed instead (an absolute target, e.g. "<= 5 us").
+/// time in microseconds is printed instead (an absolute target, e.g. "<= 5 us"), or in units of
+/// `unit_ns` when given (1e9: seconds; 25e6: a ratio to an absolute 25 ms).
 struct ratio_spec {
     std::string metric;
     std::string numerator;
     std::string denominator;
     double target;
+    double unit_ns = 1e3;
 };
 
 class recording_reporter : public benchmark::ConsoleReporter {
@@ -60,7 +62,7 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
     std::fflush(stdout);
     for (auto const& s : specs) {
         double const num = rep.ns(s.numerator);
-        double const den = s.denominator.empty() ? 1e3 : rep.ns(s.denominator);
+        double const den = s.denominator.empty() ? s.unit_ns : rep.ns(s.denominator);
         if (num < 0 || den <= 0) {
             std::printf("ratio %s = n/a (benchmark %s or %s did not run)\n", s.metric.c_str(), s.numerator.c_str(),
                         s.denominator.c_str());

@@ -28,10 +28,10 @@
 //!  5. `$SHELL -lc <command>` (resolve_shell) in the service cwd, in its own process group; the
 //!     last 4 KiB of stdout and stderr are kept, and each line is passed to `on_log` as
 //!     `[service:<name>] <line>`; the row is persisted `starting` and the registry record written;
-//!  6. readiness (`readiness.type == "http"` and a URL): GET until a 2xx; the first retry comes
-//!     after 2 ms and the gap doubles up to `intervalMs` (upstream waits `intervalMs` every time;
-//!     berth's schedule finds a fast service ready sooner and never polls less often), until
-//!     `timeoutSec`. A service that exits meanwhile fails at once. Failure: the group is
+//!  6. readiness (`readiness.type == "http"` and a URL): GET until a 2xx, until `timeoutSec`;
+//!     the gap between attempts is a quarter of the time waited so far, at least 1 ms and at most
+//!     `intervalMs` (upstream waits `intervalMs` every time: berth sees a service that is ready
+//!     after t by about 1.25 t, and never polls less often than upstream). A service that exits meanwhile fails at once. Failure: the group is
 //!     terminated, the row persisted `stopped`/`unhealthy`, the record removed, and
 //!     `Failed to start runtime service "<name>": Readiness check failed for <url>: <why> | stderr: <tail>`
 //!     thrown;

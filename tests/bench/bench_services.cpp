@@ -1,0 +1,207 @@
+// Runtime services: what berth's supervisor costs over the bare minimum, in one run.
+//
+//   raw_spawn_floor     posix_spawn of `sh -lc <server>` with PORT set, GET /health every 1 ms
+//                       until it answers 200 (the same probe), then kill + reap: the floor
+//   berth_cold_start    supervisor::start_for_control of the same service (auto port, HTTP
+//                       readiness): port reservation, templates, SHA-256 identity, registry
+//                       record, two store writes, readiness; the stop is not timed
+//   reuse_hit           ensure_for_run of a run whose shared service is already running (memory store)
+//   reconcile_10k       reconcile_on_startup over 10,000 live rows in SQLite with no registry
+//                       records (the state after a machine restart): all marked stopped
+//
+// Both cold starts use /bin/sh as the shell: a login bash reads the machine's profile scripts
+// (≈200 ms on the benchmark machine), which is the machine's cost, not berth's.
+//
+// Ratio lines: cold start over the floor; cold start over upstream's ≈25 ms; reuse hit in µs
+// (target ≤ 10); reconcile in seconds (target ≤ 1).
+#include "bench_support.hpp"
+
+#include <berth/model/ids.hpp>
+#include <berth/services/http_probe.hpp>
+#include <berth/services/identity.hpp>
+#include <berth/services/ports.hpp>
+#include <berth/services/supervisor.hpp>
+#include <berth/src.hpp>
+#include <berth/stores/memory.hpp>
+#include <berth/stores/sqlite.hpp>
+
+#include <boost/json/parse.hpp>
+
+#include <sqlite3.h>
+
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace berth;
+using namespace berth::services;
+using steady = std::chrono::steady_clock;
+
+std::string const server = BERTH_BENCH_HTTP_SERVER;
+
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("berth-bench-services-" + new_id());
+    temp_dir() { fs::create_directories(path / "ws"); }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+runtime_service_config service_config(std::string const& lifecycle) {
+    return parse_runtime_service(boost::json::parse(
+        R"({"name": "web", "command": ")" + server + R"(", "lifecycle": ")" + lifecycle +
+        R"(", "port": {"type": "auto"}, "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}})"));
+}
+
+service_context context(std::string const& cwd) {
+    service_context c;
+    c.workspace.cwd = cwd;
+    c.workspace.project_workspace_id = "pw-1";
+    c.agent = {.id = "agent-1", .name = "bench", .company_id = "company-1"};
+    return c;
+}
+
+void raw_spawn_floor(benchmark::State& state) {
+    temp_dir d;
+    port_reserver const ports(d.path / "registry");
+    std::string const shell = "/bin/sh";
+    for (auto _ : state) {
+        auto const port = ports.reserve("floor");
+        std::string const port_env = "PORT=" + std::to_string(port);
+        std::vector<char*> envp;
+        for (char** e = environ; *e; ++e) envp.push_back(*e);
+        envp.push_back(const_cast<char*>(port_env.c_str()));
+        envp.push_back(nullptr);
+        char const* argv[] = {shell.c_str(), "-lc", server.c_str(), nullptr};
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        auto const t0 = steady::now();
+        pid_t pid = 0;
+        if (posix_spawn(&pid, shell.c_str(), &fa, &attr, const_cast<char**>(argv), envp.data()) != 0)
+            throw std::runtime_error("posix_spawn failed");
+        auto const url = "http://127.0.0.1:" + std::to_string(port) + "/health";
+        while (!http_get(url, std::chrono::seconds(2)).ok())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a busy loop would starve the server
+        auto const t1 = steady::now();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+        ::kill(-pid, SIGTERM);
+        ::waitpid(pid, nullptr, 0);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        ports.release(port);
+    }
+}
+
+void berth_cold_start(benchmark::State& state) {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, {.registry_dir = d.path / "registry", .shell = "/bin/sh",
+                           .kill_grace = std::chrono::milliseconds(500)}};
+    std::vector<runtime_service_config> const services{service_config("ephemeral")};
+    auto const ctx = context((d.path / "ws").string());
+    for (auto _ : state) {
+        auto const t0 = steady::now();
+        auto const refs = sup.start_for_control(ctx, services);
+        auto const t1 = steady::now();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+        sup.stop(refs.front().service.id);
+    }
+}
+
+void reuse_hit(benchmark::State& state) {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, {.registry_dir = d.path / "registry", .shell = "/bin/sh"}};
+    std::vector<runtime_service_config> const services{service_config("shared")};
+    auto const ctx = context((d.path / "ws").string());
+    auto const first = sup.ensure_for_run("run-0", ctx, services);
+    for (auto _ : state) {
+        auto refs = sup.ensure_for_run("run-1", ctx, services);
+        if (!refs.front().reused) state.SkipWithError("not a reuse hit");
+        benchmark::DoNotOptimize(refs);
+    }
+}
+
+void reconcile_10k(benchmark::State& state) {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    auto store = sqlite_store::open(db);
+    auto const now = system_clock{}.now();
+    workspace_runtime_service seed{.id = "seed",
+                                   .company_id = "company-1",
+                                   .project_workspace_id = "pw-1",
+                                   .scope_type = runtime_service_scope_type::project_workspace,
+                                   .scope_id = "pw-1",
+                                   .service_name = "web",
+                                   .status = runtime_service_status::running,
+                                   .lifecycle = runtime_service_lifecycle::shared,
+                                   .reuse_key = std::string(64, 'a'),
+                                   .command = "pnpm dev",
+                                   .cwd = "/srv/app",
+                                   .port = 4100,
+                                   .url = "http://127.0.0.1:4100",
+                                   .provider = runtime_service_provider::local_process,
+                                   .provider_ref = "999999",
+                                   .last_used_at = now,
+                                   .started_at = now,
+                                   .stop_policy = json_object{{"type", "manual"}},
+                                   .health_status = runtime_service_health::healthy};
+    store.upsert_runtime_service(seed, now);
+    sqlite3* raw = nullptr;
+    sqlite3_open(db.c_str(), &raw);
+    auto exec = [&](std::string const& sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string const m = err ? err : "?";
+            sqlite3_free(err);
+            throw std::runtime_error(m);
+        }
+    };
+    auto cols = berth::detail::sqlite::column_list<workspace_runtime_service>();
+    exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9999) "
+         "INSERT INTO workspace_runtime_services (" + cols + ") SELECT 'svc-' || i" + cols.substr(2) +
+         " FROM n, workspace_runtime_services WHERE id = 'seed'");
+    supervisor sup{store, {.registry_dir = d.path / "registry"}};
+    for (auto _ : state) {
+        exec("UPDATE workspace_runtime_services SET status = 'running', stopped_at = NULL");
+        auto const t0 = steady::now();
+        auto const r = sup.reconcile_on_startup();
+        auto const t1 = steady::now();
+        if (r.stopped != 10000) state.SkipWithError("reconcile did not stop 10000 rows");
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    }
+    sqlite3_close(raw);
+}
+
+}  // namespace
+
+BENCHMARK(raw_spawn_floor)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(berth_cold_start)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(reuse_hit)->Unit(benchmark::kMicrosecond);
+BENCHMARK(reconcile_10k)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+    return berth::bench::run_and_report(
+        argc, argv,
+        {{"services_cold_start_over_raw_spawn", "berth_cold_start/manual_time", "raw_spawn_floor/manual_time", 1.5},
+         {"services_cold_start_over_upstream_25ms", "berth_cold_start/manual_time", "", 1.0, 25e6},
+         {"services_reuse_hit_us", "reuse_hit", "", 10.0},
+         {"services_reconcile_10k_s", "reconcile_10k/manual_time", "", 1.0, 1e9}});
+}
