@@ -11,6 +11,9 @@
 #include <berth/drivers/local.hpp>
 #include <berth/src.hpp>
 #include <berth/stores/sqlite.hpp>
+#if BERTH_RUN_WITH_SERVICES
+#include "services.hpp"  // --services FILE: the run's runtime services
+#endif
 
 #include <fmt/format.h>
 
@@ -34,6 +37,7 @@ struct options {
     std::string cwd = std::filesystem::current_path().string();
     std::chrono::seconds timeout{600};
     std::string db = "berth.db";
+    std::optional<std::string> services;
     std::vector<std::string> argv;
 };
 
@@ -51,6 +55,8 @@ options:
   --cwd DIR          workspace directory                   (default: the current directory)
   --timeout SECONDS  deadline for COMMAND                  (default: 600)
   --db PATH          SQLite file of leases and activity    (default: ./berth.db; :memory: keeps nothing)
+  --services FILE    start the runtime services of FILE (workspace runtime JSON) for the run,
+                     print the workspace-ready summary, stop them by their policies afterwards
   -h, --help         this text
 )";
 
@@ -81,6 +87,7 @@ options parse(int argc, char** argv) {
         else if (a == "--environment") o.environment = value(a);
         else if (a == "--cwd") o.cwd = value(a);
         else if (a == "--db") o.db = value(a);
+        else if (a == "--services") o.services = value(a);
         else if (a == "--timeout") {
             auto const v = value(a);
             char* end = nullptr;
@@ -162,6 +169,13 @@ int run_demo(Store& store, options const& o) {
     auto const& realized = run.realize(o.cwd);
     step("realize", fmt::format("cwd {}{}", realized.cwd,
                                 realized.target ? " target " + realized.target->kind : std::string()));
+
+#if BERTH_RUN_WITH_SERVICES
+    std::optional<run_services<Store>> services;
+    if (o.services) services.emplace(store, *o.services, o.run, realized.cwd, o.company, o.agent);
+#else
+    if (o.services) throw std::runtime_error("--services: this berth-run was built without berth::services");
+#endif
 
     std::string shown_argv;
     for (auto const& a : o.argv) shown_argv += (shown_argv.empty() ? "" : " ") + a;
