@@ -5,6 +5,9 @@
 #ifdef BERTH_CONSUMER_SQLITE
 #include <berth/stores/sqlite.hpp>
 #endif
+#ifdef BERTH_CONSUMER_SERVICES
+#include <berth/services/identity.hpp>  // links OpenSSL's libcrypto
+#endif
 
 #include <fmt/format.h>
 
@@ -13,5 +16,8 @@ static_assert(berth::environment_driver<berth::archetypes::driver>);
 int main() {
     fmt::print("{}: lease status {} ({})\n", BERTH_CONSUMER_HOW,
                berth::to_string(berth::lease_status::retained), berth::lease_status::retained);
+#ifdef BERTH_CONSUMER_SERVICES
+    fmt::print("sha256(abc) = {}\n", berth::services::sha256_hex("abc"));
+#endif
     return 0;
 }
