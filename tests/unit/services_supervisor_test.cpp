@@ -272,6 +272,7 @@ TEST_CASE("supervisor: reuse by key, leases, and the stop policies of release_fo
     CHECK(b[0].reused);
     CHECK(b[0].service.id == a[0].service.id);
     CHECK(b[0].service.provider_ref == a[0].service.provider_ref);
+    CHECK(sup.ensure_for_run("run-b", ctx, shared)[0].reused);  // the same run again: still one lease
     auto const leases = sup.leases_of(a[0].service.id);
     CHECK(std::set<std::string>{"run-a", "run-b"} == std::set<std::string>(leases.begin(), leases.end()));
     sup.release_for_run("run-a");
@@ -446,6 +447,38 @@ TEST_CASE("supervisor: a new supervisor adopts a live service from the registry 
     CHECK(gone(*first.service.provider_ref));
 }
 
+TEST_CASE("registry: a stale record is removed; a dead pid with a live listener is re-pointed to it", "[services]") {
+    temp_dir d;
+    service_registry const reg(d.registry());
+    auto dead = process::child::start(command{.program = "/bin/true"});
+    auto const dead_pid = dead.pid();
+    (void)dead.wait();
+    registry_record rec{.service_key = "workspace-runtime-web-stale", .service_name = "web", .command = "serve",
+                        .cwd = d.ws(), .env_fingerprint = "f", .pid = dead_pid};
+    reg.write(rec);
+    REQUIRE(reg.read(rec.service_key));
+    adoption_query q{rec.service_key, "web", "serve", d.ws(), "f", std::nullopt};
+    CHECK_FALSE(reg.find_adoptable(q));
+    CHECK_FALSE(reg.read(rec.service_key));  // deleted
+
+    // The shell died but the listener it started lives on in the record's process group.
+    listener l;
+    rec.service_key = "workspace-runtime-web-repoint";
+    rec.port = l.port;
+    rec.process_group_id = ::getpgrp();
+    rec.cwd = fs::current_path().string();
+    reg.write(rec);
+    q.service_key = rec.service_key;
+    q.cwd = rec.cwd;
+    q.port = l.port;
+    auto const adopted = reg.find_adoptable(q);
+    REQUIRE(adopted);
+    CHECK(adopted->pid == ::getpid());
+    // ...but not when identity differs.
+    q.env_fingerprint = "other";
+    CHECK_FALSE(reg.find_adoptable(q));
+}
+
 TEST_CASE("ports: two processes reserving at the same moment never get the same port", "[services]") {
     temp_dir d;
     auto const helper = std::string(BERTH_TEST_SERVICES_HELPER);
@@ -595,6 +628,34 @@ TEST_CASE("startup: no service process is left unowned after its owner is SIGKIL
     CHECK(owned.contains(alpha_pid));
     CHECK(gone(beta_pid));
     for (auto const& rec : sup.registry().list()) CHECK(rec.owner_pid == ::getpid());
+}
+
+TEST_CASE("startup: after the owner and its services are killed, reconcile stops the rows and restart_desired "
+          "starts them again", "[services]") {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    owner_process owner(d, db, two_services_config());
+    REQUIRE(owner.services.size() == 2);
+    owner.sigkill();
+    for (auto const& [id, pid, port] : owner.services) {
+        ::kill(-static_cast<pid_t>(std::stoll(pid)), SIGKILL);  // a reboot: nothing survives
+        CHECK(eventually([&, p = pid] { return gone(p); }));
+    }
+    auto store = sqlite_store::open(db);
+    supervisor sup{store, options(d)};
+    auto const r = sup.reconcile_on_startup();
+    CHECK(r.adopted == 0);
+    CHECK(r.stopped == 2);
+    CHECK(sup.registry().list().empty());
+    auto ctx = context(d.ws());
+    ctx.workspace.project_workspace_id = "pw-helper";
+    std::vector<desired_workspace> const ws{
+        {ctx, parse_runtime_services(boost::json::parse(two_services_config())), runtime_desired_state::running}};
+    auto const restarted = sup.restart_desired_on_startup(ws);
+    CHECK(restarted.restarted == 2);
+    CHECK(restarted.failed == 0);
+    CHECK(sup.running().size() == 2);
+    CHECK(store.list_runtime_services({.statuses = {runtime_service_status::running}}).size() == 2);
 }
 
 TEST_CASE("startup: restart_desired_on_startup starts the services of workspaces that want them running",

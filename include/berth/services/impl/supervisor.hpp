@@ -198,10 +198,8 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string co
                 auto const& e = by_id_.at(k->second);
                 if (e->state == entry::phase::running) {
                     auto const now = clock_.now();
-                    if (lease_run) {
-                        e->lease_run_ids.insert(*lease_run);
+                    if (lease_run && e->lease_run_ids.insert(*lease_run).second)
                         leases_by_run_[*lease_run].push_back(e->row.id);
-                    }
                     e->row.last_used_at = now;
                     e->row.stopped_at = std::nullopt;
                     e->idle_deadline.reset();
