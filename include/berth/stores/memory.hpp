@@ -28,7 +28,8 @@
 
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
-#include <functional>     // std::hash, std::equal_to
+#include <functional>     // std::hash, std::equal_to, std::less
+#include <map>            // std::map (runtime services)
 #include <optional>       // std::optional
 #include <shared_mutex>   // std::shared_mutex
 #include <string>         // std::string
