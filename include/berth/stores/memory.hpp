@@ -25,6 +25,7 @@
 #include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
+#include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
@@ -178,6 +179,36 @@ public:
     /// last_used_at = updated_at = `now`; returns their ids.
     std::vector<std::string> stop_runtime_services(runtime_service_filter const& filter, timestamp now);
 
+    // ---- berth::execution_workspace_store --------------------------------------------------------
+
+    /// The execution workspace with that id, or nullopt.
+    [[nodiscard]] std::optional<execution_workspace> get_execution_workspace(std::string_view id) const;
+    /// The company's execution workspaces matching `filter`, newest `last_used_at` first (null
+    /// last), then newest `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<execution_workspace> list_execution_workspaces(
+        std::string_view company_id, execution_workspace_filter const& filter) const;
+    /// Inserts a record with a new id (opened_at = last_used_at = created_at = updated_at = `now`).
+    /// @throws store_error invalid_argument (empty company id, project id or name).
+    execution_workspace create_execution_workspace(new_execution_workspace const& input, timestamp now);
+    /// Patches the record; nullopt for an unknown id.
+    /// @throws store_error invalid_argument (an empty name).
+    std::optional<execution_workspace> update_execution_workspace(std::string_view id,
+                                                                  execution_workspace_patch const& patch,
+                                                                  timestamp now);
+
+    // ---- berth::operation_store ------------------------------------------------------------------
+
+    /// Inserts a `running` operation with a new id, started at `now`.
+    /// @throws store_error invalid_argument (empty company id).
+    workspace_operation begin_operation(new_workspace_operation const& input, timestamp now);
+    /// Patches the operation; nullopt for an unknown id.
+    std::optional<workspace_operation> update_operation(std::string_view id, workspace_operation_patch const& patch,
+                                                        timestamp now);
+    /// The operation with that id, or nullopt.
+    [[nodiscard]] std::optional<workspace_operation> get_operation(std::string_view id) const;
+    /// Operations matching `filter`, oldest `started_at` first, then oldest inserted.
+    [[nodiscard]] std::vector<workspace_operation> list_operations(workspace_operation_filter const& filter) const;
+
 private:
     struct service_row {
         workspace_runtime_service value;
@@ -224,6 +255,16 @@ private:
     index<lease_row> leases_by_run_;
     std::vector<activity_event> activity_;  // in insertion order
     std::unordered_set<std::string, id_hash, std::equal_to<>> activity_ids_;
+    struct workspace_row {
+        execution_workspace value;
+        std::uint64_t seq;
+    };
+    struct operation_row {
+        workspace_operation value;
+        std::uint64_t seq;
+    };
+    id_map<workspace_row> workspaces_;
+    id_map<operation_row> operations_;
 };
 
 }  // namespace berth

@@ -18,6 +18,10 @@
 //!      NULL`: same names, same columns, same queries served, fewer pages written per lease).
 //!   3. upstream's `workspace_runtime_services` with its indexes, plus a partial index of the
 //!      live local services the startup reconcile reads.
+//!   4. upstream's `execution_workspaces` and `workspace_operations` with their indexes (issue 4;
+//!      docs/workspaces.md). No foreign keys: berth never deletes a workspace, and the memory store
+//!      (which has none) must accept exactly what the SQL stores accept. `log_compressed` is an
+//!      integer 0/1 (upstream boolean) because the logical types have no boolean.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -250,12 +254,86 @@ inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "
                              false, "status IN ('provisioning', 'starting', 'running')"},
             },
         },
+        migration{
+            4,
+            "upstream tables: execution_workspaces, workspace_operations",
+            {
+                create_table{"execution_workspaces",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"project_id", ct::text, true},
+                                 {"project_workspace_id", ct::text},
+                                 {"source_issue_id", ct::text},
+                                 {"mode", ct::text, true},
+                                 {"strategy_type", ct::text, true},
+                                 {"name", ct::text, true},
+                                 {"status", ct::text, true, "'active'"},
+                                 {"cwd", ct::text},
+                                 {"repo_url", ct::text},
+                                 {"base_ref", ct::text},
+                                 {"branch_name", ct::text},
+                                 {"provider_type", ct::text, true, "'local_fs'"},
+                                 {"provider_ref", ct::text},
+                                 {"derived_from_execution_workspace_id", ct::id},
+                                 {"last_used_at", ct::timestamp},
+                                 {"opened_at", ct::timestamp, true},
+                                 {"closed_at", ct::timestamp},
+                                 {"cleanup_eligible_at", ct::timestamp},
+                                 {"cleanup_reason", ct::text},
+                                 {"metadata", ct::json},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"execution_workspaces_company_project_status_idx", "execution_workspaces",
+                             "company_id, project_id, status"},
+                create_index{"execution_workspaces_company_project_workspace_status_idx", "execution_workspaces",
+                             "company_id, project_workspace_id, status"},
+                create_index{"execution_workspaces_company_source_issue_idx", "execution_workspaces",
+                             "company_id, source_issue_id"},
+                create_index{"execution_workspaces_company_last_used_idx", "execution_workspaces",
+                             "company_id, last_used_at"},
+                create_index{"execution_workspaces_company_branch_idx", "execution_workspaces",
+                             "company_id, branch_name"},
+                create_table{"workspace_operations",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"execution_workspace_id", ct::id},
+                                 {"heartbeat_run_id", ct::id},
+                                 {"issue_id", ct::id},
+                                 {"phase", ct::text, true},
+                                 {"command", ct::text},
+                                 {"cwd", ct::text},
+                                 {"status", ct::text, true, "'running'"},
+                                 {"exit_code", ct::integer},
+                                 {"log_store", ct::text},
+                                 {"log_ref", ct::text},
+                                 {"log_bytes", ct::integer},
+                                 {"log_sha256", ct::text},
+                                 {"log_compressed", ct::integer, true, "0"},
+                                 {"stdout_excerpt", ct::text},
+                                 {"stderr_excerpt", ct::text},
+                                 {"metadata", ct::json},
+                                 {"started_at", ct::timestamp, true},
+                                 {"finished_at", ct::timestamp},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"workspace_operations_company_run_started_idx", "workspace_operations",
+                             "company_id, heartbeat_run_id, started_at"},
+                create_index{"workspace_operations_company_workspace_started_idx", "workspace_operations",
+                             "company_id, execution_workspace_id, started_at"},
+                create_index{"workspace_operations_company_workspace_issue_started_idx", "workspace_operations",
+                             "company_id, execution_workspace_id, issue_id, started_at"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 3;
+inline constexpr int current_version = 4;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

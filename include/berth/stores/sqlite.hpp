@@ -29,6 +29,7 @@
 #include <berth/model/environment.hpp>  // environment, new_environment, environment_patch, environment_filter
 #include <berth/model/lease.hpp>        // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter
+#include <berth/model/workspace.hpp>    // execution_workspace, workspace_operation and their inputs
 #include <berth/stores/schema.hpp>      // schema::current_version
 
 #include <chrono>      // std::chrono::milliseconds
@@ -193,6 +194,33 @@ public:
     [[nodiscard]] std::vector<workspace_runtime_service> list_runtime_services(runtime_service_filter const& filter);
     /// One `UPDATE ... RETURNING id` over the matching live rows.
     std::vector<std::string> stop_runtime_services(runtime_service_filter const& filter, timestamp now);
+
+    // ---- berth::execution_workspace_store --------------------------------------------------------
+
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<execution_workspace> get_execution_workspace(std::string_view id);
+    /// The company's records matching `filter`, newest `last_used_at` first (null last), then
+    /// newest `created_at`, then most recently inserted.
+    [[nodiscard]] std::vector<execution_workspace> list_execution_workspaces(std::string_view company_id,
+                                                                             execution_workspace_filter const& filter);
+    /// @throws store_error invalid_argument (empty company id, project id or name).
+    execution_workspace create_execution_workspace(new_execution_workspace const& input, timestamp now);
+    /// nullopt for an unknown id. @throws store_error invalid_argument (an empty name).
+    std::optional<execution_workspace> update_execution_workspace(std::string_view id,
+                                                                  execution_workspace_patch const& patch,
+                                                                  timestamp now);
+
+    // ---- berth::operation_store ------------------------------------------------------------------
+
+    /// @throws store_error invalid_argument (empty company id).
+    workspace_operation begin_operation(new_workspace_operation const& input, timestamp now);
+    /// nullopt for an unknown id.
+    std::optional<workspace_operation> update_operation(std::string_view id, workspace_operation_patch const& patch,
+                                                        timestamp now);
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<workspace_operation> get_operation(std::string_view id);
+    /// Operations matching `filter`, oldest `started_at` first, then oldest inserted.
+    [[nodiscard]] std::vector<workspace_operation> list_operations(workspace_operation_filter const& filter);
 
 private:
     std::unique_ptr<detail::sqlite::store_state> state_;

@@ -151,6 +151,12 @@ void read_value(sqlite3_stmt* s, int i, T& out, column_ref const& c) {
             } catch (parse_error const& e) {
                 throw corrupt(c, e.what());
             }
+        } else if constexpr (std::is_same_v<T, bool>) {
+            if (sqlite3_column_type(s, i) != SQLITE_INTEGER)
+                throw corrupt(c, "Unexpected non-integer value: " + std::string(column_text(s, i)));
+            auto const v = sqlite3_column_int64(s, i);
+            if (v != 0 && v != 1) throw corrupt(c, "Unexpected boolean value: " + std::to_string(v));
+            out = v == 1;
         } else if constexpr (std::is_integral_v<T>) {
             if (sqlite3_column_type(s, i) != SQLITE_INTEGER)
                 throw corrupt(c, "Unexpected non-integer value: " + std::string(column_text(s, i)));

@@ -23,7 +23,7 @@
 
 namespace berth::detail::memory {
 
-[[nodiscard]] inline std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+[[nodiscard]] inline std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 /// Makes room for one more element, so that the push_back that follows cannot throw.
 template <class T>
@@ -59,7 +59,7 @@ inline std::optional<std::int64_t> max_active_leases(environment const& env) {
         n = static_cast<std::int64_t>(v->get_uint64());
     if (!n || *n < 1)
         throw store_error(store_errc::invalid_argument,
-                          "Environment " + detail::memory::quoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
+                          "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
                               boost::json::serialize(*v) + "; it must be a positive integer.");
     return n;
 }
@@ -103,7 +103,7 @@ inline void memory_store::check_capacity(environment const& env) const {
                                [](lease_row const* r) { return r->value.status == lease_status::active; });
     if (active >= *limit)
         throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + detail::memory::quoted(env.name) + " (" + env.id + ") already has " +
+                          "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") already has " +
                               std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
                               ", its limit (maxActiveLeases = " + std::to_string(*limit) + ").");
 }
@@ -122,9 +122,9 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
         if (l.status != lease_status::active || l.lease_policy != policy) continue;
         if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
         throw store_error(store_errc::conflict,
-                          "Environment " + detail::memory::quoted(environment_id) + " already has an active " + to_string(policy) +
+                          "Environment " + detail::memory::dquoted(environment_id) + " already has an active " + to_string(policy) +
                               " lease" +
-                              (by_workspace ? " for execution workspace " + detail::memory::quoted(*execution_workspace_id)
+                              (by_workspace ? " for execution workspace " + detail::memory::dquoted(*execution_workspace_id)
                                             : std::string()) +
                               " (" + l.id + ").");
     }
@@ -133,7 +133,7 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
 inline void memory_store::check_event_id(activity_event const* event) const {
     using namespace detail::memory;
     if (event && activity_ids_.contains(event->id))
-        throw store_error(store_errc::conflict, "Activity event " + detail::memory::quoted(event->id) + " already exists.");
+        throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event->id) + " already exists.");
 }
 
 inline void memory_store::insert_environment(environment env) {
@@ -143,7 +143,7 @@ inline void memory_store::insert_environment(environment env) {
     auto const [it, inserted] = environments_.try_emplace(std::move(id), environment_row{std::move(env), next_seq_});
     if (!inserted)  // new_id() collided: a broken random source, never expected
         throw store_error(store_errc::conflict,
-                          "Environment " + detail::memory::quoted(it->first) + " already exists.");
+                          "Environment " + detail::memory::dquoted(it->first) + " already exists.");
     ++next_seq_;
     by_company.push_back(&it->second);
 }
@@ -192,7 +192,7 @@ inline environment memory_store::create_environment(new_environment const& input
     std::unique_lock lock(mutex_);
     if (env.driver == driver_kind::local && find_local(env.company_id))
         throw store_error(store_errc::conflict,
-                          "Company " + detail::memory::quoted(env.company_id) + " already has a local environment.");
+                          "Company " + detail::memory::dquoted(env.company_id) + " already has a local environment.");
     insert_environment(std::move(env));
     return result;
 }
@@ -215,7 +215,7 @@ inline std::optional<environment> memory_store::update_environment(std::string_v
     next.updated_at = now;
     if (next.driver == driver_kind::local && find_local(next.company_id, next.id))
         throw store_error(store_errc::conflict,
-                          "Company " + detail::memory::quoted(next.company_id) + " already has a local environment.");
+                          "Company " + detail::memory::dquoted(next.company_id) + " already has a local environment.");
     environment result = next;
     it->second.value = std::move(next);
     return result;
@@ -313,14 +313,14 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
     if (env == environments_.end())
-        throw store_error(store_errc::not_found, "Environment " + detail::memory::quoted(input.environment_id) + " not found.");
+        throw store_error(store_errc::not_found, "Environment " + detail::memory::dquoted(input.environment_id) + " not found.");
     if (env->second.value.company_id != input.company_id)
         throw store_error(store_errc::invalid_argument,
-                          "Lease " + detail::memory::quoted(input.id) + " is for company " + detail::memory::quoted(input.company_id) +
-                              " but environment " + detail::memory::quoted(input.environment_id) + " belongs to company " +
-                              detail::memory::quoted(env->second.value.company_id) + ".");
+                          "Lease " + detail::memory::dquoted(input.id) + " is for company " + detail::memory::dquoted(input.company_id) +
+                              " but environment " + detail::memory::dquoted(input.environment_id) + " belongs to company " +
+                              detail::memory::dquoted(env->second.value.company_id) + ".");
     if (leases_.contains(input.id))
-        throw store_error(store_errc::conflict, "Lease " + detail::memory::quoted(input.id) + " already exists.");
+        throw store_error(store_errc::conflict, "Lease " + detail::memory::dquoted(input.id) + " already exists.");
     check_capacity(env->second.value);
     check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
     check_event_id(event);
@@ -360,15 +360,15 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
 
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(t.id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::quoted(t.id) + " not found.");
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(t.id) + " not found.");
     auto& stored = it->second.value;
     if (stored.epoch != t.expected_epoch)
         throw store_error(store_errc::stale_epoch,
-                          "Lease " + detail::memory::quoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                          "Lease " + detail::memory::dquoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
                               to_string(stored.status) + "), not the caller's epoch " +
                               std::to_string(t.expected_epoch) + ": another holder moved it. Nothing was changed.");
     if (!can_transition(stored.status, t.to))
-        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::quoted(t.id) + " cannot move from " +
+        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::dquoted(t.id) + " cannot move from " +
                                                               to_string(stored.status) + " to " + to_string(t.to) +
                                                               ".");
     if (t.to == lease_status::active) {
@@ -425,15 +425,15 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::quoted(id) + " not found.");
+    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(id) + " not found.");
     auto& stored = it->second.value;
     if (stored.epoch != expected_epoch)
         throw store_error(store_errc::stale_epoch,
-                          "Lease " + detail::memory::quoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
+                          "Lease " + detail::memory::dquoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
                               to_string(stored.status) + "), not the caller's epoch " + std::to_string(expected_epoch) +
                               ": another holder moved it. Nothing was changed.");
     if (stored.status != lease_status::active)
-        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::quoted(id) + " is " + to_string(stored.status) +
+        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::dquoted(id) + " is " + to_string(stored.status) +
                                                               "; only an active lease can be renewed.");
     environment_lease next = stored;
     next.expires_at = expires_at;
@@ -513,6 +513,108 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
     out.reserve(rows.size());
     for (auto const* e : rows) out.push_back(*e);
     return out;
+}
+
+// ---- execution workspaces ----------------------------------------------------------------------
+
+inline std::optional<execution_workspace> memory_store::get_execution_workspace(std::string_view id) const {
+    std::shared_lock lock(mutex_);
+    auto it = workspaces_.find(id);
+    if (it == workspaces_.end()) return std::nullopt;
+    return it->second.value;
+}
+
+inline std::vector<execution_workspace> memory_store::list_execution_workspaces(
+    std::string_view company_id, execution_workspace_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<workspace_row const*> rows;
+    for (auto const& [id, row] : workspaces_) {
+        auto const& w = row.value;
+        if (w.company_id != company_id) continue;
+        if (filter.project_id && w.project_id != *filter.project_id) continue;
+        if (filter.status && w.status != *filter.status) continue;
+        if (filter.source_issue_id && w.source_issue_id != *filter.source_issue_id) continue;
+        if (filter.branch_name && w.branch_name != *filter.branch_name) continue;
+        rows.push_back(&row);
+    }
+    std::sort(rows.begin(), rows.end(), [](workspace_row const* a, workspace_row const* b) {
+        auto const& x = a->value;
+        auto const& y = b->value;
+        if (x.last_used_at != y.last_used_at) {
+            if (!x.last_used_at || !y.last_used_at) return x.last_used_at.has_value();  // null last
+            return *x.last_used_at > *y.last_used_at;
+        }
+        if (x.created_at != y.created_at) return x.created_at > y.created_at;
+        return a->seq > b->seq;
+    });
+    return detail::memory::values_of(rows);
+}
+
+inline execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
+                                                                    timestamp now) {
+    auto w = make_execution_workspace(input, new_id(), now);
+    std::unique_lock lock(mutex_);
+    auto const id = w.id;
+    workspaces_.emplace(id, workspace_row{w, next_seq_++});
+    return w;
+}
+
+inline std::optional<execution_workspace> memory_store::update_execution_workspace(
+    std::string_view id, execution_workspace_patch const& patch, timestamp now) {
+    std::unique_lock lock(mutex_);
+    auto it = workspaces_.find(id);
+    if (it == workspaces_.end()) return std::nullopt;
+    auto updated = it->second.value;  // patched on a copy: the stored row changes only on success
+    apply_patch(updated, patch, now);
+    it->second.value = std::move(updated);
+    return it->second.value;
+}
+
+// ---- workspace operations ----------------------------------------------------------------------
+
+inline workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
+    auto op = make_operation(input, new_id(), now);
+    std::unique_lock lock(mutex_);
+    auto const id = op.id;
+    operations_.emplace(id, operation_row{op, next_seq_++});
+    return op;
+}
+
+inline std::optional<workspace_operation> memory_store::update_operation(std::string_view id,
+                                                                         workspace_operation_patch const& patch,
+                                                                         timestamp now) {
+    std::unique_lock lock(mutex_);
+    auto it = operations_.find(id);
+    if (it == operations_.end()) return std::nullopt;
+    auto updated = it->second.value;
+    apply_patch(updated, patch, now);
+    it->second.value = std::move(updated);
+    return it->second.value;
+}
+
+inline std::optional<workspace_operation> memory_store::get_operation(std::string_view id) const {
+    std::shared_lock lock(mutex_);
+    auto it = operations_.find(id);
+    if (it == operations_.end()) return std::nullopt;
+    return it->second.value;
+}
+
+inline std::vector<workspace_operation> memory_store::list_operations(workspace_operation_filter const& filter) const {
+    std::shared_lock lock(mutex_);
+    std::vector<operation_row const*> rows;
+    for (auto const& [id, row] : operations_) {
+        auto const& op = row.value;
+        if (filter.company_id && op.company_id != *filter.company_id) continue;
+        if (filter.execution_workspace_id && op.execution_workspace_id != *filter.execution_workspace_id) continue;
+        if (filter.heartbeat_run_id && op.heartbeat_run_id != *filter.heartbeat_run_id) continue;
+        if (filter.issue_id && op.issue_id != *filter.issue_id) continue;
+        rows.push_back(&row);
+    }
+    std::sort(rows.begin(), rows.end(), [](operation_row const* a, operation_row const* b) {
+        if (a->value.started_at != b->value.started_at) return a->value.started_at < b->value.started_at;
+        return a->seq < b->seq;
+    });
+    return detail::memory::values_of(rows);
 }
 
 }  // namespace berth

@@ -32,6 +32,8 @@ inline constexpr std::int64_t application_id = 0x62657274;
 inline constexpr table_ref environments_table{"environments", "environment"};
 inline constexpr table_ref leases_table{"environment_leases", "lease"};
 inline constexpr table_ref activity_table{"activity_log", "activity event"};
+inline constexpr table_ref workspaces_table{"execution_workspaces", "execution workspace"};
+inline constexpr table_ref operations_table{"workspace_operations", "workspace operation"};
 
 /// Every statement the store runs, generated once per store from the record descriptions.
 struct statements {
@@ -85,6 +87,19 @@ struct statements {
                           " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
                           "expires_at <= ?1 ORDER BY expires_at ASC, rowid ASC";
     std::string list_activity = "SELECT " + activity_cols + " FROM activity_log";
+
+    std::string ew_cols = column_list<execution_workspace>();
+    std::string get_ew = "SELECT " + ew_cols + " FROM execution_workspaces WHERE id = ?1";
+    std::string insert_ew = "INSERT INTO execution_workspaces (" + ew_cols + ") VALUES (" +
+                            placeholder_list<execution_workspace>() + ")";
+    std::string update_ew =
+        "UPDATE execution_workspaces SET " + assignment_list<execution_workspace>() + " WHERE id = ?1";
+    std::string op_cols = column_list<workspace_operation>();
+    std::string get_op = "SELECT " + op_cols + " FROM workspace_operations WHERE id = ?1";
+    std::string insert_op = "INSERT INTO workspace_operations (" + op_cols + ") VALUES (" +
+                            placeholder_list<workspace_operation>() + ")";
+    std::string update_op =
+        "UPDATE workspace_operations SET " + assignment_list<workspace_operation>() + " WHERE id = ?1";
 
     static std::array<std::string, detail::lease_status_count> make_transitions(std::string const& cols) {
         std::array<std::string, detail::lease_status_count> out;
@@ -238,7 +253,7 @@ inline void migrate(connection& c, std::string const& path) {
     tx.commit();
 }
 
-[[nodiscard]] inline std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+[[nodiscard]] inline std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 /// The facts of an environment a lease write needs: its company, its name, its lease limit.
 struct environment_facts {
@@ -253,7 +268,7 @@ inline environment_facts facts_of(connection& c, statements const& sql, std::str
     auto st = c.statement(sql.env_for_lease);
     bind_text(st.get(), 1, environment_id);
     if (!st.step("reading the environment"))
-        throw store_error(store_errc::not_found, "Environment " + detail::sqlite::quoted(environment_id) + " not found.");
+        throw store_error(store_errc::not_found, "Environment " + detail::sqlite::dquoted(environment_id) + " not found.");
     environment_facts f{std::string(column_text(st.get(), 1)), std::string(column_text(st.get(), 2)), std::nullopt};
     json_object config;
     read_value(st.get(), 3, config, column_ref{environments_table, "config", st.get()});
@@ -264,7 +279,7 @@ inline environment_facts facts_of(connection& c, statements const& sql, std::str
             n = static_cast<std::int64_t>(v->get_uint64());
         if (!n || *n < 1)
             throw store_error(store_errc::invalid_argument,
-                              "Environment " + detail::sqlite::quoted(f.name) + " (" + std::string(environment_id) +
+                              "Environment " + detail::sqlite::dquoted(f.name) + " (" + std::string(environment_id) +
                                   ") has config maxActiveLeases = " + boost::json::serialize(*v) +
                                   "; it must be a positive integer.");
         f.max_active_leases = n;
@@ -283,7 +298,7 @@ inline void check_capacity(connection& c, statements const& sql, environment_fac
     auto const active = sqlite3_column_int64(st.get(), 0);
     if (active >= *env.max_active_leases)
         throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + detail::sqlite::quoted(env.name) + " (" + std::string(environment_id) + ") already has " +
+                          "Environment " + detail::sqlite::dquoted(env.name) + " (" + std::string(environment_id) + ") already has " +
                               std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
                               ", its limit (maxActiveLeases = " + std::to_string(*env.max_active_leases) + ").");
 }
@@ -305,9 +320,9 @@ inline void check_reuse_scope(connection& c, statements const& sql, std::string_
     if (st->step("checking the reuse scope")) {
         std::string const holder(column_text(st->get(), 0));
         throw store_error(store_errc::conflict,
-                          "Environment " + detail::sqlite::quoted(environment_id) + " already has an active " + to_string(policy) +
+                          "Environment " + detail::sqlite::dquoted(environment_id) + " already has an active " + to_string(policy) +
                               " lease" + (workspace && policy == lease_policy_kind::reuse_by_execution_workspace
-                                              ? " for execution workspace " + detail::sqlite::quoted(*workspace)
+                                              ? " for execution workspace " + detail::sqlite::dquoted(*workspace)
                                               : std::string()) +
                               " (" + holder + ").");
     }
@@ -320,7 +335,7 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
         st.step("recording activity");
     } catch (store_error const& err) {
         if (err.code() == store_errc::conflict)
-            throw store_error(store_errc::conflict, "Activity event " + detail::sqlite::quoted(e.id) + " already exists.");
+            throw store_error(store_errc::conflict, "Activity event " + detail::sqlite::dquoted(e.id) + " already exists.");
         throw;
     }
 }
@@ -331,7 +346,7 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
     auto st = c.statement(sql.lease_state);
     bind_text(st.get(), 1, id);
     if (!st.step("reading the lease"))
-        return store_error(store_errc::not_found, "Lease " + detail::sqlite::quoted(id) + " not found.");
+        return store_error(store_errc::not_found, "Lease " + detail::sqlite::dquoted(id) + " not found.");
     auto const status = std::string(column_text(st.get(), 1));
     auto const epoch = sqlite3_column_int64(st.get(), 2);
     if (!try_parse_enum<lease_status>(status))
@@ -339,14 +354,14 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
                        parse_error(enum_label<lease_status>, status).what());
     if (static_cast<std::uint64_t>(epoch) != expected_epoch)
         return store_error(store_errc::stale_epoch,
-                           "Lease " + detail::sqlite::quoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
+                           "Lease " + detail::sqlite::dquoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
                                "), not the caller's epoch " + std::to_string(expected_epoch) +
                                ": another holder moved it. Nothing was changed.");
     if (renewing)
         return store_error(store_errc::illegal_transition,
-                           "Lease " + detail::sqlite::quoted(id) + " is " + status + "; only an active lease can be renewed.");
+                           "Lease " + detail::sqlite::dquoted(id) + " is " + status + "; only an active lease can be renewed.");
     return store_error(store_errc::illegal_transition,
-                       "Lease " + detail::sqlite::quoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
+                       "Lease " + detail::sqlite::dquoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
 }
 
 }  // namespace berth::detail::sqlite
@@ -441,7 +456,7 @@ inline environment sqlite_store::create_environment(new_environment const& input
         } catch (store_error const& e) {
             if (e.code() == store_errc::conflict)
                 throw store_error(store_errc::conflict,
-                                  "Company " + detail::sqlite::quoted(env.company_id) + " already has a local environment.");
+                                  "Company " + detail::sqlite::dquoted(env.company_id) + " already has a local environment.");
             throw;
         }
     });
@@ -476,7 +491,7 @@ inline std::optional<environment> sqlite_store::update_environment(std::string_v
         } catch (store_error const& e) {
             if (e.code() == store_errc::conflict)
                 throw store_error(store_errc::conflict,
-                                  "Company " + detail::sqlite::quoted(env->company_id) + " already has a local environment.");
+                                  "Company " + detail::sqlite::dquoted(env->company_id) + " already has a local environment.");
             throw;
         }
         return env;
@@ -509,7 +524,7 @@ inline environment sqlite_store::ensure_local_environment(std::string_view compa
         auto existing = read_one<environment>(st, environments_table, "reading the local environment");
         if (!existing)
             throw store_error(store_errc::backend_failure,
-                              "SQLite store: failed to ensure the local environment of company " + detail::sqlite::quoted(company_id));
+                              "SQLite store: failed to ensure the local environment of company " + detail::sqlite::dquoted(company_id));
         return std::move(*existing);
     });
 }
@@ -584,9 +599,9 @@ inline environment_lease sqlite_store::acquire_lease(new_lease const& input, tim
         auto const env = facts_of(c, s.sql, lease.environment_id);
         if (env.company_id != lease.company_id)
             throw store_error(store_errc::invalid_argument,
-                              "Lease " + detail::sqlite::quoted(lease.id) + " is for company " + detail::sqlite::quoted(lease.company_id) +
-                                  " but environment " + detail::sqlite::quoted(lease.environment_id) + " belongs to company " +
-                                  detail::sqlite::quoted(env.company_id) + ".");
+                              "Lease " + detail::sqlite::dquoted(lease.id) + " is for company " + detail::sqlite::dquoted(lease.company_id) +
+                                  " but environment " + detail::sqlite::dquoted(lease.environment_id) + " belongs to company " +
+                                  detail::sqlite::dquoted(env.company_id) + ".");
         check_capacity(c, s.sql, env, lease.environment_id);
         check_reuse_scope(c, s.sql, lease.environment_id, lease.lease_policy, lease.execution_workspace_id);
         {
@@ -596,7 +611,7 @@ inline environment_lease sqlite_store::acquire_lease(new_lease const& input, tim
                 st.step("acquiring a lease");
             } catch (store_error const& e) {
                 if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::quoted(lease.id) + " already exists.");
+                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::dquoted(lease.id) + " already exists.");
                 throw;
             }
         }
@@ -635,7 +650,7 @@ inline environment_lease sqlite_store::transition_lease(lease_transition const& 
                 lease = read_one<environment_lease>(st, leases_table, "moving a lease");
             } catch (store_error const& e) {
                 if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::quoted(t.id) +
+                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::dquoted(t.id) +
                                                                 " cannot become active: its reuse scope already has "
                                                                 "an active lease.");
                 throw;
@@ -738,6 +753,137 @@ inline std::vector<activity_event> sqlite_store::list_activity(activity_filter c
         if (filter.run_id) bind_text(st.get(), 2, *filter.run_id);
         if (filter.entity_id) bind_text(st.get(), 3, *filter.entity_id);
         return read_all<activity_event>(s, st, activity_table, "listing activity");
+    });
+}
+
+// ---- execution workspaces ----------------------------------------------------------------------
+
+inline std::optional<execution_workspace> sqlite_store::get_execution_workspace(std::string_view id) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.get_ew);
+        bind_text(st.get(), 1, id);
+        return read_one<execution_workspace>(st, workspaces_table, "reading an execution workspace");
+    });
+}
+
+inline std::vector<execution_workspace> sqlite_store::list_execution_workspaces(
+    std::string_view company_id, execution_workspace_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string sql = "SELECT " + s.sql.ew_cols + " FROM execution_workspaces WHERE company_id = ?1";
+    if (filter.project_id) sql += " AND project_id = ?2";
+    if (filter.status) sql += " AND status = ?3";
+    if (filter.source_issue_id) sql += " AND source_issue_id = ?4";
+    if (filter.branch_name) sql += " AND branch_name = ?5";
+    sql += " ORDER BY last_used_at IS NULL, last_used_at DESC, created_at DESC, rowid DESC";
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        bind_text(st.get(), 1, company_id);
+        if (filter.project_id) bind_text(st.get(), 2, *filter.project_id);
+        if (filter.status) bind_value(st.get(), 3, *filter.status);
+        if (filter.source_issue_id) bind_text(st.get(), 4, *filter.source_issue_id);
+        if (filter.branch_name) bind_text(st.get(), 5, *filter.branch_name);
+        return read_all<execution_workspace>(s, st, workspaces_table, "listing execution workspaces");
+    });
+}
+
+inline execution_workspace sqlite_store::create_execution_workspace(new_execution_workspace const& input,
+                                                                    timestamp now) {
+    using namespace detail::sqlite;
+    auto const w = make_execution_workspace(input, new_id(), now);
+    auto& s = *state_;
+    with_writer(s, [&](connection& c) {
+        auto st = c.statement(s.sql.insert_ew);
+        bind_record(st.get(), w);
+        st.step("creating an execution workspace");
+    });
+    return w;
+}
+
+inline std::optional<execution_workspace> sqlite_store::update_execution_workspace(
+    std::string_view id, execution_workspace_patch const& patch, timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) -> std::optional<execution_workspace> {
+        std::optional<execution_workspace> w;
+        {
+            auto st = c.statement(s.sql.get_ew);
+            bind_text(st.get(), 1, id);
+            w = read_one<execution_workspace>(st, workspaces_table, "reading an execution workspace");
+        }
+        if (!w) return std::nullopt;
+        apply_patch(*w, patch, now);
+        auto st = c.statement(s.sql.update_ew);
+        bind_record(st.get(), *w);
+        st.step("updating an execution workspace");
+        return w;
+    });
+}
+
+// ---- workspace operations ----------------------------------------------------------------------
+
+inline workspace_operation sqlite_store::begin_operation(new_workspace_operation const& input, timestamp now) {
+    using namespace detail::sqlite;
+    auto const op = make_operation(input, new_id(), now);
+    auto& s = *state_;
+    with_writer(s, [&](connection& c) {
+        auto st = c.statement(s.sql.insert_op);
+        bind_record(st.get(), op);
+        st.step("recording a workspace operation");
+    });
+    return op;
+}
+
+inline std::optional<workspace_operation> sqlite_store::update_operation(std::string_view id,
+                                                                         workspace_operation_patch const& patch,
+                                                                         timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_writer(s, [&](connection& c) -> std::optional<workspace_operation> {
+        std::optional<workspace_operation> op;
+        {
+            auto st = c.statement(s.sql.get_op);
+            bind_text(st.get(), 1, id);
+            op = read_one<workspace_operation>(st, operations_table, "reading a workspace operation");
+        }
+        if (!op) return std::nullopt;
+        apply_patch(*op, patch, now);
+        auto st = c.statement(s.sql.update_op);
+        bind_record(st.get(), *op);
+        st.step("updating a workspace operation");
+        return op;
+    });
+}
+
+inline std::optional<workspace_operation> sqlite_store::get_operation(std::string_view id) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.get_op);
+        bind_text(st.get(), 1, id);
+        return read_one<workspace_operation>(st, operations_table, "reading a workspace operation");
+    });
+}
+
+inline std::vector<workspace_operation> sqlite_store::list_operations(workspace_operation_filter const& filter) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    std::string sql = "SELECT " + s.sql.op_cols + " FROM workspace_operations";
+    char const* glue = " WHERE ";
+    if (filter.company_id) (sql += std::exchange(glue, " AND ")) += "company_id = ?1";
+    if (filter.execution_workspace_id) (sql += std::exchange(glue, " AND ")) += "execution_workspace_id = ?2";
+    if (filter.heartbeat_run_id) (sql += std::exchange(glue, " AND ")) += "heartbeat_run_id = ?3";
+    if (filter.issue_id) (sql += std::exchange(glue, " AND ")) += "issue_id = ?4";
+    sql += " ORDER BY started_at ASC, rowid ASC";
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(sql);
+        if (filter.company_id) bind_text(st.get(), 1, *filter.company_id);
+        if (filter.execution_workspace_id) bind_text(st.get(), 2, *filter.execution_workspace_id);
+        if (filter.heartbeat_run_id) bind_text(st.get(), 3, *filter.heartbeat_run_id);
+        if (filter.issue_id) bind_text(st.get(), 4, *filter.issue_id);
+        return read_all<workspace_operation>(s, st, operations_table, "listing workspace operations");
     });
 }
 

@@ -1,0 +1,615 @@
+#pragma once
+// Definitions of berth::workspace_runtime (declared and documented in berth/workspace/runtime.hpp,
+// which includes this file at its end; not meant to be included on its own).
+
+#include <berth/error.hpp>              // parse_error
+#include <berth/model/enum_string.hpp>  // parse_enum, to_string
+
+#include <boost/json/serialize.hpp>  // serialize (values in parse errors)
+#include <boost/json/value.hpp>      // boost::json::value
+
+#include <cstdlib>       // std::getenv
+#include <filesystem>    // std::filesystem
+#include <map>           // std::map
+#include <string_view>   // std::string_view
+#include <system_error>  // std::error_code
+#include <vector>        // std::vector
+
+namespace berth::detail::workspace {
+
+namespace fs = std::filesystem;
+
+
+[[nodiscard]] inline std::optional<std::string> string_member(json_object const& o, std::string_view key,
+                                                              std::string_view field) {
+    auto const* v = o.if_contains(key);
+    if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) throw parse_error(std::string(field), boost::json::serialize(*v), "expected a string");
+    return std::string(v->get_string());
+}
+
+/// A non-empty value after trimming, else nullopt.
+[[nodiscard]] inline std::optional<std::string> non_empty(std::optional<std::string> const& s) {
+    if (!s) return std::nullopt;
+    auto t = git_runner::trim(*s);
+    if (t.empty()) return std::nullopt;
+    return t;
+}
+
+/// The lines of git's stdout.
+[[nodiscard]] inline std::vector<std::string> lines_of(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        auto const nl = text.find('\n');
+        auto line = git_runner::trim(text.substr(0, nl));
+        if (!line.empty()) out.push_back(std::move(line));
+        if (nl == std::string_view::npos) break;
+        text.remove_prefix(nl + 1);
+    }
+    return out;
+}
+
+/// The same directory, as far as the file system can tell (symlinks resolved where they exist).
+[[nodiscard]] inline fs::path canonical_or_normal(fs::path const& p) {
+    std::error_code ec;
+    auto c = fs::weakly_canonical(p, ec);
+    return ec ? p.lexically_normal() : c.lexically_normal();
+}
+
+[[nodiscard]] inline bool same_path(fs::path const& a, fs::path const& b) {
+    return canonical_or_normal(a) == canonical_or_normal(b);
+}
+
+[[nodiscard]] inline bool is_directory(std::string const& p) {
+    std::error_code ec;
+    return fs::is_directory(p, ec);
+}
+
+/// A ref from the config must not look like an option to git.
+inline void check_ref_argument(std::string const& ref, std::string_view field) {
+    if (ref.starts_with("-") || ref.find('\0') != std::string::npos || ref.find('\n') != std::string::npos)
+        throw workspace_error("Unexpected " + std::string(field) + " value: " + ref +
+                              " (a git ref must not start with '-' or contain newlines)");
+}
+
+/// Runs one git command, recorded when there is a recorder (upstream recordGitOperation), and
+/// returns its result without throwing for a non-zero exit.
+inline command_result run_git_recorded(git_runner const& git, operation_recorder* recorder,
+                                       workspace_operation_phase phase, std::vector<std::string> const& args,
+                                       std::string const& cwd, json_object metadata,
+                                       std::optional<std::string> success_message) {
+    if (!recorder) return git.run(args, cwd);
+    command_result result;
+    recorder->record(phase, format_command_for_display("git", args), cwd, std::move(metadata), [&] {
+        result = git.run(args, cwd);
+        bool const ok = result.exit_code == 0 && !result.timed_out;
+        return operation_outcome{.status = ok ? workspace_operation_status::succeeded
+                                              : workspace_operation_status::failed,
+                                 .exit_code = result.exit_code,
+                                 .stdout_text = result.stdout_text,
+                                 .stderr_text = result.stderr_text,
+                                 .system_message = ok ? success_message : std::nullopt};
+    });
+    return result;
+}
+
+/// Upstream runWorkspaceCommand / recordWorkspaceCommandOperation: `<shell> -c <command>` in
+/// `cwd` with `env`, recorded when there is a recorder.
+/// @throws workspace_error `<label> failed: <stderr>\n<stdout>` (or `... failed with exit code N`).
+inline void run_workspace_command(workspace_runtime_options const& options, std::string const& shell,
+                                  operation_recorder* recorder, workspace_operation_phase phase,
+                                  std::string const& command_text, std::string const& cwd,
+                                  process::environment_map const& env, std::string const& label,
+                                  json_object metadata, std::optional<std::string> success_message) {
+    command_result result;
+    auto run = [&] {
+        berth::command cmd{.program = shell, .args = {"-c", command_text}, .cwd = cwd, .timeout = options.command_timeout};
+        try {
+            result = process::run(cmd, {.inherit_sanitized_environment = false, .base_environment = env});
+        } catch (process_error const& e) {
+            throw workspace_error(label + " failed: " + e.what());
+        }
+    };
+    if (recorder) {
+        recorder->record(phase, command_text, cwd, std::move(metadata), [&] {
+            run();
+            bool const ok = result.exit_code == 0 && !result.timed_out;
+            return operation_outcome{.status = ok ? workspace_operation_status::succeeded
+                                                  : workspace_operation_status::failed,
+                                     .exit_code = result.exit_code,
+                                     .stdout_text = result.stdout_text,
+                                     .stderr_text = result.stderr_text,
+                                     .system_message = ok ? success_message : std::nullopt};
+        });
+    } else {
+        run();
+    }
+    if (result.exit_code == 0 && !result.timed_out) return;
+    std::string details = git_runner::trim(result.stderr_text);
+    if (auto const out = git_runner::trim(result.stdout_text); !out.empty())
+        details += (details.empty() ? "" : "\n") + out;
+    if (result.timed_out) details = "timed out" + (details.empty() ? std::string() : ": " + details);
+    throw workspace_error(details.empty() ? label + " failed with exit code " +
+                                                std::to_string(result.exit_code.value_or(-1))
+                                          : label + " failed: " + details);
+}
+
+/// The base environment of workspace commands: the configured one or this process's minus
+/// secrets, without any BERTH_* variable.
+[[nodiscard]] inline process::environment_map command_base_env(workspace_runtime_options const& options) {
+    auto env = options.command_environment ? *options.command_environment : process::sanitized_environment();
+    std::erase_if(env, [](auto const& kv) { return kv.first.starts_with("BERTH_"); });
+    return env;
+}
+
+/// The default branch (upstream detectDefaultBranch, one process): origin/HEAD's target, else
+/// origin/main, else origin/master. The start point is the local branch of that name when there
+/// is one (upstream's seed uses the name), else the remote-tracking ref. nullopt when none.
+struct detected_base {
+    std::string ref;
+    std::string sha;
+};
+[[nodiscard]] inline std::optional<detected_base> detect_default_branch(git_runner const& git,
+                                                                        std::string const& repo_root) {
+    auto const r = git.run({"for-each-ref", "--format=%(refname) %(objectname) %(symref)",
+                            "refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master",
+                            "refs/heads/"},
+                           repo_root);
+    if (r.exit_code != 0) return std::nullopt;
+    std::map<std::string, std::string> sha_of;
+    std::optional<std::string> origin_head_target;
+    for (auto const& line : lines_of(r.stdout_text)) {
+        auto const sp1 = line.find(' ');
+        if (sp1 == std::string::npos) continue;
+        auto const sp2 = line.find(' ', sp1 + 1);
+        std::string const name = line.substr(0, sp1);
+        std::string const sha = line.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
+        sha_of[name] = sha;
+        if (name == "refs/remotes/origin/HEAD" && sp2 != std::string::npos) origin_head_target = line.substr(sp2 + 1);
+    }
+    std::optional<std::string> branch;
+    if (origin_head_target && origin_head_target->starts_with("refs/remotes/origin/"))
+        branch = origin_head_target->substr(std::string_view("refs/remotes/origin/").size());
+    for (char const* candidate : {"main", "master"})
+        if (!branch && sha_of.contains(std::string("refs/remotes/origin/") + candidate)) branch = candidate;
+    if (!branch) return std::nullopt;
+    if (auto it = sha_of.find("refs/heads/" + *branch); it != sha_of.end()) return detected_base{*branch, it->second};
+    if (auto it = sha_of.find("refs/remotes/origin/" + *branch); it != sha_of.end())
+        return detected_base{"origin/" + *branch, it->second};
+    return std::nullopt;
+}
+
+}  // namespace berth::detail::workspace
+
+namespace berth {
+
+inline workspace_strategy workspace_strategy_from_json(json_object const& config) {
+    using detail::workspace::string_member;
+    workspace_strategy s;
+    json_object strategy;
+    if (auto const* v = config.if_contains("workspaceStrategy"); v && !v->is_null()) {
+        if (!v->is_object())
+            throw parse_error("workspaceStrategy", boost::json::serialize(*v), "expected an object");
+        strategy = v->get_object();
+    }
+    if (auto t = string_member(strategy, "type", "workspaceStrategy.type"))
+        s.type = parse_enum<workspace_strategy_type>(*t);
+    s.branch_template = string_member(strategy, "branchTemplate", "workspaceStrategy.branchTemplate");
+    s.worktree_parent_dir = string_member(strategy, "worktreeParentDir", "workspaceStrategy.worktreeParentDir");
+    s.base_ref = string_member(strategy, "baseRef", "workspaceStrategy.baseRef");
+    s.provision_command = string_member(strategy, "provisionCommand", "workspaceStrategy.provisionCommand");
+    s.teardown_command = string_member(strategy, "teardownCommand", "workspaceStrategy.teardownCommand");
+    s.cleanup_command = string_member(strategy, "cleanupCommand", "workspaceStrategy.cleanupCommand");
+    if (!s.provision_command) s.provision_command = string_member(config, "provisionCommand", "provisionCommand");
+    if (!s.teardown_command) s.teardown_command = string_member(config, "teardownCommand", "teardownCommand");
+    if (!s.cleanup_command) s.cleanup_command = string_member(config, "cleanupCommand", "cleanupCommand");
+    return s;
+}
+
+inline std::string workspace_runtime::shell() const {
+    if (options_.shell && !options_.shell->empty()) return *options_.shell;
+    if (char const* sh = std::getenv("SHELL")) {
+        auto t = git_runner::trim(sh);
+        if (!t.empty()) return t;
+    }
+    return "/bin/sh";
+}
+
+inline process::environment_map workspace_runtime::workspace_command_env(realize_workspace_request const& request,
+                                                                         realized_workspace const& ws) const {
+    auto env = detail::workspace::command_base_env(options_);
+    auto const& base = request.base;
+    std::string const path = ws.worktree_path.value_or(ws.cwd);
+    env["BERTH_WORKSPACE_CWD"] = path;
+    env["BERTH_WORKSPACE_PATH"] = path;
+    env["BERTH_WORKSPACE_WORKTREE_PATH"] = path;
+    env["BERTH_WORKSPACE_BRANCH"] = ws.branch_name.value_or("");
+    env["BERTH_WORKSPACE_BASE_CWD"] = base.base_cwd;
+    env["BERTH_WORKSPACE_REPO_ROOT"] = ws.repo_root.value_or("");
+    env["BERTH_WORKSPACE_SOURCE"] = to_string(base.source);
+    env["BERTH_WORKSPACE_REPO_REF"] = base.repo_ref.value_or("");
+    env["BERTH_WORKSPACE_REPO_URL"] = base.repo_url.value_or("");
+    env["BERTH_WORKSPACE_CREATED"] = ws.created ? "true" : "false";
+    env["BERTH_PROJECT_ID"] = base.project_id.value_or("");
+    env["BERTH_PROJECT_WORKSPACE_ID"] = base.workspace_id.value_or("");
+    env["BERTH_AGENT_ID"] = request.agent.id.value_or("");
+    env["BERTH_AGENT_NAME"] = request.agent.name;
+    env["BERTH_COMPANY_ID"] = request.agent.company_id;
+    env["BERTH_ISSUE_ID"] = request.issue ? request.issue->id : "";
+    env["BERTH_ISSUE_IDENTIFIER"] = request.issue ? request.issue->identifier.value_or("") : "";
+    env["BERTH_ISSUE_TITLE"] = request.issue ? request.issue->title.value_or("") : "";
+    return env;
+}
+
+inline process::environment_map workspace_runtime::cleanup_env(cleanup_workspace_request const& request) const {
+    auto env = detail::workspace::command_base_env(options_);
+    auto const& w = request.workspace;
+    env["BERTH_WORKSPACE_CWD"] = w.cwd.value_or("");
+    env["BERTH_WORKSPACE_PATH"] = w.cwd.value_or("");
+    env["BERTH_WORKSPACE_WORKTREE_PATH"] = w.provider_ref ? *w.provider_ref : w.cwd.value_or("");
+    env["BERTH_WORKSPACE_BRANCH"] = w.branch_name.value_or("");
+    env["BERTH_WORKSPACE_BASE_CWD"] = request.project_workspace_cwd.value_or("");
+    env["BERTH_WORKSPACE_REPO_ROOT"] = request.project_workspace_cwd.value_or("");
+    env["BERTH_WORKSPACE_REPO_URL"] = w.repo_url.value_or("");
+    env["BERTH_WORKSPACE_REPO_REF"] = w.base_ref.value_or("");
+    env["BERTH_PROJECT_ID"] = w.project_id;
+    env["BERTH_PROJECT_WORKSPACE_ID"] = w.project_workspace_id.value_or("");
+    env["BERTH_ISSUE_ID"] = w.source_issue_id.value_or("");
+    return env;
+}
+
+inline realized_workspace workspace_runtime::realize(realize_workspace_request const& request,
+                                                     operation_recorder* recorder) const {
+    namespace dw = detail::workspace;
+    namespace fs = std::filesystem;
+    auto const& base = request.base;
+    auto const& strategy = request.strategy;
+    realized_workspace ws{.base = base};
+
+    if (strategy.type != workspace_strategy_type::git_worktree) {
+        ws.strategy = workspace_strategy_type::project_primary;
+        ws.cwd = base.base_cwd;
+        return ws;  // upstream: no provisioning, no git
+    }
+    ws.strategy = workspace_strategy_type::git_worktree;
+    if (base.base_cwd.empty()) throw workspace_error("Unexpected base cwd value: (empty) (a git_worktree needs one)");
+    if (!dw::is_directory(base.base_cwd))
+        throw workspace_error("Base cwd \"" + base.base_cwd + "\" does not exist or is not a directory.");
+
+    // 1. The repository (and, when the base ref is known, its commit), in one git process.
+    std::optional<std::string> configured_ref = dw::non_empty(strategy.base_ref);
+    char const* ref_field = "workspaceStrategy.baseRef";
+    if (!configured_ref) {
+        configured_ref = dw::non_empty(base.repo_ref);
+        ref_field = "repoRef";
+    }
+    if (configured_ref) dw::check_ref_argument(*configured_ref, ref_field);
+    std::vector<std::string> probe{"rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"};
+    // The commit of the start point: the configured ref, else HEAD (the last fallback; when the
+    // default branch is detected instead, for-each-ref gives that branch's commit).
+    probe.push_back(configured_ref.value_or("HEAD") + "^{commit}");
+    probe.push_back("--");
+    auto const probed = git_.run(probe, base.base_cwd);
+    auto const lines = dw::lines_of(probed.stdout_text);
+    if (probed.exit_code != 0 || lines.size() < 2) {
+        if (lines.size() < 2)
+            throw workspace_error("Base cwd \"" + base.base_cwd + "\" is not inside a git repository: " +
+                                  git_runner::failure({"rev-parse", "--show-toplevel"}, probed, std::nullopt).what());
+        if (!configured_ref)
+            throw workspace_error("The repository " + lines[0] + " has no commit at HEAD to start a worktree from: " +
+                                  git_runner::trim(probed.stderr_text));
+        throw workspace_error("Base ref \"" + *configured_ref + "\" (" + ref_field + ") does not name a commit in " +
+                              lines[0] + ": " + git_runner::trim(probed.stderr_text));
+    }
+    std::string const repo_root = lines[0];
+    std::string const common_dir = lines[1];
+    ws.repo_root = repo_root;
+
+    // 2. The branch and the path.
+    auto const vars = make_template_variables(
+        request.issue ? std::optional<std::string>(request.issue->id) : std::nullopt,
+        request.issue ? request.issue->identifier : std::nullopt, request.issue ? request.issue->title : std::nullopt,
+        request.agent.id, request.agent.name, base.project_id, base.repo_ref);
+    auto const branch_template = dw::non_empty(strategy.branch_template).value_or(default_branch_template);
+    std::string const branch = sanitize_branch_name(render_workspace_template(branch_template, vars));
+    auto const configured_parent = dw::non_empty(strategy.worktree_parent_dir);
+    fs::path const parent = configured_parent ? resolve_worktree_parent_dir(*configured_parent, repo_root)
+                                              : fs::path(repo_root) / ".berth" / "worktrees";
+    fs::path const worktree = (parent / branch).lexically_normal();
+    if (!path_is_within(worktree, parent) || worktree == parent.lexically_normal())
+        throw workspace_error("Worktree path \"" + worktree.string() + "\" for branch \"" + branch +
+                              "\" is not below the worktree parent directory \"" + parent.string() + "\".");
+    std::string const worktree_path = worktree.string();
+    ws.branch_name = branch;
+    ws.worktree_path = worktree_path;
+    ws.cwd = worktree_path;
+
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec)
+        throw workspace_error("Cannot create the worktree parent directory \"" + parent.string() +
+                              "\": " + ec.message());
+
+    auto provision = [&] {
+        auto const cmd = dw::non_empty(strategy.provision_command);
+        if (!cmd) return;
+        dw::run_workspace_command(options_, shell(), recorder, workspace_operation_phase::workspace_provision, *cmd,
+                                  worktree_path, workspace_command_env(request, ws),
+                                  "Execution workspace provision command \"" + *cmd + "\"",
+                                  json_object{{"repoRoot", repo_root},
+                                              {"worktreePath", worktree_path},
+                                              {"branchName", branch},
+                                              {"created", ws.created}},
+                                  "Provisioned workspace at " + worktree_path + "\n");
+    };
+    auto not_a_worktree = [&] {
+        return workspace_error("Configured worktree path \"" + worktree_path +
+                               "\" already exists and is not a git worktree.");
+    };
+
+    // 3. Reuse an existing worktree of this repository at that path.
+    auto const st = fs::symlink_status(worktree, ec);
+    if (!ec && fs::exists(st)) {
+        if (!fs::is_directory(st)) throw not_a_worktree();  // a file, or a symlink (never followed)
+        auto const r = git_.run({"rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"},
+                                worktree_path);
+        auto const l = dw::lines_of(r.stdout_text);
+        if (r.exit_code != 0 || l.size() < 2 || !dw::same_path(l[0], worktree) || !dw::same_path(l[1], common_dir))
+            throw not_a_worktree();
+        if (recorder)
+            recorder->record(workspace_operation_phase::worktree_prepare, std::nullopt, repo_root,
+                             json_object{{"repoRoot", repo_root},
+                                         {"worktreePath", worktree_path},
+                                         {"branchName", branch},
+                                         {"baseRef", configured_ref ? boost::json::value(*configured_ref)
+                                                                    : boost::json::value(nullptr)},
+                                         {"created", false},
+                                         {"reused", true}},
+                             [&] {
+                                 return operation_outcome{.status = workspace_operation_status::succeeded,
+                                                          .exit_code = 0,
+                                                          .system_message = "Reused existing git worktree at " +
+                                                                            worktree_path + "\n"};
+                             });
+        ws.created = false;
+        provision();
+        return ws;
+    }
+
+    // 4. Create it: the start point, then `worktree add -b`, or attach an existing branch.
+    std::string base_ref;
+    std::optional<std::string> base_sha;
+    std::optional<std::string> const probed_sha =
+        lines.size() >= 3 && lines[2] != "--" ? std::optional<std::string>(lines[2]) : std::nullopt;
+    if (configured_ref) {
+        base_ref = *configured_ref;
+        base_sha = probed_sha;
+    } else if (auto detected = dw::detect_default_branch(git_, repo_root)) {
+        base_ref = detected->ref;
+        base_sha = detected->sha;
+    } else {
+        base_ref = "HEAD";
+        base_sha = probed_sha;
+    }
+    ws.base_ref = base_ref;
+    json_object md{{"repoRoot", repo_root},
+                   {"worktreePath", worktree_path},
+                   {"branchName", branch},
+                   {"baseRef", base_ref},
+                   {"created", true}};
+    auto const add = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
+                                          {"worktree", "add", "-b", branch, worktree_path, base_ref}, repo_root, md,
+                                          "Created git worktree at " + worktree_path + "\n");
+    if (add.exit_code == 0 && !add.timed_out) {
+        ws.branch_created = true;
+        ws.branch_head_sha = base_sha;
+        if (!base_sha) {  // HEAD as the start point: read the new branch's tip
+            auto const tip = git_.run({"rev-parse", "--verify", "--quiet", "refs/heads/" + branch}, repo_root);
+            if (tip.exit_code == 0) ws.branch_head_sha = git_runner::trim(tip.stdout_text);
+        }
+    } else {
+        auto const failed = git_runner::failure({"worktree", "add", "-b", branch, worktree_path, base_ref}, add,
+                                                "git worktree add " + worktree_path);
+        std::string lower = failed.what();
+        for (auto& c : lower) c = (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+        if (lower.find("already exists") == std::string::npos) throw failed;
+        md["created"] = false;
+        md["reusedExistingBranch"] = true;
+        auto const attach = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
+                                                 {"worktree", "add", worktree_path, branch}, repo_root, md,
+                                                 "Attached existing branch " + branch + " at " + worktree_path + "\n");
+        if (attach.exit_code != 0 || attach.timed_out)
+            throw git_runner::failure({"worktree", "add", worktree_path, branch}, attach,
+                                      "git worktree add " + worktree_path);
+        ws.branch_created = false;
+    }
+    ws.created = true;
+    provision();
+    return ws;
+}
+
+inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const& request,
+                                                 operation_recorder* recorder) const {
+    namespace dw = detail::workspace;
+    namespace fs = std::filesystem;
+    cleanup_result result;
+    auto const& w = request.workspace;
+    std::optional<std::string> const workspace_path = w.provider_ref ? w.provider_ref : w.cwd;
+    result.cleaned_path = workspace_path;
+    auto const env = cleanup_env(request);
+    auto md_bool = [&](std::string_view key) {
+        if (!w.metadata) return false;
+        auto const* v = w.metadata->if_contains(key);
+        return v && v->is_bool() && v->get_bool();
+    };
+    auto md_string = [&](std::string_view key) -> std::optional<std::string> {
+        if (!w.metadata) return std::nullopt;
+        auto const* v = w.metadata->if_contains(key);
+        if (!v || !v->is_string()) return std::nullopt;
+        return std::string(v->get_string());
+    };
+    json_object const* config = nullptr;
+    if (w.metadata)
+        if (auto const* c = w.metadata->if_contains("config"); c && c->is_object()) config = &c->get_object();
+    auto config_string = [&](char const* key) -> std::optional<std::string> {
+        if (!config) return std::nullopt;
+        auto const* v = config->if_contains(key);
+        if (!v || !v->is_string()) return std::nullopt;
+        return std::string(v->get_string());
+    };
+    bool const created_by_runtime = md_bool("createdByRuntime");
+
+    // 1. Cleanup commands, then teardown (upstream order), each failure a warning.
+    std::vector<std::string> commands;
+    for (auto const& c : {request.cleanup_command ? request.cleanup_command : config_string("cleanupCommand"),
+                          request.project_cleanup_command,
+                          request.teardown_command ? request.teardown_command : config_string("teardownCommand")})
+        if (auto t = dw::non_empty(c)) commands.push_back(*t);
+    std::string command_cwd = workspace_path && dw::is_directory(*workspace_path) ? *workspace_path
+                              : request.project_workspace_cwd                    ? *request.project_workspace_cwd
+                                                                                 : fs::current_path().string();
+    for (auto const& c : commands) {
+        try {
+            dw::run_workspace_command(options_, shell(), recorder, workspace_operation_phase::workspace_teardown, c,
+                                      command_cwd, env, "Execution workspace cleanup command \"" + c + "\"",
+                                      json_object{{"workspaceId", w.id},
+                                                  {"workspacePath", workspace_path ? boost::json::value(*workspace_path)
+                                                                                   : boost::json::value(nullptr)},
+                                                  {"branchName", w.branch_name ? boost::json::value(*w.branch_name)
+                                                                               : boost::json::value(nullptr)},
+                                                  {"providerType", to_string(w.provider_type)}},
+                                      "Completed cleanup command \"" + c + "\"\n");
+        } catch (workspace_error const& e) {
+            result.warnings.emplace_back(e.what());
+        }
+    }
+
+    if (w.provider_type == workspace_provider_type::git_worktree && workspace_path) {
+        // 2. The repository (upstream resolveGitRepoRootForWorkspaceCleanup) and, in the same
+        //    process, the branch's current tip when berth may delete it.
+        bool const may_delete_branch = created_by_runtime && w.branch_name.has_value();
+        std::optional<std::string> repo_root, current_tip;
+        std::vector<std::string> candidates;
+        if (request.project_workspace_cwd) candidates.push_back(*request.project_workspace_cwd);
+        if (auto r = md_string("repoRoot")) candidates.push_back(*r);
+        candidates.push_back(*workspace_path);
+        for (auto const& dir : candidates) {
+            if (!dw::is_directory(dir)) continue;
+            std::vector<std::string> args{"rev-parse", "--path-format=absolute", "--git-common-dir"};
+            if (may_delete_branch && !w.branch_name->starts_with("-")) {
+                args.push_back("refs/heads/" + *w.branch_name + "^{commit}");
+                args.push_back("--");
+            }
+            command_result r;
+            try {
+                r = git_.run(args, dir);
+            } catch (workspace_error const& e) {
+                result.warnings.emplace_back(e.what());
+                break;
+            }
+            auto const l = dw::lines_of(r.stdout_text);
+            if (l.empty()) continue;
+            repo_root = fs::path(l[0]).parent_path().string();
+            if (r.exit_code == 0 && l.size() >= 2 && l[1] != "--") current_tip = l[1];
+            break;
+        }
+        if (dw::is_directory(*workspace_path)) {
+            if (!repo_root) {
+                result.warnings.push_back("Could not resolve git repo root for \"" + *workspace_path + "\".");
+            } else {
+                std::vector<std::string> args{"worktree", "remove", "--force", *workspace_path};
+                try {
+                    auto const r = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_cleanup,
+                                                        args, *repo_root,
+                                                        json_object{{"workspaceId", w.id},
+                                                                    {"workspacePath", *workspace_path},
+                                                                    {"branchName", w.branch_name
+                                                                                       ? boost::json::value(*w.branch_name)
+                                                                                       : boost::json::value(nullptr)},
+                                                                    {"cleanupAction", "worktree_remove"}},
+                                                        "Removed git worktree " + *workspace_path + "\n");
+                    if (r.exit_code != 0 || r.timed_out)
+                        result.warnings.emplace_back(
+                            git_runner::failure(args, r, "git worktree remove " + *workspace_path).what());
+                } catch (workspace_error const& e) {
+                    result.warnings.emplace_back(e.what());
+                }
+            }
+        }
+        // 3. The branch: only one berth created, only while its tip is the one berth recorded.
+        if (may_delete_branch) {
+            auto const& branch = *w.branch_name;
+            auto const expected = md_string("branchHeadSha");
+            auto skipped = [&](std::string const& why) {
+                result.warnings.push_back("Skipped deleting branch \"" + branch + "\": " + why);
+            };
+            if (!repo_root) {
+                result.warnings.push_back("Could not resolve git repo root to delete branch \"" + branch + "\".");
+            } else if (!md_bool("branchCreatedByRuntime")) {
+                skipped("berth attached an existing branch; it did not create it.");
+            } else if (branch.starts_with("-")) {
+                skipped("not a branch name berth makes.");
+            } else if (!current_tip) {
+                // Already gone: nothing to delete.
+            } else if (!expected) {
+                skipped("its tip at creation was not recorded.");
+            } else if (*current_tip != *expected) {
+                skipped("its tip moved since berth created it (" + expected->substr(0, 12) + " -> " +
+                        current_tip->substr(0, 12) + ").");
+            } else {
+                std::vector<std::string> args{"branch", "-d", branch};
+                try {
+                    auto const r = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_cleanup,
+                                                        args, *repo_root,
+                                                        json_object{{"workspaceId", w.id},
+                                                                    {"workspacePath", *workspace_path},
+                                                                    {"branchName", branch},
+                                                                    {"cleanupAction", "branch_delete"}},
+                                                        "Deleted branch " + branch + "\n");
+                    if (r.exit_code != 0 || r.timed_out)
+                        skipped(git_runner::failure(args, r, "git branch -d " + branch).what());
+                } catch (workspace_error const& e) {
+                    skipped(e.what());
+                }
+            }
+        }
+    } else if (w.provider_type == workspace_provider_type::local_fs && created_by_runtime && workspace_path) {
+        // 4. A directory berth created: removed, unless it is or contains the project workspace.
+        fs::path const target = dw::canonical_or_normal(*workspace_path);
+        std::optional<fs::path> project;
+        if (request.project_workspace_cwd) project = dw::canonical_or_normal(*request.project_workspace_cwd);
+        bool const contains_project = project && path_is_within(*project, target);
+        if (!fs::path(*workspace_path).is_absolute()) {
+            result.warnings.push_back("Refusing to remove path \"" + *workspace_path + "\" because it is not absolute.");
+        } else if (contains_project) {
+            result.warnings.push_back("Refusing to remove path \"" + *workspace_path +
+                                      "\" because it contains the project workspace.");
+        } else if (target == target.root_path()) {
+            result.warnings.push_back("Refusing to remove path \"" + *workspace_path + "\" because it is a root.");
+        } else {
+            std::error_code ec;
+            fs::remove_all(fs::path(*workspace_path), ec);  // a symlink itself is removed, never followed
+            if (ec) {
+                result.warnings.push_back("Could not remove \"" + *workspace_path + "\": " + ec.message());
+            } else if (recorder) {
+                recorder->record(workspace_operation_phase::workspace_teardown, std::nullopt,
+                                 project ? project->string() : fs::current_path().string(),
+                                 json_object{{"workspaceId", w.id},
+                                             {"workspacePath", target.string()},
+                                             {"cleanupAction", "remove_local_fs"}},
+                                 [&] {
+                                     return operation_outcome{.status = workspace_operation_status::succeeded,
+                                                              .exit_code = 0,
+                                                              .system_message = "Removed local workspace directory " +
+                                                                                target.string() + "\n"};
+                                 });
+            }
+        }
+    }
+
+    std::error_code ec;
+    result.cleaned = !workspace_path || !fs::exists(fs::symlink_status(*workspace_path, ec));
+    return result;
+}
+
+}  // namespace berth

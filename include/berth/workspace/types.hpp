@@ -1,0 +1,90 @@
+#pragma once
+//! @file
+//! What realizing and cleaning up an execution workspace take and return (upstream
+//! ExecutionWorkspaceInput / IssueRef / AgentRef / RealizedExecutionWorkspace, the strategy part
+//! of the workspace config, and cleanupExecutionWorkspaceArtifacts' input and result).
+
+#include <berth/model/workspace.hpp>  // workspace_source, workspace_strategy_type, execution_workspace
+
+#include <optional>  // std::optional
+#include <string>    // std::string
+#include <vector>    // std::vector
+
+namespace berth {
+
+/// The base a workspace is realized from (upstream ExecutionWorkspaceInput).
+struct workspace_base {
+    std::string base_cwd{};  ///< the project's checkout (project_primary: the cwd itself)
+    workspace_source source = workspace_source::project_primary;
+    std::optional<std::string> project_id{};
+    std::optional<std::string> workspace_id{};  ///< the project workspace's id
+    std::optional<std::string> repo_url{};
+    std::optional<std::string> repo_ref{};
+};
+
+/// The issue a workspace is for (upstream ExecutionWorkspaceIssueRef).
+struct workspace_issue {
+    std::string id{};
+    std::optional<std::string> identifier{};
+    std::optional<std::string> title{};
+};
+
+/// The agent a workspace is for (upstream ExecutionWorkspaceAgentRef).
+struct workspace_agent {
+    std::optional<std::string> id{};
+    std::string name{};
+    std::string company_id{};
+};
+
+/// The strategy part of a workspace config (upstream `config.workspaceStrategy`) plus the commands
+/// of `metadata.config`. Read from JSON with workspace_strategy_from_json (workspace/runtime.hpp).
+struct workspace_strategy {
+    workspace_strategy_type type = workspace_strategy_type::project_primary;
+    std::optional<std::string> branch_template{};      ///< default `{{issue.identifier}}-{{slug}}`
+    std::optional<std::string> worktree_parent_dir{};  ///< default `<repo>/.berth/worktrees`
+    std::optional<std::string> base_ref{};
+    std::optional<std::string> provision_command{};
+    std::optional<std::string> teardown_command{};
+    std::optional<std::string> cleanup_command{};
+};
+
+/// Input of workspace_runtime::realize (upstream realizeExecutionWorkspace's input).
+struct realize_workspace_request {
+    workspace_base base{};
+    workspace_strategy strategy{};
+    std::optional<workspace_issue> issue{};
+    workspace_agent agent{};
+};
+
+/// A realized workspace (upstream RealizedExecutionWorkspace, plus what cleanup needs later).
+struct realized_workspace {
+    workspace_base base{};
+    workspace_strategy_type strategy = workspace_strategy_type::project_primary;
+    std::string cwd{};
+    std::optional<std::string> branch_name{};
+    std::optional<std::string> worktree_path{};
+    std::optional<std::string> repo_root{};
+    std::optional<std::string> base_ref{};  ///< the start point of a new worktree (nullopt on reuse)
+    bool created = false;                   ///< a new worktree was added by this call
+    bool branch_created = false;            ///< ... and its branch too (`worktree add -b`)
+    std::optional<std::string> branch_head_sha{};  ///< the new branch's tip, when branch_created
+    std::vector<std::string> warnings{};
+};
+
+/// Input of workspace_runtime::cleanup (upstream cleanupExecutionWorkspaceArtifacts' input).
+struct cleanup_workspace_request {
+    execution_workspace workspace{};
+    std::optional<std::string> project_workspace_cwd{};
+    std::optional<std::string> project_cleanup_command{};
+    std::optional<std::string> cleanup_command{};
+    std::optional<std::string> teardown_command{};
+};
+
+/// What cleanup did. Failures are warnings: cleanup never throws for a command or git failure.
+struct cleanup_result {
+    std::optional<std::string> cleaned_path{};
+    bool cleaned = false;  ///< no path, or the path no longer exists
+    std::vector<std::string> warnings{};
+};
+
+}  // namespace berth
