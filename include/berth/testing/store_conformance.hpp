@@ -73,6 +73,11 @@
 //! Runtime services: upsert (every column; company_id and created_at kept on update; empty id,
 //! company id or service name refused; another company's id refused), list filters and order,
 //! stop of live rows only.
+//! Execution workspaces: create (every field, defaults, timestamps, empty company / project / name
+//! refused), list (company scope, project / status / issue / branch filters, newest last_used_at
+//! first with null last, ties newest inserted first), update (patch semantics, nulls, updated_at).
+//! Workspace operations: begin (running), update (patch), get, list (filters, oldest started_at
+//! first), an empty company refused; 8 threads recording at once lose nothing.
 //! Activity: filters, oldest first, duplicate ids refused; an event is stored with every accepted
 //! acquire / transition and never with a refused one, and a refused event refuses its write.
 //! Every refusal: the right store_errc and a store left exactly as before (every environment,
@@ -93,6 +98,7 @@
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/lease_transitions.hpp>       // can_transition
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
+#include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 #include <berth/testing/manual_clock.hpp>          // manual_clock
 
 #include <boost/json/serialize.hpp>  // serialize (malformed limits in messages)
@@ -1687,6 +1693,302 @@ void runtime_service_stop_moves_live_rows(store_view<S> fx) {
 
 }  // namespace checks
 
+// ---- execution workspaces and workspace operations ------------------------------------------------
+
+namespace detail {
+
+inline new_execution_workspace workspace_input(std::string company, std::string name,
+                                               std::optional<std::string> branch = std::nullopt) {
+    return new_execution_workspace{.company_id = std::move(company),
+                                   .project_id = "project-1",
+                                   .name = std::move(name),
+                                   .branch_name = std::move(branch)};
+}
+
+/// Everything a check can see of the workspace tables for these companies.
+inline boost::json::value workspace_state_of(auto& s, std::initializer_list<std::string_view> companies) {
+    boost::json::object out;
+    for (auto company : companies) {
+        out["workspaces of " + std::string(company)] = to_json(s.list_execution_workspaces(company, {}));
+        out["operations of " + std::string(company)] =
+            to_json(s.list_operations({.company_id = std::string(company)}));
+    }
+    return out;
+}
+
+}  // namespace detail
+
+namespace checks {
+
+/// create_execution_workspace keeps every field, sets the timestamps, refuses empty required
+/// fields naming them and changes nothing then; get reads it back through the other handle.
+template <class S>
+void execution_workspace_create_and_get(store_view<S> fx) {
+    auto& s = fx.store();
+    auto const now = fx.clock.now();
+    auto const w = s.create_execution_workspace(
+        new_execution_workspace{.company_id = "company-a",
+                                .project_id = "project-1",
+                                .project_workspace_id = "pw-1",
+                                .source_issue_id = "issue-1",
+                                .mode = execution_workspace_mode::isolated_workspace,
+                                .strategy_type = workspace_strategy_type::git_worktree,
+                                .name = "ENG-1-fix",
+                                .status = execution_workspace_status::in_review,
+                                .cwd = "/srv/repo/.berth/worktrees/ENG-1-fix",
+                                .repo_url = "https://example.invalid/r.git",
+                                .base_ref = "origin/main",
+                                .branch_name = "ENG-1-fix",
+                                .provider_type = workspace_provider_type::git_worktree,
+                                .provider_ref = "/srv/repo/.berth/worktrees/ENG-1-fix",
+                                .derived_from_execution_workspace_id = "ew-0",
+                                .metadata = json_object{{"createdByRuntime", true}}},
+        now);
+    CHECK_FALSE(w.id.empty());
+    CHECK(w.mode == execution_workspace_mode::isolated_workspace);
+    CHECK(w.strategy_type == workspace_strategy_type::git_worktree);
+    CHECK(w.status == execution_workspace_status::in_review);
+    CHECK(w.provider_type == workspace_provider_type::git_worktree);
+    CHECK(w.derived_from_execution_workspace_id == std::optional<std::string>("ew-0"));
+    CHECK(w.opened_at == now);
+    CHECK(w.last_used_at == std::optional<timestamp>(now));
+    CHECK(w.created_at == now);
+    CHECK(w.updated_at == now);
+    CHECK_FALSE(w.closed_at);
+    CHECK_FALSE(w.cleanup_eligible_at);
+    CHECK_FALSE(w.cleanup_reason);
+    auto const read = fx.peer().get_execution_workspace(w.id);
+    REQUIRE(read);
+    CHECK(to_json(*read) == to_json(w));
+
+    auto const plain = s.create_execution_workspace(detail::workspace_input("company-a", "plain"), now);
+    CHECK(plain.id != w.id);
+    CHECK(plain.mode == execution_workspace_mode::shared_workspace);
+    CHECK(plain.strategy_type == workspace_strategy_type::project_primary);
+    CHECK(plain.status == execution_workspace_status::active);
+    CHECK(plain.provider_type == workspace_provider_type::local_fs);
+    CHECK_FALSE(plain.metadata);
+    CHECK_FALSE(s.get_execution_workspace("no-such-workspace"));
+
+    auto const before = detail::workspace_state_of(s, {"company-a", ""});
+    auto in = detail::workspace_input("", "nameless company");
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { s.create_execution_workspace(in, now); }),
+               Catch::Contains("company id"));
+    in = detail::workspace_input("company-a", "");
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { s.create_execution_workspace(in, now); }),
+               Catch::Contains("name"));
+    in = detail::workspace_input("company-a", "no project");
+    in.project_id.clear();
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { s.create_execution_workspace(in, now); }),
+               Catch::Contains("project id"));
+    CHECK(detail::workspace_state_of(s, {"company-a", ""}) == before);
+}
+
+/// list_execution_workspaces: one company's rows, every filter, newest last_used_at first (null
+/// last), then newest created_at, then newest inserted.
+template <class S>
+void execution_workspace_list_filters_and_orders(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto& c = fx.clock;
+    auto const w1 = s.create_execution_workspace(detail::workspace_input("company-a", "w1", "b1"), c.now());
+    c.advance(1s);
+    auto in2 = detail::workspace_input("company-a", "w2", "b2");
+    in2.source_issue_id = "issue-2";
+    in2.project_id = "project-2";
+    auto const w2 = s.create_execution_workspace(in2, c.now());
+    c.advance(1s);
+    auto const w3 = s.create_execution_workspace(detail::workspace_input("company-a", "w3", "b1"), c.now());
+    auto const other = s.create_execution_workspace(detail::workspace_input("company-b", "other", "b1"), c.now());
+    c.advance(1s);
+    REQUIRE(s.update_execution_workspace(w1.id, {.last_used_at = std::optional<timestamp>(c.now())}, c.now()));
+    REQUIRE(s.update_execution_workspace(w2.id, {.status = execution_workspace_status::archived}, c.now()));
+
+    using ids = std::vector<std::string>;
+    auto list = [&](execution_workspace_filter f) {
+        return detail::ids_of(fx.peer().list_execution_workspaces("company-a", f));
+    };
+    CHECK(list({}) == ids{w1.id, w3.id, w2.id});
+    CHECK(list({.project_id = "project-1"}) == ids{w1.id, w3.id});
+    CHECK(list({.status = execution_workspace_status::archived}) == ids{w2.id});
+    CHECK(list({.source_issue_id = "issue-2"}) == ids{w2.id});
+    CHECK(list({.branch_name = "b1"}) == ids{w1.id, w3.id});
+    CHECK(list({.project_id = "project-1", .status = execution_workspace_status::archived}).empty());
+    CHECK(detail::ids_of(s.list_execution_workspaces("company-b", {})) == ids{other.id});
+
+    // A null last_used_at sorts last; equal instants: newest inserted first.
+    REQUIRE(s.update_execution_workspace(w1.id, {.last_used_at = std::optional<timestamp>()}, c.now()));
+    CHECK(list({}) == ids{w3.id, w2.id, w1.id});
+    auto const f1 = s.create_execution_workspace(detail::workspace_input("company-c", "f1"), c.now());
+    auto const f2 = s.create_execution_workspace(detail::workspace_input("company-c", "f2"), c.now());
+    CHECK(detail::ids_of(s.list_execution_workspaces("company-c", {})) == ids{f2.id, f1.id});
+}
+
+/// update_execution_workspace replaces what the patch engages (null for an engaged nullopt) and
+/// nothing else; updated_at = now; an unknown id is nullopt; an empty name is refused unchanged.
+template <class S>
+void execution_workspace_update_patches(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto& c = fx.clock;
+    auto in = detail::workspace_input("company-a", "w", "b");
+    in.cwd = "/w";
+    in.provider_ref = "/w";
+    in.metadata = json_object{{"k", 1}};
+    auto const w = s.create_execution_workspace(in, c.now());
+    c.advance(1s);
+    auto const closed = c.now();
+    auto const u = s.update_execution_workspace(
+        w.id,
+        execution_workspace_patch{.name = "renamed",
+                                  .status = execution_workspace_status::cleanup_failed,
+                                  .cwd = std::optional<std::string>(),
+                                  .provider_type = workspace_provider_type::git_worktree,
+                                  .closed_at = std::optional<timestamp>(closed),
+                                  .cleanup_eligible_at = std::optional<timestamp>(closed),
+                                  .cleanup_reason = std::optional<std::string>("done"),
+                                  .metadata = std::optional<json_object>(json_object{{"k", 2}})},
+        c.now());
+    REQUIRE(u);
+    CHECK(u->name == "renamed");
+    CHECK(u->status == execution_workspace_status::cleanup_failed);
+    CHECK_FALSE(u->cwd);
+    CHECK(u->provider_ref == std::optional<std::string>("/w"));  // not engaged: kept
+    CHECK(u->branch_name == std::optional<std::string>("b"));
+    CHECK(u->provider_type == workspace_provider_type::git_worktree);
+    CHECK(u->closed_at == std::optional<timestamp>(closed));
+    CHECK(u->cleanup_eligible_at == std::optional<timestamp>(closed));
+    CHECK(u->cleanup_reason == std::optional<std::string>("done"));
+    CHECK(u->metadata == std::optional<json_object>(json_object{{"k", 2}}));
+    CHECK(u->created_at == w.created_at);
+    CHECK(u->opened_at == w.opened_at);
+    CHECK(u->updated_at == c.now());
+    auto const read = fx.peer().get_execution_workspace(w.id);
+    REQUIRE(read);
+    CHECK(to_json(*read) == to_json(*u));
+
+    CHECK_FALSE(s.update_execution_workspace("no-such-workspace", {.name = "x"}, c.now()));
+    auto const before = detail::workspace_state_of(s, {"company-a"});
+    CHECK_THAT(detail::refused(store_errc::invalid_argument,
+                               [&] { s.update_execution_workspace(w.id, {.name = std::string()}, c.now()); }),
+               Catch::Contains("name"));
+    CHECK(detail::workspace_state_of(s, {"company-a"}) == before);
+}
+
+/// begin_operation stores a running operation; update_operation patches it; list_operations
+/// filters and orders oldest started_at first, then oldest inserted.
+template <class S>
+void operation_begin_update_and_list(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto& c = fx.clock;
+    auto const t0 = c.now();
+    auto const op = s.begin_operation(new_workspace_operation{.company_id = "company-a",
+                                                              .execution_workspace_id = std::nullopt,
+                                                              .heartbeat_run_id = "run-1",
+                                                              .issue_id = "issue-1",
+                                                              .phase = workspace_operation_phase::worktree_prepare,
+                                                              .command = "git worktree add -b b /w HEAD",
+                                                              .cwd = "/repo",
+                                                              .metadata = json_object{{"created", true}}},
+                                      t0);
+    CHECK_FALSE(op.id.empty());
+    CHECK(op.status == workspace_operation_status::running);
+    CHECK(op.started_at == t0);
+    CHECK(op.created_at == t0);
+    CHECK_FALSE(op.finished_at);
+    CHECK_FALSE(op.exit_code);
+    CHECK_FALSE(op.log_compressed);
+    auto read = fx.peer().get_operation(op.id);
+    REQUIRE(read);
+    CHECK(to_json(*read) == to_json(op));
+
+    c.advance(1s);
+    auto const t1 = c.now();
+    auto const done = s.update_operation(op.id,
+                                         workspace_operation_patch{.status = workspace_operation_status::failed,
+                                                                   .exit_code = std::optional<int>(128),
+                                                                   .execution_workspace_id = std::optional<std::string>("ew-1"),
+                                                                   .stdout_excerpt = std::optional<std::string>("out"),
+                                                                   .stderr_excerpt = std::optional<std::string>("fatal"),
+                                                                   .finished_at = std::optional<timestamp>(t1)},
+                                         t1);
+    REQUIRE(done);
+    CHECK(done->status == workspace_operation_status::failed);
+    CHECK(done->exit_code == std::optional<int>(128));
+    CHECK(done->execution_workspace_id == std::optional<std::string>("ew-1"));
+    CHECK(done->stdout_excerpt == std::optional<std::string>("out"));
+    CHECK(done->stderr_excerpt == std::optional<std::string>("fatal"));
+    CHECK(done->finished_at == std::optional<timestamp>(t1));
+    CHECK(done->metadata == std::optional<json_object>(json_object{{"created", true}}));  // not engaged: kept
+    CHECK(done->started_at == t0);
+    CHECK(done->updated_at == t1);
+    read = fx.peer().get_operation(op.id);
+    REQUIRE(read);
+    CHECK(to_json(*read) == to_json(*done));
+    CHECK_FALSE(s.update_operation("no-such-operation", {.status = workspace_operation_status::skipped}, t1));
+    CHECK_FALSE(s.get_operation("no-such-operation"));
+
+    // Order and filters.
+    auto const later = s.begin_operation({.company_id = "company-a", .heartbeat_run_id = "run-2",
+                                          .phase = workspace_operation_phase::workspace_provision}, t1);
+    auto const same1 = s.begin_operation({.company_id = "company-a", .execution_workspace_id = "ew-1",
+                                          .heartbeat_run_id = "run-2", .issue_id = "issue-2",
+                                          .phase = workspace_operation_phase::worktree_cleanup}, t1);
+    auto const earlier = s.begin_operation({.company_id = "company-a", .heartbeat_run_id = "run-1",
+                                            .phase = workspace_operation_phase::workspace_teardown}, t0 - 1s);
+    auto const other = s.begin_operation({.company_id = "company-b", .heartbeat_run_id = "run-1"}, t0);
+    using ids = std::vector<std::string>;
+    auto list = [&](workspace_operation_filter f) { return detail::ids_of(fx.peer().list_operations(f)); };
+    CHECK(list({.company_id = "company-a"}) == ids{earlier.id, op.id, later.id, same1.id});
+    CHECK(list({.company_id = "company-a", .heartbeat_run_id = "run-1"}) == ids{earlier.id, op.id});
+    CHECK(list({.heartbeat_run_id = "run-1"}) == ids{earlier.id, op.id, other.id});
+    CHECK(list({.execution_workspace_id = "ew-1"}) == ids{op.id, same1.id});
+    CHECK(list({.execution_workspace_id = "ew-1", .issue_id = "issue-2"}) == ids{same1.id});
+    CHECK(list({.company_id = "company-b"}) == ids{other.id});
+
+    auto const before = detail::workspace_state_of(s, {"company-a", "company-b", ""});
+    CHECK_THAT(detail::refused(store_errc::invalid_argument, [&] { s.begin_operation({.company_id = ""}, t1); }),
+               Catch::Contains("company id"));
+    CHECK(detail::workspace_state_of(s, {"company-a", "company-b", ""}) == before);
+}
+
+/// 8 threads recording and finishing operations at once: every one stored once, with its outcome.
+template <class S>
+void race_operations_are_all_recorded(store_view<S> fx) {
+    constexpr std::size_t threads = 8;
+    constexpr int per_thread = 10;
+    auto const now = fx.clock.now();
+    (void)fx.peer();
+    std::vector<std::vector<std::string>> ids(threads);
+    auto const failures = detail::run_concurrently(threads, [&](std::size_t t) {
+        for (int i = 0; i < per_thread; ++i) {
+            auto const op = fx.handle(t).begin_operation(
+                {.company_id = "company-a", .heartbeat_run_id = "run-" + std::to_string(t)}, now);
+            fx.handle(t).update_operation(op.id, {.status = workspace_operation_status::succeeded,
+                                                   .exit_code = std::optional<int>(static_cast<int>(t))},
+                                          now);
+            ids[t].push_back(op.id);
+        }
+    });
+    detail::check_no_thread_failures(failures);
+    auto const all = fx.store().list_operations({.company_id = "company-a"});
+    CHECK(all.size() == threads * per_thread);
+    std::set<std::string> seen;
+    for (auto const& op : all) {
+        INFO(op.id);
+        CHECK(seen.insert(op.id).second);
+        CHECK(op.status == workspace_operation_status::succeeded);
+    }
+    for (std::size_t t = 0; t < threads; ++t) {
+        auto const mine = fx.store().list_operations({.heartbeat_run_id = "run-" + std::to_string(t)});
+        CHECK(detail::sorted(detail::ids_of(mine)) == detail::sorted(ids[t]));
+        for (auto const& op : mine) CHECK(op.exit_code == std::optional<int>(static_cast<int>(t)));
+    }
+}
+
+}  // namespace checks
+
 }  // namespace berth::testing::store_conformance
 
 // ---- the Catch2 registration ---------------------------------------------------------------------
@@ -1721,7 +2023,12 @@ void runtime_service_stop_moves_live_rows(store_view<S> fx) {
     X(factory, tags, runtime_service_upsert_and_get, "upsert_runtime_service inserts, then replaces but keeps origin", \
       "")                                                                                                              \
     X(factory, tags, runtime_service_list_filters_and_orders, "list_runtime_services filters and orders", "")          \
-    X(factory, tags, runtime_service_stop_moves_live_rows, "stop_runtime_services moves only live matching rows", "")
+    X(factory, tags, runtime_service_stop_moves_live_rows, "stop_runtime_services moves only live matching rows", "")       \
+    X(factory, tags, execution_workspace_create_and_get, "create_execution_workspace keeps every field", "")          \
+    X(factory, tags, execution_workspace_list_filters_and_orders, "list_execution_workspaces filters and orders", "") \
+    X(factory, tags, execution_workspace_update_patches, "update_execution_workspace patches what it engages", "")    \
+    X(factory, tags, operation_begin_update_and_list, "workspace operations: begin, update, list", "")                \
+    X(factory, tags, race_operations_are_all_recorded, "racing operation writes are all recorded", "")
 
 #define BERTH_STORE_CONFORMANCE_DETAIL_TEST_CASE(factory, tags, check, description, extra_tags)                        \
     TEST_CASE(#factory ": " description, tags "[store_conformance]" extra_tags) {                                      \
