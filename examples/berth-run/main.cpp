@@ -38,6 +38,9 @@ struct options {
     std::chrono::seconds timeout{600};
     std::string db = "berth.db";
     std::optional<std::string> services;
+    bool worktree = false;  // run in a fresh git worktree of --cwd's repository (berth/workspace)
+    std::optional<std::string> issue, title;
+    bool keep = false;
     std::vector<std::string> argv;
 };
 
@@ -57,6 +60,10 @@ options:
   --db PATH          SQLite file of leases and activity    (default: ./berth.db; :memory: keeps nothing)
   --services FILE    start the runtime services of FILE (workspace runtime JSON) for the run,
                      print the workspace-ready summary, stop them by their policies afterwards
+  --worktree         run COMMAND in a new git worktree of the --cwd repository, removed afterwards
+  --issue ID         issue of the run: names the worktree's branch (default: run-<run id>)
+  --title TEXT       issue title: the branch's slug        (default: the issue id)
+  --keep             keep the worktree and its branch after the run
   -h, --help         this text
 )";
 
@@ -88,6 +95,10 @@ options parse(int argc, char** argv) {
         else if (a == "--cwd") o.cwd = value(a);
         else if (a == "--db") o.db = value(a);
         else if (a == "--services") o.services = value(a);
+        else if (a == "--worktree") o.worktree = true;
+        else if (a == "--issue") o.issue = value(a);
+        else if (a == "--title") o.title = value(a);
+        else if (a == "--keep") o.keep = true;
         else if (a == "--timeout") {
             auto const v = value(a);
             char* end = nullptr;
@@ -166,7 +177,17 @@ int run_demo(Store& store, options const& o) {
     step("acquire", fmt::format("lease {} policy {} provider {}", run.lease().id, run.lease().lease_policy,
                                 shown(run.lease().provider)));
 
-    auto const& realized = run.realize(o.cwd);
+    auto const issue = o.issue.value_or("run-" + o.run.substr(0, 8));
+    auto const& realized =
+        o.worktree ? run.realize(berth::realize_workspace_request{
+                         .base = {.base_cwd = o.cwd, .project_id = o.cwd},
+                         .strategy = {.type = berth::workspace_strategy_type::git_worktree},
+                         .issue = berth::workspace_issue{.id = issue, .identifier = issue, .title = o.title},
+                         .agent = {.id = o.agent, .name = o.agent.value_or("berth-run"), .company_id = o.company}})
+                   : run.realize(o.cwd);
+    if (realized.workspace)
+        step("worktree", fmt::format("{} branch {} ({})", realized.cwd, shown(realized.workspace->branch_name),
+                                     realized.workspace->created ? "created" : "reused"));
     step("realize", fmt::format("cwd {}{}", realized.cwd,
                                 realized.target ? " target " + realized.target->kind : std::string()));
 
@@ -203,6 +224,23 @@ int run_demo(Store& store, options const& o) {
     for (auto const& l : released.released)
         step("release", fmt::format("lease {} {}{}", l.id, l.status,
                                     l.failure_reason ? " (" + *l.failure_reason + ")" : std::string()));
+
+    if (realized.execution_workspace && !o.keep) {
+#if BERTH_RUN_WITH_SERVICES
+        services.reset();  // the run's services run in the worktree: release them before removing it
+#endif
+        berth::workspace_manager wm{store, orch.workspaces()};
+        auto const done = wm.cleanup(realized.execution_workspace->id, {.heartbeat_run_id = o.run,
+                                                                        .cleanup_reason = "berth-run finished"});
+        step("cleanup", fmt::format("{} {}", shown(done.result.cleaned_path),
+                                    done.result.cleaned ? "removed" : "NOT removed"));
+        for (auto const& w : done.result.warnings) step("cleanup", "warning: " + w);
+    } else if (realized.execution_workspace) {
+        step("cleanup", fmt::format("kept {} (--keep)", realized.cwd));
+    }
+    for (auto const& op : store.list_operations({.heartbeat_run_id = o.run}))
+        step("op", fmt::format("{:<19} {:<9} exit {} {}", op.phase, op.status, shown(op.exit_code),
+                               op.command.value_or("(no command)")));
 
     auto const lease = store.get_lease(run.lease().id);
     print_lease(lease ? *lease : run.lease());

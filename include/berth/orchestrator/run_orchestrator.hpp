@@ -19,6 +19,7 @@
 #include <berth/orchestrator/error.hpp>
 #include <berth/orchestrator/run_types.hpp>
 #include <berth/orchestrator/stack.hpp>
+#include <berth/workspace/manager.hpp>  // workspace_manager, workspace_runtime (local workspaces)
 
 #include <boost/hana/for_each.hpp>  // hana::for_each (driver and policy dispatch)
 #include <boost/hana/tuple.hpp>     // hana::tuple (the driver and policy instances)
@@ -239,6 +240,22 @@ public:
                                          {.environment_id = env.id, .driver = env.driver, .cause = cause});
         };
 
+        // Local: the execution workspace (worktree, provisioning, records) comes first; its cwd is
+        // what the driver realizes.
+        std::string workspace_cwd = r.workspace_cwd;
+        std::optional<managed_workspace> managed;
+        if (r.workspace && env.driver == driver_kind::local) {
+            try {
+                managed = workspace_manager<Store, Clock>(store_, workspace_runtime_, clock_)
+                              .realize(*r.workspace, {.company_id = env.company_id,
+                                                      .heartbeat_run_id = lease.heartbeat_run_id,
+                                                      .execution_workspace_id = lease.execution_workspace_id});
+            } catch (...) {
+                throw realize_error("realize execution workspace", std::current_exception());
+            }
+            workspace_cwd = managed->realized.cwd;
+        }
+
         json_object workspace_realization;
         std::optional<std::string> realized_cwd;
         // Upstream realizes for local, ssh and sandbox only; plugin drivers realize on their side.
@@ -249,7 +266,7 @@ public:
                     if constexpr (driver_with_realize_workspace<D>) {
                         auto res = d.realize_workspace(realize_request{.env = env,
                                                                        .lease = lease,
-                                                                       .local_path = r.workspace_cwd,
+                                                                       .local_path = workspace_cwd,
                                                                        .remote_path = remote_cwd,
                                                                        .mode = r.execution_workspace_mode,
                                                                        .metadata = {}});
@@ -262,7 +279,7 @@ public:
                 throw realize_error("realize workspace", std::current_exception());
             }
         }
-        std::string const cwd = realized_cwd ? *realized_cwd : remote_cwd ? *remote_cwd : r.workspace_cwd;
+        std::string const cwd = realized_cwd ? *realized_cwd : remote_cwd ? *remote_cwd : workspace_cwd;
 
         auto const provision = r.provision_command ? detail::first_non_empty_line(*r.provision_command).empty()
                                                          ? std::string()
@@ -295,6 +312,13 @@ public:
             md["workspaceRealization"] = workspace_realization;
             if (auto updated = store_.update_lease_metadata(lease.id, std::move(md), clock_.now()))
                 lease = std::move(*updated);
+            if (managed) {  // upstream step 4: the execution workspace keeps the realization too
+                json_object ew_md = managed->record.metadata.value_or(json_object{});
+                ew_md["workspaceRealization"] = workspace_realization;
+                if (auto updated = store_.update_execution_workspace(
+                        managed->record.id, {.metadata = std::optional<json_object>(std::move(ew_md))}, clock_.now()))
+                    managed->record = std::move(*updated);
+            }
         }
 
         std::optional<execution_target> target;
@@ -310,7 +334,12 @@ public:
                                             "\": " + message_of(cause),
                                         {.environment_id = env.id, .driver = env.driver, .cause = cause});
         }
-        return realization{std::move(lease), cwd, std::move(workspace_realization), std::move(target)};
+        realization out{std::move(lease), cwd, std::move(workspace_realization), std::move(target)};
+        if (managed) {
+            out.workspace = std::move(managed->realized);
+            out.execution_workspace = std::move(managed->record);
+        }
+        return out;
     }
 
     /// Step 5: run a command in the leased environment. Fenced: refused unless the store still
@@ -412,6 +441,9 @@ public:
         });
         return result;
     }
+
+    /// What realizes local execution workspaces (git, shell, deadlines; default options).
+    [[nodiscard]] workspace_runtime const& workspaces() const noexcept { return workspace_runtime_; }
 
     /// The driver instance of type D in this stack (for driver-specific calls).
     template <class D>
@@ -618,6 +650,7 @@ private:
     }
 
     Store& store_;
+    workspace_runtime workspace_runtime_{};
     boost::hana::tuple<Ds...> drivers_;
     boost::hana::tuple<Ps...> policies_{};
     Clock clock_;

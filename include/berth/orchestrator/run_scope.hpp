@@ -73,6 +73,21 @@ public:
         return *realization_;
     }
 
+    /// Realizes an execution workspace (local environments: a git worktree or the project's
+    /// checkout, provisioned and recorded; see realize_for_run_request::workspace).
+    berth::realization const& realize(realize_workspace_request workspace) {
+        auto cwd = workspace.base.base_cwd;
+        realization_ = orch_->realize_for_run(realize_for_run_request{
+            .env = acquisition_.env,
+            .lease = lease(),
+            .workspace_cwd = std::move(cwd),
+            .execution_workspace_mode = acquisition_.execution_workspace_mode,
+            .provision_command = std::nullopt,
+            .workspace = std::move(workspace),
+        });
+        return *realization_;
+    }
+
     /// Executes in the environment; a command without a cwd runs in the realized workspace.
     [[nodiscard]] command_result execute(command cmd) const {
         if (!cmd.cwd && realization_) cmd.cwd = realization_->cwd;

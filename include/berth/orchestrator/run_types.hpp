@@ -6,6 +6,8 @@
 #include <berth/model/environment.hpp>
 #include <berth/model/lease.hpp>
 #include <berth/model/nullable.hpp>
+#include <berth/model/workspace.hpp>      // execution_workspace
+#include <berth/workspace/types.hpp>      // realize_workspace_request, realized_workspace
 
 #include <exception>  // std::exception_ptr
 #include <optional>   // std::optional
@@ -46,6 +48,11 @@ struct realize_for_run_request {
     /// Run in the realized workspace with `bash -lc` (300 s) — off-local environments only; a local
     /// workspace is provisioned by the workspace layer where it is created.
     std::optional<std::string> provision_command{};
+    /// Local environments: realize an execution workspace first (project_primary or git_worktree,
+    /// berth/workspace/runtime.hpp) and use its cwd instead of `workspace_cwd`; its record and
+    /// operations are stored (the lease's execution_workspace_id, when set, names the record to
+    /// reuse). Ignored by other drivers, which realize `workspace_cwd` on their side.
+    std::optional<realize_workspace_request> workspace{};
 };
 
 /// Result of realize_for_run.
@@ -54,6 +61,8 @@ struct realization {
     std::string cwd{};                              ///< where commands run in the environment
     json_object workspace_realization{};            ///< empty when the driver has no realization step
     std::optional<execution_target> target{};       ///< nullopt when the driver resolves none
+    std::optional<realized_workspace> workspace{};            ///< when the request asked for one
+    std::optional<berth::execution_workspace> execution_workspace{};  ///< its record, as stored
 };
 
 struct release_for_run_request {
