@@ -170,14 +170,15 @@ int run_demo(Store& store, options const& o) {
     auto const env = orch.resolve_environment({.company_id = o.company, .environment_id = o.environment});
     step("resolve", fmt::format("environment \"{}\" ({}, {}) {}", env.name, env.driver, env.status, env.id));
 
+    auto const issue = o.issue.value_or("run-" + o.run.substr(0, 8));
     berth::run_scope run{orch, {.company_id = o.company,
                                 .environment_id = env.id,
                                 .agent_id = o.agent,
-                                .heartbeat_run_id = o.run}};
+                                .heartbeat_run_id = o.run,
+                                .issue_id = o.worktree || o.issue ? std::optional(issue) : std::nullopt}};
     step("acquire", fmt::format("lease {} policy {} provider {}", run.lease().id, run.lease().lease_policy,
                                 shown(run.lease().provider)));
 
-    auto const issue = o.issue.value_or("run-" + o.run.substr(0, 8));
     auto const& realized =
         o.worktree ? run.realize(berth::realize_workspace_request{
                          .base = {.base_cwd = o.cwd, .project_id = o.cwd},

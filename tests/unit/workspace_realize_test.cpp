@@ -73,6 +73,11 @@ TEST_CASE("git_worktree: a new worktree under <repo>/.berth/worktrees/<branch> o
     CHECK(fs::exists(*ws.worktree_path + "/README.md"));
     CHECK(test::git(*ws.worktree_path, {"rev-parse", "--abbrev-ref", "HEAD"}) == "ENG-1-fix-the-bug");
     CHECK(rt.git().processes_started() == 3);  // rev-parse, for-each-ref, worktree add
+    // The default parent is excluded from the main checkout's status (once).
+    CHECK(test::git(repo, {"status", "--porcelain"}).empty());
+    (void)rt.realize(worktree_request(repo, "ENG-2"));
+    auto const exclude = read(repo / ".git/info/exclude");
+    CHECK(exclude.find("/.berth/") == exclude.rfind("/.berth/"));
 }
 
 TEST_CASE("git_worktree: template, parent dir and base ref from the strategy", "[workspace]") {
@@ -288,4 +293,48 @@ TEST_CASE("hostile issue titles and identifiers never escape the worktree parent
     }
     // Nothing was created outside the parent directory.
     for (auto const& e : fs::directory_iterator(dir.path())) CHECK((e.path() == repo));
+}
+
+TEST_CASE("a worktree parent dir outside the repository is honoured only when absolute", "[workspace]") {
+    test::temp_dir dir("berth-ws");
+    auto const repo = dir / "repo";
+    test::make_repo(repo);
+    auto rt = test_runtime();
+    auto req = worktree_request(repo);
+    req.strategy.worktree_parent_dir = (dir / "elsewhere").string();
+    auto const ws = rt.realize(req);
+    CHECK(ws.worktree_path == (dir / "elsewhere/ENG-1-fix-the-bug").string());
+    CHECK(fs::exists(*ws.worktree_path + "/README.md"));
+
+    auto rel = worktree_request(repo, "ENG-2");
+    rel.strategy.worktree_parent_dir = "../elsewhere";
+    CHECK_THROWS_WITH(rt.realize(rel), Catch::Contains("Unexpected workspaceStrategy.worktreeParentDir value: "
+                                                       "../elsewhere") &&
+                                           Catch::Contains("give an absolute path"));
+    CHECK_FALSE(fs::exists(dir / "elsewhere/ENG-2-fix-the-bug"));
+}
+
+TEST_CASE("workspace_strategy_from_json reads upstream's config and names bad fields", "[workspace]") {
+    auto const s = workspace_strategy_from_json(json_object{
+        {"workspaceStrategy", json_object{{"type", "git_worktree"},
+                                          {"branchTemplate", "{{slug}}"},
+                                          {"worktreeParentDir", "/wt"},
+                                          {"baseRef", "main"},
+                                          {"provisionCommand", "make"}}},
+        {"teardownCommand", "make clean"}});
+    CHECK(s.type == workspace_strategy_type::git_worktree);
+    CHECK(s.branch_template == "{{slug}}");
+    CHECK(s.worktree_parent_dir == "/wt");
+    CHECK(s.base_ref == "main");
+    CHECK(s.provision_command == "make");
+    CHECK(s.teardown_command == "make clean");
+    CHECK_FALSE(s.cleanup_command);
+    CHECK(workspace_strategy_from_json({}).type == workspace_strategy_type::project_primary);
+    CHECK_THROWS_WITH(workspace_strategy_from_json(json_object{{"workspaceStrategy", json_object{{"type", "teleport"}}}}),
+                      "Unexpected execution workspace strategy type value: teleport");
+    CHECK_THROWS_WITH(
+        workspace_strategy_from_json(json_object{{"workspaceStrategy", json_object{{"baseRef", 42}}}}),
+        "Unexpected workspaceStrategy.baseRef value: 42 (expected a string)");
+    CHECK_THROWS_WITH(workspace_strategy_from_json(json_object{{"workspaceStrategy", "git_worktree"}}),
+                      Catch::Contains("Unexpected workspaceStrategy value"));
 }

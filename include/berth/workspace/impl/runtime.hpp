@@ -10,6 +10,7 @@
 
 #include <cstdlib>       // std::getenv
 #include <filesystem>    // std::filesystem
+#include <fstream>       // std::ifstream, std::ofstream (info/exclude)
 #include <map>           // std::map
 #include <string_view>   // std::string_view
 #include <system_error>  // std::error_code
@@ -140,6 +141,24 @@ inline void run_workspace_command(workspace_runtime_options const& options, std:
     auto env = options.command_environment ? *options.command_environment : process::sanitized_environment();
     std::erase_if(env, [](auto const& kv) { return kv.first.starts_with("BERTH_"); });
     return env;
+}
+
+/// Adds `/.berth/` to the repository's `info/exclude` (once), so that the default worktree parent
+/// inside the checkout is not an untracked directory that a `git add -A` there would pick up as
+/// embedded repositories. Best effort: a failure to write changes nothing else.
+inline void exclude_berth_dir(std::string const& common_dir) {
+    namespace fs = std::filesystem;
+    auto const file = fs::path(common_dir) / "info" / "exclude";
+    std::error_code ec;
+    if (fs::exists(file, ec)) {
+        std::ifstream in(file);
+        std::string line;
+        while (std::getline(in, line))
+            if (line == "/.berth/") return;
+    }
+    fs::create_directories(file.parent_path(), ec);
+    std::ofstream out(file, std::ios::app);
+    out << "\n# berth execution workspaces (docs/workspaces.md)\n/.berth/\n";
 }
 
 /// The default branch (upstream detectDefaultBranch, one process): origin/HEAD's target, else
@@ -329,6 +348,7 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
     if (ec)
         throw workspace_error("Cannot create the worktree parent directory \"" + parent.string() +
                               "\": " + ec.message());
+    if (!configured_parent) dw::exclude_berth_dir(common_dir);
 
     auto provision = [&] {
         auto const cmd = dw::non_empty(strategy.provision_command);
