@@ -90,6 +90,7 @@ TEST_CASE("a branch whose tip moved, or that berth did not create, is kept with 
         REQUIRE(done.result.warnings.size() == 1);
         CHECK_THAT(done.result.warnings[0], Catch::StartsWith("Skipped deleting branch \"ENG-1-clean-me\": its tip "
                                                               "moved since berth created it"));
+        CHECK(done.record.status == execution_workspace_status::cleanup_failed);
     }
     SECTION("an existing branch that berth attached") {
         test::git(repo, {"branch", "ENG-1-clean-me"});
@@ -302,4 +303,38 @@ TEST_CASE("operation excerpts keep the last 4 KiB on a character boundary", "[wo
     std::string cut = std::string(10, 'a') + std::string(4095, 'b');
     cut.insert(cut.size() - 4095, "\xC3\xA9");  // the cut lands inside é: it is dropped whole
     CHECK(operation_excerpt(cut)->front() == 'b');
+}
+
+TEST_CASE("cleanup of an already removed worktree and branch, and of a project_primary record", "[workspace]") {
+    test::temp_dir dir("berth-ws");
+    auto const repo = dir / "repo";
+    test::make_repo(repo);
+    auto rt = test_runtime();
+    memory_store store;
+    workspace_manager wm{store, rt};
+
+    SECTION("worktree and branch already gone: cleaned, no warning") {
+        auto const ws = wm.realize(worktree_request(repo), {.company_id = "company-1"});
+        test::git(repo, {"worktree", "remove", "--force", ws.realized.cwd});
+        test::git(repo, {"branch", "-D", "ENG-1-clean-me"});
+        auto const done = wm.cleanup(ws.record.id);
+        CHECK(done.result.cleaned);
+        CHECK(done.result.warnings.empty());
+        CHECK(done.record.status == execution_workspace_status::archived);
+    }
+    SECTION("project_primary: the checkout is never removed") {
+        auto req = worktree_request(repo);
+        req.strategy.type = workspace_strategy_type::project_primary;
+        auto const ws = wm.realize(req, {.company_id = "company-1"});
+        CHECK(ws.record.provider_type == workspace_provider_type::local_fs);
+        CHECK(ws.record.metadata->at("createdByRuntime") == false);
+        auto const done = wm.cleanup(ws.record.id);
+        CHECK(fs::exists(repo / "README.md"));
+        CHECK_FALSE(done.result.cleaned);
+        CHECK(done.result.warnings.empty());
+        CHECK(done.record.status == execution_workspace_status::archived);  // nothing failed
+    }
+    SECTION("an unknown record is not_found") {
+        CHECK_THROWS_AS(wm.cleanup("no-such-workspace"), store_error);
+    }
 }

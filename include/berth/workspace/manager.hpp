@@ -52,7 +52,7 @@ struct workspace_cleanup_options {
     std::optional<std::string> cleanup_reason{};
 };
 
-/// Cleanup's result with the record as updated (status archived when cleaned, else cleanup_failed).
+/// Cleanup's result with the record as updated (archived without warnings, else cleanup_failed).
 struct managed_cleanup {
     cleanup_result result{};
     execution_workspace record{};
@@ -159,8 +159,8 @@ public:
     }
 
     /// Cleans up the workspace `id` (workspace_runtime::cleanup, its commands from the record's
-    /// `metadata.config`) and updates the record: `archived` with closed_at when cleaned, else
-    /// `cleanup_failed`; cleanup_reason from the options.
+    /// `metadata.config`) and updates the record: `archived` with closed_at when cleanup gave no
+    /// warning, else `cleanup_failed`; cleanup_reason from the options.
     /// @throws store_error not_found for an unknown id; store errors.
     managed_cleanup cleanup(std::string const& id, workspace_cleanup_options const& options = {}) {
         auto w = store_.get_execution_workspace(id);
@@ -180,7 +180,9 @@ public:
                                                                  .project_cleanup_command = options.project_cleanup_command},
                                        &recorder);
         auto const now = clock_.now();
-        bool const ok = result.cleaned;
+        // Archived unless something went wrong: a checkout berth did not create stays (not cleaned)
+        // and that is no failure.
+        bool const ok = result.warnings.empty();
         auto updated = store_.update_execution_workspace(
             id,
             execution_workspace_patch{.status = ok ? execution_workspace_status::archived
