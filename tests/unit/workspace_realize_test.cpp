@@ -72,7 +72,8 @@ TEST_CASE("git_worktree: a new worktree under <repo>/.berth/worktrees/<branch> o
     CHECK(ws.branch_head_sha == test::git(repo, {"rev-parse", "HEAD"}));
     CHECK(fs::exists(*ws.worktree_path + "/README.md"));
     CHECK(test::git(*ws.worktree_path, {"rev-parse", "--abbrev-ref", "HEAD"}) == "ENG-1-fix-the-bug");
-    CHECK(rt.git().processes_started() == 3);  // rev-parse, for-each-ref, worktree add
+    // rev-parse, worktree add: no origin refs on disk, so no for-each-ref to detect a default branch.
+    CHECK(rt.git().processes_started() == 2);
     // The default parent is excluded from the main checkout's status (once).
     CHECK(test::git(repo, {"status", "--porcelain"}).empty());
     (void)rt.realize(worktree_request(repo, "ENG-2"));
@@ -133,6 +134,7 @@ TEST_CASE("git_worktree: the default branch is detected through origin", "[works
     auto rt = test_runtime();
     auto const ws = rt.realize(worktree_request(clone));
     CHECK(ws.base_ref == "main");
+    CHECK(rt.git().processes_started() == 3);  // rev-parse, for-each-ref (origin's refs), worktree add
     CHECK(fs::exists(*ws.worktree_path + "/local.txt"));
     CHECK(ws.branch_head_sha == test::git(clone, {"rev-parse", "main"}));
 
@@ -337,4 +339,22 @@ TEST_CASE("workspace_strategy_from_json reads upstream's config and names bad fi
         "Unexpected workspaceStrategy.baseRef value: 42 (expected a string)");
     CHECK_THROWS_WITH(workspace_strategy_from_json(json_object{{"workspaceStrategy", "git_worktree"}}),
                       Catch::Contains("Unexpected workspaceStrategy value"));
+}
+
+TEST_CASE("git_worktree: loose remote-tracking refs are detected, not only packed ones", "[workspace]") {
+    test::temp_dir dir("berth-ws");
+    auto const repo = dir / "repo";
+    test::make_repo(repo);
+    test::git(repo, {"checkout", "-q", "-b", "other"});
+    test::write_file(repo / "other.txt", "other\n");
+    test::git(repo, {"add", "-A"});
+    test::git(repo, {"commit", "-q", "-m", "other"});
+    test::git(repo, {"update-ref", "refs/remotes/origin/master", "main"});  // loose, no packed-refs
+    test::git(repo, {"branch", "-q", "-D", "main"});
+    REQUIRE(fs::exists(repo / ".git/refs/remotes/origin/master"));  // loose
+    REQUIRE(read(repo / ".git/packed-refs").find("refs/remotes/origin") == std::string::npos);
+    auto rt = test_runtime();
+    auto const ws = rt.realize(worktree_request(repo));
+    CHECK(ws.base_ref == "origin/master");
+    CHECK_FALSE(fs::exists(*ws.worktree_path + "/other.txt"));
 }

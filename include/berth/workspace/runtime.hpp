@@ -20,8 +20,8 @@
 //! teardown commands are the only strings given to a shell, and they come from the workspace
 //! config, never from issue titles or identifiers (those reach commands only as environment
 //! variables). Every git and workspace command is recorded through an operation_recorder when one
-//! is given. Git processes per call: 2 to create with a configured base ref (3 when the default
-//! branch is detected), 2 to reuse, 3 to clean up (docs/workspaces.md).
+//! is given. Git processes per call: 2 to create (3 when the default branch is detected through
+//! origin's refs), 2 to reuse, 3 to clean up (docs/workspaces.md).
 //!
 //! @code
 //! berth::workspace_runtime rt;

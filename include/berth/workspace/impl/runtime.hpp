@@ -161,6 +161,22 @@ inline void exclude_berth_dir(std::string const& common_dir) {
     out << "\n# berth execution workspaces (docs/workspaces.md)\n/.berth/\n";
 }
 
+/// Whether the repository may have remote-tracking refs of `origin` (so that the default branch
+/// can be detected), decided from the files alone: a `refs/remotes/origin` directory (loose refs),
+/// a `refs/remotes/origin/` line in `packed-refs`, or a reftable store (not read: assumed yes).
+/// When this is false there is nothing for-each-ref could find, and its process is saved.
+[[nodiscard]] inline bool may_have_origin_refs(std::string const& common_dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path const dir(common_dir);
+    if (fs::exists(dir / "reftable", ec) || fs::exists(dir / "refs" / "remotes" / "origin", ec)) return true;
+    std::ifstream packed(dir / "packed-refs");
+    std::string line;
+    while (std::getline(packed, line))
+        if (line.find(" refs/remotes/origin/") != std::string::npos) return true;
+    return false;
+}
+
 /// The default branch (upstream detectDefaultBranch, one process): origin/HEAD's target, else
 /// origin/main, else origin/master. The start point is the local branch of that name when there
 /// is one (upstream's seed uses the name), else the remote-tracking ref. nullopt when none.
@@ -404,7 +420,9 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
     if (configured_ref) {
         base_ref = *configured_ref;
         base_sha = probed_sha;
-    } else if (auto detected = dw::detect_default_branch(git_, repo_root)) {
+    } else if (auto detected = dw::may_have_origin_refs(common_dir)
+                                   ? dw::detect_default_branch(git_, repo_root)
+                                   : std::nullopt) {
         base_ref = detected->ref;
         base_sha = detected->sha;
     } else {
