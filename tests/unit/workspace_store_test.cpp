@@ -1,5 +1,5 @@
-// The workspace tables in the SQLite store (migration 3): upstream's columns and indexes, every
-// record member a column, a version-2 file migrated with its rows kept, and unreadable rows
+// The workspace tables in the SQLite store (migration 4): upstream's columns and indexes, every
+// record member a column, a version-3 file migrated with its rows kept, and unreadable rows
 // reported naming table, column and row. (The behaviour of both stores is the conformance kit's.)
 #include <catch2/catch.hpp>
 
@@ -60,12 +60,12 @@ std::set<std::string> members_of() {
 
 }  // namespace
 
-TEST_CASE("migration 3 creates upstream's execution_workspaces and workspace_operations", "[workspace][sqlite_store]") {
+TEST_CASE("migration 4 creates upstream's execution_workspaces and workspace_operations", "[workspace][sqlite_store]") {
     test::temp_dir dir("berth-ws-db");
     auto const path = (dir / "berth.db").string();
     { auto store = sqlite_store::open(path); }
     raw db(path);
-    CHECK(db.column("PRAGMA user_version") == std::vector<std::string>{"3"});
+    CHECK(db.column("PRAGMA user_version") == std::vector<std::string>{std::to_string(sqlite_store::schema_version)});
     auto cols = [&](std::string const& t) {
         auto v = db.column("PRAGMA table_info(" + t + ")", 1);
         return std::set<std::string>(v.begin(), v.end());
@@ -100,16 +100,16 @@ TEST_CASE("migration 3 creates upstream's execution_workspaces and workspace_ope
     CHECK_THAT(ops_idx[0], Catch::Contains("company_id, execution_workspace_id, issue_id, started_at"));
 }
 
-TEST_CASE("a version-2 file is migrated to 3 with its rows kept", "[workspace][sqlite_store]") {
+TEST_CASE("a file from before migration 4 is migrated with its rows kept", "[workspace][sqlite_store]") {
     test::temp_dir dir("berth-ws-db");
     auto const path = (dir / "berth.db").string();
     {
         raw db(path);
         for (auto const& m : schema::migrations()) {
-            if (m.version > 2) break;
+            if (m.version > 3) break;
             for (auto const& st : m.steps) db.exec(schema::render(st, schema::sqlite_dialect));
         }
-        db.exec("PRAGMA user_version = 2");
+        db.exec("PRAGMA user_version = 3");
         db.exec("PRAGMA application_id = " + std::to_string(0x62657274));
         db.exec("INSERT INTO environments (id, company_id, name, driver, status, config, created_at, updated_at) "
                 "VALUES ('env-1', 'c1', 'Local', 'local', 'active', '{}', '2026-01-01T00:00:00.000000Z', "
@@ -120,7 +120,7 @@ TEST_CASE("a version-2 file is migrated to 3 with its rows kept", "[workspace][s
     auto const w = store.create_execution_workspace(
         {.company_id = "c1", .project_id = "p1", .name = "w"}, berth::system_clock{}.now());
     CHECK(store.get_execution_workspace(w.id));
-    CHECK(raw(path).column("PRAGMA user_version") == std::vector<std::string>{"3"});
+    CHECK(raw(path).column("PRAGMA user_version") == std::vector<std::string>{std::to_string(sqlite_store::schema_version)});
 }
 
 TEST_CASE("unreadable workspace rows are reported, not silently read", "[workspace][sqlite_store]") {
