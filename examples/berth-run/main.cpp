@@ -14,6 +14,9 @@
 #if BERTH_RUN_WITH_SERVICES
 #include "services.hpp"  // --services FILE: the run's runtime services
 #endif
+#ifdef BERTH_RUN_WITH_SSH
+#include <berth/drivers/ssh.hpp>
+#endif
 
 #include <fmt/format.h>
 
@@ -41,6 +44,10 @@ struct options {
     bool worktree = false;  // run in a fresh git worktree of --cwd's repository (berth/workspace)
     std::optional<std::string> issue, title;
     bool keep = false;
+    std::optional<std::string> ssh;          // user@host:port:/path
+    std::optional<std::string> identity;     // private key file for --ssh
+    std::optional<std::string> known_hosts;  // known_hosts file for --ssh
+    bool sync = false;                       // push --cwd's tracked files before, pull changes after
     std::vector<std::string> argv;
 };
 
@@ -64,6 +71,13 @@ options:
   --issue ID         issue of the run: names the worktree's branch (default: run-<run id>)
   --title TEXT       issue title: the branch's slug        (default: the issue id)
   --keep             keep the worktree and its branch after the run
+  --ssh USER@HOST:PORT:/PATH
+                     run on an SSH host instead, in the remote workspace /PATH (an ssh environment is
+                     created in the store, or reused when one has the same host, port, user and path)
+  --identity FILE    private key for --ssh                 (default: ssh-agent / ~/.ssh/id_*)
+  --known-hosts FILE known_hosts for --ssh's host key       (default: ~/.ssh/known_hosts; strict)
+  --sync             with --ssh: push the --cwd git work tree's tracked files before COMMAND and pull
+                     the files COMMAND changed back after it
   -h, --help         this text
 )";
 
@@ -99,6 +113,10 @@ options parse(int argc, char** argv) {
         else if (a == "--issue") o.issue = value(a);
         else if (a == "--title") o.title = value(a);
         else if (a == "--keep") o.keep = true;
+        else if (a == "--ssh") o.ssh = value(a);
+        else if (a == "--identity") o.identity = value(a);
+        else if (a == "--known-hosts") o.known_hosts = value(a);
+        else if (a == "--sync") o.sync = true;
         else if (a == "--timeout") {
             auto const v = value(a);
             char* end = nullptr;
@@ -110,8 +128,47 @@ options parse(int argc, char** argv) {
     if (o.argv.empty()) die_usage("no COMMAND given after --");
     if (o.company.empty()) die_usage("--company must not be empty");
     if (o.db.empty()) die_usage("--db must not be empty");
+    if (o.ssh && o.environment) die_usage("--ssh and --environment exclude each other");
+    if (!o.ssh && (o.identity || o.known_hosts || o.sync)) die_usage("--identity, --known-hosts and --sync need --ssh");
+#ifndef BERTH_RUN_WITH_SSH
+    if (o.ssh) die_usage("--ssh: this berth-run was built without the SSH driver (libssh-dev)");
+#endif
     return o;
 }
+
+#ifdef BERTH_RUN_WITH_SSH
+/// `user@host:port:/path` (or `user@host:/path`) as an SSH environment config; parse_ssh_config
+/// checks it with upstream's messages.
+boost::json::object ssh_config_of(std::string const& spec) {
+    auto const at = spec.find('@');
+    auto const path = spec.find(":/");
+    if (at == std::string::npos || path == std::string::npos || path < at)
+        die_usage(fmt::format("--ssh: expected USER@HOST:PORT:/PATH, got {}", spec));
+    auto host = spec.substr(at + 1, path - at - 1);
+    boost::json::object config{{"username", spec.substr(0, at)}, {"remoteWorkspacePath", spec.substr(path + 1)}};
+    if (auto const colon = host.rfind(':'); colon != std::string::npos) {
+        config["port"] = host.substr(colon + 1);
+        host.resize(colon);
+    }
+    config["host"] = host;
+    auto const checked = berth::parse_ssh_config(config);  // throws ssh_config_error
+    config["port"] = checked.port;
+    return config;
+}
+
+/// The id of the company's SSH environment for this config, created on first use.
+template <class Store>
+std::string ssh_environment(Store& store, options const& o) {
+    auto const config = ssh_config_of(*o.ssh);
+    for (auto const& e : store.list_environments(o.company, {.driver = berth::driver_kind::ssh}))
+        if (e.config == config) return e.id;
+    return store
+        .create_environment({.company_id = o.company, .name = "ssh " + *o.ssh, .driver = berth::driver_kind::ssh,
+                             .config = config},
+                            berth::system_clock{}.now())
+        .id;
+}
+#endif
 
 void step(std::string_view name, std::string const& text) { fmt::print(stderr, "[berth] {:<8} {}\n", name, text); }
 
@@ -163,11 +220,22 @@ int exit_code_of(berth::command_result const& r) {
 
 template <class Store>
 int run_demo(Store& store, options const& o) {
+#ifdef BERTH_RUN_WITH_SSH
+    using stack = berth::stack<berth::drivers<berth::local_driver, berth::ssh_driver>,
+                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store>;
+    berth::ssh_driver_options ssh_options;
+    if (o.identity) ssh_options.identity = berth::ssh_identity{.private_key_file = *o.identity};
+    ssh_options.known_hosts_file = o.known_hosts;
+    berth::run_orchestrator<stack> orch{store, berth::local_driver{}, berth::ssh_driver{std::move(ssh_options)}};
+    auto const environment_id = o.ssh ? std::optional<std::string>(ssh_environment(store, o)) : o.environment;
+#else
     using stack = berth::stack<berth::drivers<berth::local_driver>,
                                berth::policies<berth::ephemeral, berth::retain_on_failure>, Store>;
     berth::run_orchestrator<stack> orch{store, berth::local_driver{}};
+    auto const environment_id = o.environment;
+#endif
 
-    auto const env = orch.resolve_environment({.company_id = o.company, .environment_id = o.environment});
+    auto const env = orch.resolve_environment({.company_id = o.company, .environment_id = environment_id});
     step("resolve", fmt::format("environment \"{}\" ({}, {}) {}", env.name, env.driver, env.status, env.id));
 
     auto const issue = o.issue.value_or("run-" + o.run.substr(0, 8));
@@ -210,7 +278,20 @@ int run_demo(Store& store, options const& o) {
                            std::fwrite(chunk.data(), 1, chunk.size(), f);
                            std::fflush(f);
                        }};
+#ifdef BERTH_RUN_WITH_SSH
+    auto const& ssh = orch.template driver<berth::ssh_driver>();
+    if (o.sync) {
+        auto const pushed = ssh.sync_in(env, run.lease(), o.cwd);
+        step("sync", fmt::format("pushed {} tracked files of {} ({} bytes)", pushed.files, o.cwd, pushed.bytes));
+    }
+#endif
     auto const result = run.execute(std::move(cmd));
+#ifdef BERTH_RUN_WITH_SSH
+    if (o.sync) {
+        auto const pulled = ssh.sync_out(env, run.lease(), o.cwd);
+        step("sync", fmt::format("pulled {} changed files into {}", pulled.files, o.cwd));
+    }
+#endif
     auto const code = exit_code_of(result);
     step("execute", fmt::format("{} in {:.1f} ms", result.timed_out ? std::string("timed out")
                                                    : result.exit_code ? fmt::format("exit {}", *result.exit_code)

@@ -801,4 +801,41 @@ TEST_CASE("ssh lifecycle: acquire → realize → provision → execute → rele
 }
 #endif
 
+#ifdef BERTH_RUN_EXE
+TEST_CASE("berth-run --ssh: the command runs on the SSH host through the lifecycle, with --sync", "[ssh][berth_run]") {
+    auto& server = shared_sshd();
+    auto const rwp = workspace_path(server, "berth-run");
+    auto const known = (server.dir() / "berth_run_known_hosts").string();
+    berth::test::write_file(known, server.known_hosts());
+    auto const local = server.dir() / ("berth-run-local-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(local);
+    berth::test::write_file(local / "input.txt", "from local\n");
+    berth::test::run_checked("git", {"-C", local.string(), "init", "-q"});
+    berth::test::run_checked("git", {"-C", local.string(), "add", "input.txt"});
+    std::filesystem::last_write_time(local / "input.txt", std::filesystem::file_time_type::clock::now() - 1h);
+
+    auto const spec = server.user() + "@127.0.0.1:" + std::to_string(server.port()) + ":" + rwp;
+    auto const r = berth::process::run(
+        {.program = BERTH_RUN_EXE,
+         .args = {"--db", ":memory:", "--ssh", spec, "--identity", server.user_key_path(), "--known-hosts", known,
+                  "--cwd", local.string(), "--sync", "--", "sh", "-c",
+                  "pwd; cat input.txt; echo 'made remotely' > output.txt; exit 3", "ignored-arg0"},
+         .timeout = 60s},
+        {.inherit_sanitized_environment = true});
+    INFO(r.stderr_text);
+    CHECK(r.exit_code == 3);
+    CHECK(r.stdout_text == rwp + "\nfrom local\n");
+    CHECK(r.stderr_text.find("provider ssh") != std::string::npos);
+    CHECK(r.stderr_text.find("environment.lease_released") != std::string::npos);
+    CHECK(berth::test::read_file(local / "output.txt") == "made remotely\n");
+
+    SECTION("a malformed --ssh is a usage error") {
+        auto const bad = berth::process::run({.program = BERTH_RUN_EXE, .args = {"--ssh", "nohost", "--", "true"}},
+                                             {.inherit_sanitized_environment = true});
+        CHECK(bad.exit_code == 2);
+        CHECK(bad.stderr_text.find("expected USER@HOST:PORT:/PATH") != std::string::npos);
+    }
+}
+#endif
+
 #endif  // BERTH_TEST_SSH
