@@ -1,4 +1,4 @@
-# cmake -DMODE=<install|find_package|component_sqlite|component_services|unknown_component|add_subdirectory> ... -P run_consumer.cmake
+# cmake -DMODE=<install|find_package|component_sqlite|component_services|component_ssh|unknown_component|add_subdirectory> ... -P run_consumer.cmake
 # (tests/package/CMakeLists.txt passes the other -D variables.) Prints every command it runs.
 cmake_minimum_required(VERSION 3.25)
 foreach(_v MODE WORK_DIR PREFIX BERTH_BUILD_DIR BERTH_SOURCE_DIR BERTH_VERSION CONSUMERS_DIR GENERATOR CXX)
@@ -88,6 +88,11 @@ if(MODE STREQUAL "install")
       endif()
     endforeach()
   endforeach()
+  # The core target links no optional library: libssh, SQLite and OpenSSL belong to their components.
+  file(READ ${_cfg_dir}/berth-targets.cmake _core_targets)
+  if(_core_targets MATCHES "INTERFACE_LINK_LIBRARIES \"[^\"]*(ssh|SQLite|OpenSSL)")
+    message(FATAL_ERROR "berth-targets.cmake (berth::berth) links an optional library")
+  endif()
   message(STATUS "installed into ${PREFIX} (config in ${_cfg_dir})")
 
 elseif(MODE STREQUAL "find_package")
@@ -105,6 +110,15 @@ elseif(MODE STREQUAL "component_services")
   _berth_consumer(component_services ${CONSUMERS_DIR}/consumer "lease status retained.*sha256\\(abc\\) = ba7816bf"
     -DCMAKE_PREFIX_PATH=${PREFIX} -DBERTH_COMPONENT=services)
   _berth_check_found_in_prefix(${_bin})
+
+elseif(MODE STREQUAL "component_ssh")
+  _berth_consumer(component_ssh ${CONSUMERS_DIR}/consumer "lease status retained"
+    -DCMAKE_PREFIX_PATH=${PREFIX} -DBERTH_COMPONENT=ssh)
+  _berth_check_found_in_prefix(${_bin})
+  file(GLOB_RECURSE _ssh_targets ${PREFIX}/*/berth_ssh-targets.cmake)
+  if(NOT _ssh_targets)
+    message(FATAL_ERROR "berth_ssh-targets.cmake was not installed")
+  endif()
 
 elseif(MODE STREQUAL "unknown_component")
   set(_bin ${WORK_DIR}/unknown_component-build)

@@ -8,6 +8,10 @@
 #ifdef BERTH_CONSUMER_SERVICES
 #include <berth/services/identity.hpp>  // links OpenSSL's libcrypto
 #endif
+#ifdef BERTH_CONSUMER_SSH
+#include <berth/drivers/ssh.hpp>
+static_assert(berth::environment_driver<berth::ssh_driver>);
+#endif
 
 #include <fmt/format.h>
 
