@@ -13,10 +13,10 @@
 #include <libssh/callbacks.h>  // ssh_channel_callbacks_struct, ssh_set_channel_callbacks
 #include <libssh/libssh.h>     // ssh_channel_*
 
-#include <algorithm>    // std::min
+#include <algorithm>    // std::min, std::max
 #include <chrono>       // std::chrono::steady_clock
 #include <csignal>      // SIGTERM, ...
-#include <cstring>      // std::strcmp
+#include <cstdlib>      // std::strtol
 #include <optional>     // std::optional
 #include <string>       // std::string
 #include <string_view>  // std::string_view

@@ -11,8 +11,9 @@
 #include <functional>  // std::hash
 #include <map>         // std::map
 #include <mutex>       // std::mutex, std::lock_guard
-#include <string>      // std::string
-#include <utility>     // std::move
+#include <string>       // std::string
+#include <type_traits>  // std::is_void_v
+#include <utility>      // std::move, std::pair
 #include <vector>      // std::vector
 
 namespace berth::detail::ssh {
@@ -120,8 +121,12 @@ private:
                 while (!it->second.empty()) {
                     entry e = std::move(it->second.back());
                     it->second.pop_back();
-                    if (!ssh_is_connected(e.session.get()) ||
-                        (idle_timeout_.count() > 0 && now - e.last_used > idle_timeout_)) {
+                    if (!ssh_is_connected(e.session.get())) {
+                        ++counters_.reconnects;  // found dead: replaced by the connection below
+                        stale.push_back(std::move(e));
+                        continue;
+                    }
+                    if (idle_timeout_.count() > 0 && now - e.last_used > idle_timeout_) {
                         stale.push_back(std::move(e));
                         continue;
                     }

@@ -9,12 +9,13 @@
 #include <libssh/libssh.h>  // ssh_session, ssh_connect, ssh_session_is_known_server, ssh_pki_*
 
 #include <chrono>       // std::chrono::milliseconds
-#include <cstdio>       // std::FILE (known hosts temp file)
-#include <cstdlib>      // mkstemp
+#include <cstdlib>      // mkstemp, std::getenv
 #include <memory>       // std::unique_ptr
+#include <new>          // std::bad_alloc
 #include <optional>     // std::optional
 #include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <type_traits>  // std::remove_pointer_t
 
 #include <netinet/in.h>   // IPPROTO_TCP
 #include <netinet/tcp.h>  // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT
