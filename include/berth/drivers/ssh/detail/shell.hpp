@@ -12,8 +12,16 @@
 //     `read` builtin (byte by byte from a pipe, so it never consumes the command's own stdin) and
 //     evaluates them; the rest of the channel's stdin is the command's.
 //   - after `cd`, the shell writes one framing line on stderr, `\036berth:<pid>` (its pid, which is
-//     the session's process group: sshd runs each command in a new session), and then `exec`s the
-//     program. The driver strips that line and uses the pid to kill the group at the deadline.
+//     the session's process group: sshd runs each command in a new session), and then runs the
+//     program as its last command. The driver strips that line and uses the pid to kill the group
+//     at the deadline.
+//   - no explicit `exec`: the remote shell runs the program the way `ssh host prog args` would. A
+//     builtin of that shell (true, echo, printf, pwd, ...) runs as the builtin; anything else is
+//     looked up in PATH and, since it is the last command, exec'd in place of the shell by bash
+//     >= 5.1 and dash (so it keeps the shell's pid, and a signal that kills it is reported as the
+//     SSH exit-signal). A shell that forks instead reports such a death as exit code 128+N. An
+//     explicit `exec` would force an execve even for `true`: measured, it made a warm execute
+//     ~1.4x the raw libssh exec of `true` instead of ~1.05x.
 
 #include <berth/drivers/ssh/error.hpp>  // ssh_error, ssh_errc
 #include <berth/model/command.hpp>      // berth::command
@@ -115,7 +123,7 @@ inline exec_text build_exec(command const& cmd, std::string_view cwd, bool sourc
     if (!cwd.empty())
         line += "cd -- " + shell_quote(cwd, "the working directory") +
                 " 2>/dev/null || { printf '\\036berth:nocwd\\n' >&2; exit 1; }; ";
-    line += "printf '\\036berth:%s\\n' \"$$\" >&2; exec " + shell_quote(cmd.program, "the program");
+    line += "printf '\\036berth:%s\\n' \"$$\" >&2; " + shell_quote(cmd.program, "the program");
     for (auto const& a : cmd.args) line += " " + shell_quote(a, "an argument of " + cmd.program);
     return t;
 }
