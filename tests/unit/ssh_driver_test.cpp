@@ -452,7 +452,14 @@ TEST_CASE("ssh execute: the deadline kills the remote process group; signals are
         CHECK(r.timed_out);
         CHECK(r.signal == SIGKILL);
     }
-    SECTION("killed by a signal: no exit code, the signal number") {
+    SECTION("a command that closed its output but keeps running is still killed at the deadline") {
+        auto const r = d.execute(a.env, a.lease,
+                                 {.program = "sh", .args = {"-c", "exec >/dev/null 2>&1; sleep 30"}, .timeout = 1s});
+        CHECK(r.timed_out);
+        CHECK(r.signal == SIGTERM);
+        CHECK(r.duration < 10s);
+    }
+        SECTION("killed by a signal: no exit code, the signal number") {
         auto const r = d.execute(a.env, a.lease, {.program = "sh", .args = {"-c", "kill -USR1 $$"}});
         CHECK_FALSE(r.timed_out);
         CHECK_FALSE(r.exit_code);

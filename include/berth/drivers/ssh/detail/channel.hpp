@@ -13,7 +13,7 @@
 #include <libssh/callbacks.h>  // ssh_channel_callbacks_struct, ssh_set_channel_callbacks
 #include <libssh/libssh.h>     // ssh_channel_*
 
-#include <algorithm>    // std::min, std::max
+#include <algorithm>    // std::min, std::max, std::clamp
 #include <chrono>       // std::chrono::steady_clock
 #include <csignal>      // SIGTERM, ...
 #include <cstdlib>      // std::strtol
@@ -64,6 +64,7 @@ inline bool run_quiet(ssh_session s, std::string const& line) noexcept {
 
 struct run_params {
     std::chrono::milliseconds kill_grace{2000};
+    std::chrono::milliseconds session_timeout{10000};  ///< the session's libssh timeout, restored after use
     std::string_view destination;  ///< for messages
 };
 
@@ -86,6 +87,7 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
 
     struct exit_state {
         std::optional<std::string> signal;
+        std::optional<int> status;
     } exit_info;
     ssh_channel_callbacks_struct callbacks{};
     ssh_callbacks_init(&callbacks);
@@ -93,6 +95,9 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
     callbacks.channel_exit_signal_function = [](ssh_session, ssh_channel, char const* sig, int, char const*,
                                                 char const*, void* userdata) {
         if (sig != nullptr) static_cast<exit_state*>(userdata)->signal = std::string(sig);
+    };
+    callbacks.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* userdata) {
+        static_cast<exit_state*>(userdata)->status = status;
     };
     ssh_set_channel_callbacks(ch.get(), &callbacks);
 
@@ -181,6 +186,28 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
     auto const deadline = start + cmd.timeout;
     int kill_stage = 0;  // 0 running, 1 TERM sent, 2 KILL sent
     auto next_stage_at = deadline;
+    // At the deadline and at each grace after it: TERM, then KILL, then give up on the channel
+    // (something outside the group holds it open). Returns false once given up.
+    auto advance_kill_stage = [&]() -> bool {
+        if (kill_stage == 0) {
+            result.timed_out = true;
+            kill_group("TERM");
+            kill_stage = 1;
+        } else if (kill_stage == 1) {
+            kill_group("KILL");
+            kill_stage = 2;
+        } else {
+            return false;
+        }
+        next_stage_at = clock::now() + p.kill_grace;
+        return true;
+    };
+    auto lost = [&] {
+        return ssh_error(ssh_errc::connection_lost, "The connection to " + std::string(p.destination) +
+                                                        " was lost while running " + cmd.program + ": " +
+                                                        session_error(s));
+    };
+    bool gave_up = false;
 
     try {
         for (;;) {
@@ -229,17 +256,9 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
 
             auto const now = clock::now();
             if (has_deadline && now >= next_stage_at) {
-                if (kill_stage == 0) {
-                    result.timed_out = true;
-                    kill_group("TERM");
-                    kill_stage = 1;
-                    next_stage_at = clock::now() + p.kill_grace;
-                } else if (kill_stage == 1) {
-                    kill_group("KILL");
-                    kill_stage = 2;
-                    next_stage_at = clock::now() + p.kill_grace;
-                } else {
-                    break;  // something outside the group holds the channel open: give up on it
+                if (!advance_kill_stage()) {
+                    gave_up = true;
+                    break;
                 }
                 continue;
             }
@@ -265,23 +284,48 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
                                                        " does not exist on " + std::string(p.destination));
     if (!frame_done && !frame.empty()) deliver(output_stream::stderr_stream, frame);
 
-    if (!ssh_channel_is_closed(ch.get())) {
-        // exit-status / exit-signal follow the EOF; wait for them (bounded by the session timeout).
-        int const status = ssh_channel_get_exit_status(ch.get());
-        if (exit_info.signal) {
-            result.signal = signal_number(*exit_info.signal);
-            if (!result.signal) result.exit_code = 128;  // a signal this table lacks: "killed"
-        } else if (status >= 0) {
-            result.exit_code = status;
-        } else if (!ssh_is_connected(s)) {
-            throw ssh_error(ssh_errc::connection_lost, "The connection to " + std::string(p.destination) +
-                                                           " was lost while running " + cmd.program + ": " +
-                                                           session_error(s));
+    // exit-status / exit-signal follow the EOF; a command that closed its output but still runs sends
+    // them only when it exits, so keep enforcing the deadline while waiting for them. libssh waits
+    // up to the session's timeout per call: set it to the time left to the next kill stage.
+    if (!gave_up) {
+        auto const set_timeout = [&](std::chrono::milliseconds ms) {
+            long const sec = static_cast<long>(ms.count() / 1000);
+            long const usec = static_cast<long>((ms.count() % 1000) * 1000);
+            ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
+            ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
+        };
+        bool timeout_changed = false;
+        try {
+            while (!exit_info.status && !exit_info.signal && !ssh_channel_is_closed(ch.get())) {
+                if (!ssh_is_connected(s)) throw lost();
+                auto const now = clock::now();
+                if (has_deadline && now >= next_stage_at) {
+                    if (!advance_kill_stage()) break;
+                    continue;
+                }
+                auto wait = std::chrono::milliseconds(1000);
+                if (has_deadline)
+                    wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(next_stage_at - now) +
+                                          std::chrono::milliseconds(1),
+                                      std::chrono::milliseconds(1), wait);
+                set_timeout(wait);
+                timeout_changed = true;
+                if (int const st = ssh_channel_get_exit_status(ch.get()); st >= 0 && !exit_info.signal)
+                    exit_info.status = st;
+            }
+        } catch (...) {
+            if (timeout_changed) set_timeout(p.session_timeout);
+            throw;
         }
-    } else {
-        int const status = ssh_channel_get_exit_status(ch.get());
-        if (exit_info.signal) result.signal = signal_number(*exit_info.signal);
-        else if (status >= 0) result.exit_code = status;
+        if (timeout_changed) set_timeout(p.session_timeout);
+    }
+    if (exit_info.signal) {
+        result.signal = signal_number(*exit_info.signal);
+        if (!result.signal) result.exit_code = 128;  // a signal this table lacks: "killed"
+    } else if (exit_info.status) {
+        result.exit_code = *exit_info.status;
+    } else if (!ssh_is_connected(s)) {
+        throw lost();
     }
     if (result.timed_out && !result.signal && !result.exit_code) result.signal = SIGKILL;
     result.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start);

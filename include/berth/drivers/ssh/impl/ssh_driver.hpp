@@ -42,7 +42,9 @@ inline std::string failure_detail(command_result const& r) {
     return line.empty() ? s : s + ": " + line;
 }
 
-/// The remote file sync_in touches and sync_out compares against (outside the workspace). Its
+/// The name of the remote file sync_in touches and sync_out compares against, kept outside the
+/// workspace in `${XDG_CACHE_HOME:-$HOME/.cache}/berth/` (the user's own directory, not a
+/// shared /tmp where another user could plant a symlink under a guessable name). Its
 /// mtime is set 2 s into the past: file systems stamp with a coarse clock (a few ms per tick), so a
 /// file edited right after the sync could otherwise carry the marker's very timestamp and not count
 /// as newer. The pushed files keep their local mtimes (tar -x without -m), so they stay older
@@ -50,7 +52,7 @@ inline std::string failure_detail(command_result const& r) {
 inline std::string sync_marker(std::string const& lease_id) {
     std::string safe;
     for (char c : lease_id) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
-    return "/tmp/berth-sync-" + (safe.empty() ? std::string("lease") : safe) + ".marker";
+    return "sync-" + (safe.empty() ? std::string("lease") : safe) + ".marker";
 }
 
 inline constexpr std::size_t sync_max_archive = std::size_t(1) << 31;  // 2 GiB per direction
@@ -92,7 +94,8 @@ inline command_result ssh_driver::run(detail::ssh::endpoint const& ep, command c
     // Built (and validated) before connecting: a bad command costs no connection.
     auto const text = detail::ssh::build_exec(cmd, cwd, options_->source_login_profiles);
     auto const dest = ep.destination();
-    detail::ssh::run_params const params{.kill_grace = options_->kill_grace, .destination = dest};
+    detail::ssh::run_params const params{
+        .kill_grace = options_->kill_grace, .session_timeout = ep.connect_timeout, .destination = dest};
     return pool_->with_session(ep, [&](ssh_session s) { return detail::ssh::run_channel(s, text, cmd, params); });
 }
 
@@ -282,8 +285,9 @@ inline ssh_sync_result ssh_driver::sync_in(environment const& env, environment_l
                                                     detail::ssh::failure_detail(tar) + ")");
     out.bytes = tar.stdout_text.size();
     command const put{.program = "sh",
-                      .args = {"-c", "mkdir -p -- \"$1\" && cd -- \"$1\" && tar -x -f - && : > \"$2\" && "
-                               "touch -d '2 seconds ago' \"$2\"", "berth-sync",
+                      .args = {"-c", "mkdir -p -- \"$1\" && cd -- \"$1\" && tar -x -f - && "
+                               "m=\"${XDG_CACHE_HOME:-$HOME/.cache}/berth\" && mkdir -p \"$m\" && "
+                               ": > \"$m/$2\" && touch -d '2 seconds ago' \"$m/$2\"", "berth-sync",
                                remote_cwd, detail::ssh::sync_marker(lease.id)},
                       .stdin_data = tar.stdout_text,
                       .timeout = std::chrono::minutes(10),
@@ -303,7 +307,8 @@ inline ssh_sync_result ssh_driver::sync_out(environment const& env, environment_
     command const get{
         .program = "sh",
         .args = {"-c",
-                 "cd -- \"$1\" || exit 1; if [ -e \"$2\" ]; then set -- -newer \"$2\"; else set --; fi; "
+                 "cd -- \"$1\" || exit 1; m=\"${XDG_CACHE_HOME:-$HOME/.cache}/berth/$2\"; "
+                 "if [ -e \"$m\" ]; then set -- -newer \"$m\"; else set --; fi; "
                  "find . \\( -path ./.git -o -path ./.paperclip-runtime \\) -prune -o -type f \"$@\" -print0 | "
                  "tar -c -f - --null --no-recursion -T -",
                  "berth-sync", remote_cwd, detail::ssh::sync_marker(lease.id)},
