@@ -213,7 +213,7 @@ TEST_CASE("ssh config: upstream's fields, defaults and messages", "[ssh][ssh_con
 
 // ---- acquire / release / realize / target ------------------------------------------------------------
 
-TEST_CASE("ssh acquire: mkdir -p, cd, pwd; upstream's lease fields; no secrets", "[ssh]") {
+TEST_CASE("ssh acquire: mkdir -p, cd, pwd, upstream's lease fields, no secrets", "[ssh]") {
     auto& server = shared_sshd();
     auto opts = options_for(server);
     opts.identity = berth::ssh_identity{.private_key = server.user_key_text()};  // the key held in memory
@@ -426,7 +426,7 @@ TEST_CASE("ssh execute: stdin, bounded and streamed output", "[ssh]") {
     }
 }
 
-TEST_CASE("ssh execute: the deadline kills the remote process group; signals are reported", "[ssh]") {
+TEST_CASE("ssh execute: the deadline kills the remote process group, signals are reported", "[ssh]") {
     auto& server = shared_sshd();
     ssh_driver const d(options_for(server));
     auto const a = acquire_on(d, server, "deadline");
@@ -519,7 +519,7 @@ TEST_CASE("ssh: a pooled session whose server went away is replaced by a fresh c
 
 // ---- probe ----------------------------------------------------------------------------------------------
 
-TEST_CASE("ssh probe: upstream's messages; never throws", "[ssh]") {
+TEST_CASE("ssh probe: upstream's messages, never throws", "[ssh]") {
     auto& server = shared_sshd();
     ssh_driver const d(options_for(server));
     auto const rwp = workspace_path(server, "probe");
