@@ -517,6 +517,32 @@ TEST_CASE("ssh: a pooled session whose server went away is replaced by a fresh c
     CHECK(c.reconnects == 1);
 }
 
+TEST_CASE("ssh identity_for: a per-environment key (e.g. a resolved privateKeySecretRef) wins over the default",
+          "[ssh]") {
+    auto& server = shared_sshd();
+    auto opts = options_for(server);
+    opts.identity = berth::ssh_identity{.private_key_file = server.stranger_key_path()};  // refused by the server
+    std::atomic<int> calls{0};
+    opts.identity_for = [&](berth::environment const& env,
+                            berth::ssh_config const& cfg) -> std::optional<berth::ssh_identity> {
+        ++calls;
+        if (env.id == "env-ssh" && cfg.private_key_secret_ref && cfg.private_key_secret_ref->secret_id == "key-1")
+            return berth::ssh_identity{.private_key = server.user_key_text()};
+        return std::nullopt;
+    };
+    ssh_driver const d(opts);
+    auto cfg = server.config(workspace_path(server, "identity"));
+    SECTION("resolved: the environment's key is used") {
+        cfg["privateKeySecretRef"] = boost::json::object{{"type", "secret_ref"}, {"secretId", "key-1"}};
+        CHECK(d.execute(ssh_env(cfg), {}, {.program = "true", .cwd = "/"}).exit_code == 0);
+        CHECK(calls > 0);
+    }
+    SECTION("not resolved: the default identity is used (and refused here)") {
+        CHECK(ssh_error_of([&] { (void)d.execute(ssh_env(cfg), {}, {.program = "true", .cwd = "/"}); }).code() ==
+              ssh_errc::auth_failed);
+    }
+}
+
 // ---- probe ----------------------------------------------------------------------------------------------
 
 TEST_CASE("ssh probe: upstream's messages, never throws", "[ssh]") {
