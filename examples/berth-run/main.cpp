@@ -128,7 +128,7 @@ options parse(int argc, char** argv) {
     if (o.argv.empty()) die_usage("no COMMAND given after --");
     if (o.company.empty()) die_usage("--company must not be empty");
     if (o.db.empty()) die_usage("--db must not be empty");
-    if (o.ssh && o.environment) die_usage("--ssh and --environment exclude each other");
+    if (o.ssh && (o.environment || o.worktree)) die_usage("--ssh excludes --environment and --worktree");
     if (!o.ssh && (o.identity || o.known_hosts || o.sync)) die_usage("--identity, --known-hosts and --sync need --ssh");
 #ifndef BERTH_RUN_WITH_SSH
     if (o.ssh) die_usage("--ssh: this berth-run was built without the SSH driver (libssh-dev)");
