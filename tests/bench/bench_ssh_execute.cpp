@@ -36,8 +36,8 @@
 
 namespace {
 
-berth::test::sshd_fixture& server() {
-    static berth::test::sshd_fixture s;
+berth::test::ssh::sshd_fixture& server() {
+    static berth::test::ssh::sshd_fixture s;
     return s;
 }
 
@@ -128,7 +128,7 @@ void berth_ssh_execute_true(benchmark::State& state) {
 void openssh_fresh_ssh_true(benchmark::State& state) {
     auto& srv = server();
     auto const known = (srv.dir() / "bench_known_hosts").string();
-    berth::test::write_file(known, srv.known_hosts());
+    berth::test::ssh::write_file(known, srv.known_hosts());
     berth::command const cmd{.program = "ssh",
                              .args = {"-p", std::to_string(srv.port()), "-i", srv.user_key_path(), "-o", "BatchMode=yes",
                                       "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + known, "-o",

@@ -31,7 +31,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace berth::test {
+// Its own namespace: berth_tests is one program, and other fixtures (git_fixture.hpp) define
+// berth::test::write_file etc. with other behaviour; same-named inline functions would be an ODR
+// violation (the linker keeps one of them for every TU).
+namespace berth::test::ssh {
 
 /// A free TCP port on 127.0.0.1 (bound, read, closed: another process could take it meanwhile,
 /// which on a test machine does not happen in practice).
@@ -223,4 +226,4 @@ inline sshd_fixture& shared_sshd() {
     return server;
 }
 
-}  // namespace berth::test
+}  // namespace berth::test::ssh

@@ -37,8 +37,8 @@
 using namespace std::chrono_literals;
 using berth::ssh_driver;
 using berth::ssh_errc;
-using berth::test::shared_sshd;
-using berth::test::sshd_fixture;
+using berth::test::ssh::shared_sshd;
+using berth::test::ssh::sshd_fixture;
 
 static_assert(berth::environment_driver<ssh_driver>);
 static_assert(berth::driver_with_realize_workspace<ssh_driver>);
@@ -419,7 +419,7 @@ TEST_CASE("ssh execute: stdin, bounded and streamed output", "[ssh]") {
                                          throw std::runtime_error("consumer gave up");
                                      }}),
                           "consumer gave up");
-        auto const pid = std::stol(berth::test::read_file(pidfile));
+        auto const pid = std::stol(berth::test::ssh::read_file(pidfile));
         bool gone = false;
         for (int i = 0; i < 200 && !gone; ++i, std::this_thread::sleep_for(10ms)) gone = ::kill(pid, 0) != 0;
         CHECK(gone);
@@ -440,7 +440,7 @@ TEST_CASE("ssh execute: the deadline kills the remote process group, signals are
         CHECK_FALSE(r.exit_code);
         CHECK(r.signal == SIGTERM);
         CHECK(r.stdout_text == "started\n");
-        auto const bg = std::stol(berth::test::read_file(a.remote_cwd + "/bg"));
+        auto const bg = std::stol(berth::test::ssh::read_file(a.remote_cwd + "/bg"));
         bool gone = false;
         for (int i = 0; i < 200 && !gone; ++i, std::this_thread::sleep_for(10ms)) gone = ::kill(bg, 0) != 0;
         CHECK(gone);
@@ -558,7 +558,7 @@ TEST_CASE("ssh probe: upstream's messages, never throws", "[ssh]") {
     }
     SECTION("unreachable: failure with host, port, username, path, error, code") {
         auto cfg = server.config(rwp);
-        cfg["port"] = berth::test::free_loopback_port();
+        cfg["port"] = berth::test::ssh::free_loopback_port();
         auto const r = d.probe(ssh_env(cfg));
         CHECK_FALSE(r.ok);
         CHECK(r.summary == "SSH probe failed for " + server.user() + "@127.0.0.1.");
@@ -589,7 +589,7 @@ TEST_CASE("ssh faults: unreachable port, silent server, wrong key, unreadable ke
 
     SECTION("a closed port: connect_failed naming the destination") {
         auto cfg = server.config(rwp);
-        auto const port = berth::test::free_loopback_port();
+        auto const port = berth::test::ssh::free_loopback_port();
         cfg["port"] = port;
         auto const e = ssh_error_of([&] { (void)d.acquire({.env = ssh_env(cfg), .company_id = "c", .agent_id = std::nullopt}); });
         CHECK(e.code() == ssh_errc::connect_failed);
@@ -637,7 +637,7 @@ TEST_CASE("ssh host keys: unknown refused under strict checking, changed refused
     auto& server = shared_sshd();
     auto const rwp = workspace_path(server, "hostkeys");
     auto const empty_known_hosts = (server.dir() / "empty_known_hosts").string();
-    berth::test::write_file(empty_known_hosts, "");
+    berth::test::ssh::write_file(empty_known_hosts, "");
     auto opts = options_for(server);
     opts.known_hosts_file = empty_known_hosts;
     ssh_driver const d(opts);
@@ -662,12 +662,12 @@ TEST_CASE("ssh host keys: unknown refused under strict checking, changed refused
         SECTION("accepted with strictHostKeyChecking off, and nothing is written to the file") {
             cfg["strictHostKeyChecking"] = false;
             CHECK(d.execute(ssh_env(cfg), {}, {.program = "true", .cwd = "/"}).exit_code == 0);
-            CHECK(berth::test::read_file(empty_known_hosts).empty());
+            CHECK(berth::test::ssh::read_file(empty_known_hosts).empty());
         }
     }
     SECTION("the known hosts file option is used when the config has none") {
         auto const file = (server.dir() / "known_hosts_ok").string();
-        berth::test::write_file(file, server.known_hosts());
+        berth::test::ssh::write_file(file, server.known_hosts());
         auto o = options_for(server);
         o.known_hosts_file = file;
         auto cfg = server.config(rwp);
@@ -714,12 +714,12 @@ TEST_CASE("ssh workspace sync: tracked files pushed, remote edits pulled back, .
     auto const a = acquire_on(d, server, "sync");
     auto const local = server.dir() / ("local-" + std::to_string(::getpid()));
     std::filesystem::create_directories(local / "src");
-    berth::test::write_file(local / "README", "v1\n");
-    berth::test::write_file(local / "src" / "main.c", "int main(){}\n");
-    berth::test::write_file(local / "untracked.txt", "not in git\n");
+    berth::test::ssh::write_file(local / "README", "v1\n");
+    berth::test::ssh::write_file(local / "src" / "main.c", "int main(){}\n");
+    berth::test::ssh::write_file(local / "untracked.txt", "not in git\n");
     auto git = [&](std::vector<std::string> args) {
         args.insert(args.begin(), {"-C", local.string(), "-c", "user.name=t", "-c", "user.email=t@t"});
-        return berth::test::run_checked("git", std::move(args));
+        return berth::test::ssh::run_checked("git", std::move(args));
     };
     git({"init", "-q"});
     git({"add", "README", "src/main.c"});
@@ -731,8 +731,8 @@ TEST_CASE("ssh workspace sync: tracked files pushed, remote edits pulled back, .
     auto const pushed = d.sync_in(a.env, a.lease, local.string());
     CHECK(pushed.files == 2);
     std::filesystem::path const remote = a.remote_cwd;
-    CHECK(berth::test::read_file(remote / "README") == "v1\n");
-    CHECK(berth::test::read_file(remote / "src" / "main.c") == "int main(){}\n");
+    CHECK(berth::test::ssh::read_file(remote / "README") == "v1\n");
+    CHECK(berth::test::ssh::read_file(remote / "src" / "main.c") == "int main(){}\n");
     CHECK_FALSE(std::filesystem::exists(remote / "untracked.txt"));
     CHECK_FALSE(std::filesystem::exists(remote / ".git"));
 
@@ -741,14 +741,14 @@ TEST_CASE("ssh workspace sync: tracked files pushed, remote edits pulled back, .
                                               .args = {"-c", "echo v2 > README; echo new > added.txt; "
                                                              "mkdir -p .git && echo evil > .git/config"}});
     REQUIRE(r.exit_code == 0);
-    auto const local_git_config = berth::test::read_file(local / ".git" / "config");
+    auto const local_git_config = berth::test::ssh::read_file(local / ".git" / "config");
 
     auto const pulled = d.sync_out(a.env, a.lease, local.string());
     CHECK(pulled.files == 2);
-    CHECK(berth::test::read_file(local / "README") == "v2\n");
-    CHECK(berth::test::read_file(local / "added.txt") == "new\n");
-    CHECK(berth::test::read_file(local / "src" / "main.c") == "int main(){}\n");
-    CHECK(berth::test::read_file(local / ".git" / "config") == local_git_config);
+    CHECK(berth::test::ssh::read_file(local / "README") == "v2\n");
+    CHECK(berth::test::ssh::read_file(local / "added.txt") == "new\n");
+    CHECK(berth::test::ssh::read_file(local / "src" / "main.c") == "int main(){}\n");
+    CHECK(berth::test::ssh::read_file(local / ".git" / "config") == local_git_config);
 
     SECTION("sync_in of a directory that is not a git work tree is a local error") {
         auto const plain = server.dir() / "not-a-repo";
@@ -784,7 +784,7 @@ void lifecycle_through_ssh(Store& store) {
         REQUIRE(realized.target);
         CHECK(realized.target->kind == "remote");
         CHECK(realized.target->transport == "ssh");
-        CHECK(berth::test::read_file(std::filesystem::path(rwp) / "provisioned.txt") == "provisioned\n");
+        CHECK(berth::test::ssh::read_file(std::filesystem::path(rwp) / "provisioned.txt") == "provisioned\n");
         REQUIRE(run.lease().metadata);
         CHECK(run.lease().metadata->at("workspaceRealization").at("driver") == "ssh");
 
@@ -839,12 +839,12 @@ TEST_CASE("berth-run --ssh: the command runs on the SSH host through the lifecyc
     auto& server = shared_sshd();
     auto const rwp = workspace_path(server, "berth-run");
     auto const known = (server.dir() / "berth_run_known_hosts").string();
-    berth::test::write_file(known, server.known_hosts());
+    berth::test::ssh::write_file(known, server.known_hosts());
     auto const local = server.dir() / ("berth-run-local-" + std::to_string(::getpid()));
     std::filesystem::create_directories(local);
-    berth::test::write_file(local / "input.txt", "from local\n");
-    berth::test::run_checked("git", {"-C", local.string(), "init", "-q"});
-    berth::test::run_checked("git", {"-C", local.string(), "add", "input.txt"});
+    berth::test::ssh::write_file(local / "input.txt", "from local\n");
+    berth::test::ssh::run_checked("git", {"-C", local.string(), "init", "-q"});
+    berth::test::ssh::run_checked("git", {"-C", local.string(), "add", "input.txt"});
     std::filesystem::last_write_time(local / "input.txt", std::filesystem::file_time_type::clock::now() - 1h);
 
     auto const spec = server.user() + "@127.0.0.1:" + std::to_string(server.port()) + ":" + rwp;
@@ -860,7 +860,7 @@ TEST_CASE("berth-run --ssh: the command runs on the SSH host through the lifecyc
     CHECK(r.stdout_text == rwp + "\nfrom local\n");
     CHECK(r.stderr_text.find("provider ssh") != std::string::npos);
     CHECK(r.stderr_text.find("environment.lease_released") != std::string::npos);
-    CHECK(berth::test::read_file(local / "output.txt") == "made remotely\n");
+    CHECK(berth::test::ssh::read_file(local / "output.txt") == "made remotely\n");
 
     SECTION("a malformed --ssh is a usage error") {
         auto const bad = berth::process::run({.program = BERTH_RUN_EXE, .args = {"--ssh", "nohost", "--", "true"}},
