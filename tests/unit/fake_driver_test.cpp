@@ -60,7 +60,7 @@ TEST_CASE("fake_driver: a scripted failure hits the next call of that operation 
     CHECK(d.execute({}, {}, berth::command{.program = "true"}).exit_code == 0);
 }
 
-TEST_CASE("fake_driver: execute echoes its argv unless told otherwise; realize and target", "[fake_driver]") {
+TEST_CASE("fake_driver: execute echoes its argv unless told otherwise, realize and target", "[fake_driver]") {
     fake_driver<berth::driver_kind::ssh> d;
     auto state = d.shared_state();
     auto const r = d.execute({}, {}, berth::command{.program = "echo", .args = {"a b", "c"}});
@@ -79,7 +79,7 @@ TEST_CASE("fake_driver: execute echoes its argv unless told otherwise; realize a
     CHECK(d.probe(berth::environment{.name = "box"}).summary == "Fake environment box is available.");
 }
 
-TEST_CASE("fake_driver: copies share state; many threads acquire at once", "[fake_driver]") {
+TEST_CASE("fake_driver: copies share state, many threads acquire at once", "[fake_driver]") {
     fake_driver<> d;
     auto const copy = d;
     std::vector<std::thread> ts;

@@ -281,7 +281,7 @@ TEST_CASE("capacity: acquire beyond maxActiveLeases fails naming the limit and u
     CHECK(f.acquire("run-3", env.id).lease.status == lease_status::active);
 }
 
-TEST_CASE("a policy TTL gives the lease an expiry; reap_expired_leases ends it through the driver",
+TEST_CASE("a policy TTL gives the lease an expiry, reap_expired_leases ends it through the driver",
           "[orchestrator]") {
     fixture f;
     auto const env = f.make_env(driver_kind::ssh, "acme", {{"leaseTtlSeconds", 60}});
@@ -332,7 +332,7 @@ TEST_CASE("a policy TTL gives the lease an expiry; reap_expired_leases ends it t
 
 // ---- realize -----------------------------------------------------------------------------------
 
-TEST_CASE("realize_for_run on local: the workspace cwd, the realization on the lease, a local target; "
+TEST_CASE("realize_for_run on local: the workspace cwd, the realization on the lease, a local target, "
           "no provisioning on local",
           "[orchestrator]") {
     fixture f;
@@ -416,7 +416,7 @@ TEST_CASE("provision failures: workspace_realization_failed with the seed's deta
     }
 }
 
-TEST_CASE("realize and target errors carry their codes; plugin drivers are not asked to realize", "[orchestrator]") {
+TEST_CASE("realize and target errors carry their codes, plugin drivers are not asked to realize", "[orchestrator]") {
     fixture f;
     SECTION("realize_workspace throws: workspace_realization_failed") {
         auto const env = f.make_env(driver_kind::ssh);

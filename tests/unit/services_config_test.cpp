@@ -228,7 +228,7 @@ TEST_CASE("service paths: inside the workspace, never a sibling", "[services]") 
     CHECK_FALSE(path_within("/a", "/a/b"));
 }
 
-TEST_CASE("service base environment: no secrets, no BERTH_ variables; the shell falls back", "[services]") {
+TEST_CASE("service base environment: no secrets, no BERTH_ variables, the shell falls back", "[services]") {
     ::setenv("BERTH_TEST_INTERNAL", "x", 1);
     ::setenv("SVC_TEST_API_KEY", "secret", 1);
     ::setenv("SVC_TEST_PLAIN", "plain", 1);

@@ -336,7 +336,7 @@ TEST_CASE("supervisor: a failed start releases the run's other services", "[serv
     }
 }
 
-TEST_CASE("supervisor: stop escalates to SIGKILL; a service that exits is recorded stopped or failed", "[services]") {
+TEST_CASE("supervisor: stop escalates to SIGKILL, a service that exits is recorded stopped or failed", "[services]") {
     temp_dir d;
     memory_store store;
     supervisor sup{store, options(d)};
@@ -447,7 +447,7 @@ TEST_CASE("supervisor: a new supervisor adopts a live service from the registry 
     CHECK(gone(*first.service.provider_ref));
 }
 
-TEST_CASE("registry: a stale record is removed; a dead pid with a live listener is re-pointed to it", "[services]") {
+TEST_CASE("registry: a stale record is removed, a dead pid with a live listener is re-pointed to it", "[services]") {
     temp_dir d;
     service_registry const reg(d.registry());
     auto dead = process::child::start(command{.program = "/bin/true"});

@@ -434,7 +434,7 @@ TEST_CASE("sqlite_store leaves a file it cannot migrate untouched", "[sqlite_sto
 
 // ---- row mapping -------------------------------------------------------------------------------
 
-TEST_CASE("a row with an unknown enum string is a clear error; other rows still load", "[sqlite_store]") {
+TEST_CASE("a row with an unknown enum string is a clear error, other rows still load", "[sqlite_store]") {
     if (!have_sqlite3_shell()) {
         WARN("the sqlite3 shell is not installed; skipped");
         return;

@@ -112,7 +112,7 @@ TEST_CASE("a branch whose tip moved, or that berth did not create, is kept with 
     }
 }
 
-TEST_CASE("cleanup and teardown commands run with the cleanup environment; failures are warnings", "[workspace]") {
+TEST_CASE("cleanup and teardown commands run with the cleanup environment, failures are warnings", "[workspace]") {
     test::temp_dir dir("berth-ws");
     auto const repo = dir / "repo";
     test::make_repo(repo);

@@ -146,7 +146,7 @@ TEST_CASE("git_worktree: the default branch is detected through origin", "[works
     }
 }
 
-TEST_CASE("git_worktree: an existing worktree is reused; a path that is not one is refused", "[workspace]") {
+TEST_CASE("git_worktree: an existing worktree is reused, a path that is not one is refused", "[workspace]") {
     test::temp_dir dir("berth-ws");
     auto const repo = dir / "repo";
     test::make_repo(repo);

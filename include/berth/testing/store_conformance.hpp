@@ -1995,7 +1995,7 @@ void race_operations_are_all_recorded(store_view<S> fx) {
 
 /// The kit's checks: X(factory, tags, check, description, extra_tags) for each.
 #define BERTH_STORE_CONFORMANCE_DETAIL_FOR_EACH(X, factory, tags)                                                      \
-    X(factory, tags, environment_create_and_get, "create_environment keeps every field; get reads it back", "")        \
+    X(factory, tags, environment_create_and_get, "create_environment keeps every field, get reads it back", "")        \
     X(factory, tags, environment_create_validates, "create_environment refuses empty fields and a second local", "")   \
     X(factory, tags, environment_list_filters_and_orders, "list_environments filters and orders newest first", "")     \
     X(factory, tags, environment_update_patches, "update_environment patches only what it engages", "")                \
