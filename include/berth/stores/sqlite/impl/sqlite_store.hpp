@@ -364,6 +364,28 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
                        "Lease " + detail::sqlite::dquoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
 }
 
+/// Read-patch-write of one row in one write transaction: nullopt when there is no row `id`.
+/// `what` names the row in errors ("an execution workspace").
+template <record R, class Patch>
+std::optional<R> patch_row(store_state& s, std::string const& get_sql, std::string const& update_sql,
+                           table_ref table, std::string_view id, Patch const& patch, timestamp now,
+                           std::string const& what) {
+    return with_writer(s, [&](connection& c) -> std::optional<R> {
+        std::optional<R> row;
+        {
+            auto st = c.statement(get_sql);
+            bind_text(st.get(), 1, id);
+            row = read_one<R>(st, table, "reading " + what);
+        }
+        if (!row) return std::nullopt;
+        apply_patch(*row, patch, now);
+        auto st = c.statement(update_sql);
+        bind_record(st.get(), *row);
+        st.step("updating " + what);
+        return row;
+    });
+}
+
 }  // namespace berth::detail::sqlite
 
 namespace berth {
@@ -804,22 +826,10 @@ inline execution_workspace sqlite_store::create_execution_workspace(new_executio
 
 inline std::optional<execution_workspace> sqlite_store::update_execution_workspace(
     std::string_view id, execution_workspace_patch const& patch, timestamp now) {
-    using namespace detail::sqlite;
     auto& s = *state_;
-    return with_writer(s, [&](connection& c) -> std::optional<execution_workspace> {
-        std::optional<execution_workspace> w;
-        {
-            auto st = c.statement(s.sql.get_ew);
-            bind_text(st.get(), 1, id);
-            w = read_one<execution_workspace>(st, workspaces_table, "reading an execution workspace");
-        }
-        if (!w) return std::nullopt;
-        apply_patch(*w, patch, now);
-        auto st = c.statement(s.sql.update_ew);
-        bind_record(st.get(), *w);
-        st.step("updating an execution workspace");
-        return w;
-    });
+    return detail::sqlite::patch_row<execution_workspace>(s, s.sql.get_ew, s.sql.update_ew,
+                                                          detail::sqlite::workspaces_table, id, patch, now,
+                                                          "an execution workspace");
 }
 
 // ---- workspace operations ----------------------------------------------------------------------
@@ -839,22 +849,10 @@ inline workspace_operation sqlite_store::begin_operation(new_workspace_operation
 inline std::optional<workspace_operation> sqlite_store::update_operation(std::string_view id,
                                                                          workspace_operation_patch const& patch,
                                                                          timestamp now) {
-    using namespace detail::sqlite;
     auto& s = *state_;
-    return with_writer(s, [&](connection& c) -> std::optional<workspace_operation> {
-        std::optional<workspace_operation> op;
-        {
-            auto st = c.statement(s.sql.get_op);
-            bind_text(st.get(), 1, id);
-            op = read_one<workspace_operation>(st, operations_table, "reading a workspace operation");
-        }
-        if (!op) return std::nullopt;
-        apply_patch(*op, patch, now);
-        auto st = c.statement(s.sql.update_op);
-        bind_record(st.get(), *op);
-        st.step("updating a workspace operation");
-        return op;
-    });
+    return detail::sqlite::patch_row<workspace_operation>(s, s.sql.get_op, s.sql.update_op,
+                                                          detail::sqlite::operations_table, id, patch, now,
+                                                          "a workspace operation");
 }
 
 inline std::optional<workspace_operation> sqlite_store::get_operation(std::string_view id) {
