@@ -161,7 +161,7 @@ void berth_get_lease(benchmark::State& state) {
             shared_ids.push_back(
                 store.acquire_lease(berth::new_lease{.id = berth::new_id(), .company_id = "company",
                                                      .environment_id = env.id},
-                                    now, nullptr)
+                                    now, std::nullopt)
                     .id);
         shared_store = &store;
     }

@@ -8,6 +8,8 @@
 #include <berth/model/lease.hpp>
 
 #include <chrono>
+#include <optional>
+#include <utility>
 #include <string>
 
 namespace berth::bench {
@@ -55,18 +57,20 @@ std::uint64_t write_lease_pair(Store& store, lease_pair_context& c, bool with_ac
                                {"provider", "local"},
                                {"executionWorkspaceId", nullptr},
                                {"issueId", *nl.issue_id}};
-    auto const acquired = event(berth::actions::lease_acquired, nl.id, details, c.now);
-    auto const lease = store.acquire_lease(nl, c.now, with_activity ? &acquired : nullptr);
+    std::optional<berth::activity_event> acquired;
+    if (with_activity) acquired = event(berth::actions::lease_acquired, nl.id, details, c.now);
+    auto const lease = store.acquire_lease(nl, c.now, std::move(acquired));
 
     auto const later = c.now + std::chrono::microseconds(1);
     details["status"] = "released";
     details["cleanupStatus"] = nullptr;
     details["failureReason"] = nullptr;
-    auto const released = event(berth::actions::lease_released, lease.id, std::move(details), later);
+    std::optional<berth::activity_event> released;
+    if (with_activity) released = event(berth::actions::lease_released, lease.id, std::move(details), later);
     return store
         .transition_lease(
             berth::lease_transition{.id = lease.id, .expected_epoch = lease.epoch, .to = berth::lease_status::released},
-            later, with_activity ? &released : nullptr)
+            later, std::move(released))
         .epoch;
 }
 

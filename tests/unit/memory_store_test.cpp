@@ -68,7 +68,7 @@ TEST_CASE("memory_store objects do not share state", "[memory_store]") {
     CHECK(b.list_environments("company-a", {}).empty());
     CHECK(b.ensure_local_environment("company-a", clock.now()).id != local.id);
     a.acquire_lease(new_lease{.id = "lease-1", .company_id = "company-a", .environment_id = local.id}, clock.now(),
-                    nullptr);
+                    std::nullopt);
     CHECK_FALSE(b.get_lease("lease-1"));
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("memory_store lists are consistent snapshots while writers move leases
     for (int i = 0; i < leases; ++i)
         store.acquire_lease(
             new_lease{.id = "lease-" + std::to_string(i), .company_id = "company-a", .environment_id = env.id},
-            clock.now(), nullptr);
+            clock.now(), std::nullopt);
 
     std::atomic<bool> done{false};
     std::atomic<int> torn{0};
@@ -109,7 +109,7 @@ TEST_CASE("memory_store lists are consistent snapshots while writers move leases
                     lease_transition{.id = id,
                                      .expected_epoch = epoch,
                                      .to = epoch % 2 == 1 ? lease_status::retained : lease_status::active},
-                    clock.now(), nullptr);
+                    clock.now(), std::nullopt);
             }
         });
     for (auto& w : writers) w.join();

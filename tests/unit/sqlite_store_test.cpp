@@ -391,7 +391,7 @@ TEST_CASE("sqlite_store migrates a version 1 file written by hand", "[sqlite_sto
     CHECK(lease->status == lease_status::active);
     CHECK(lease->heartbeat_run_id == "run-1");
     auto const released = store.transition_lease({.id = "l1", .expected_epoch = 1, .to = lease_status::released},
-                                                 t0() + std::chrono::seconds(1), nullptr);
+                                                 t0() + std::chrono::seconds(1), std::nullopt);
     CHECK(released.epoch == 2);
     CHECK(store.get_environment("e1")->metadata == json_object{{"managedByBerth", true}});
 
@@ -445,9 +445,9 @@ TEST_CASE("a row with an unknown enum string is a clear error, other rows still 
     auto store = sqlite_store::open(
         path, sqlite_options{.on_unreadable_row = [&](store_error const& e) { skipped.push_back(e.what()); }});
     auto const env = make_env(store);
-    store.acquire_lease(lease_on(env, "good"), t0(), nullptr);
-    store.acquire_lease(lease_on(env, "bad"), t0(), nullptr);
-    store.acquire_lease(lease_on(env, "bad-policy"), t0(), nullptr);
+    store.acquire_lease(lease_on(env, "good"), t0(), std::nullopt);
+    store.acquire_lease(lease_on(env, "bad"), t0(), std::nullopt);
+    store.acquire_lease(lease_on(env, "bad-policy"), t0(), std::nullopt);
 
     shell(path, "UPDATE environment_leases SET status = 'bogus' WHERE id = 'bad'");
     shell(path, "UPDATE environment_leases SET lease_policy = 'reuse_forever' WHERE id = 'bad-policy'");
@@ -475,12 +475,12 @@ TEST_CASE("a row with an unknown enum string is a clear error, other rows still 
 
     // Writes to those rows fail the same way and change nothing.
     CHECK(code_of([&] {
-              store.transition_lease({.id = "bad", .expected_epoch = 1, .to = lease_status::released}, t0(), nullptr);
+              store.transition_lease({.id = "bad", .expected_epoch = 1, .to = lease_status::released}, t0(), std::nullopt);
           }) == store_errc::corrupt_row);
     auto ev = event_for("bad-policy", actions::lease_released, t0());
     CHECK(code_of([&] {
               store.transition_lease({.id = "bad-policy", .expected_epoch = 1, .to = lease_status::released}, t0(),
-                                     &ev);
+                                     ev);
           }) == store_errc::corrupt_row);
     raw_db db(path);
     CHECK(db.value("SELECT status || ' ' || epoch FROM environment_leases WHERE id = 'bad-policy'") == "active 1");
@@ -511,40 +511,40 @@ TEST_CASE("sqlite_store: one active lease per reuse scope", "[sqlite_store]") {
         return nl;
     };
     using enum lease_policy_kind;
-    auto const first = store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), nullptr);
-    auto const msg = message_of([&] { store.acquire_lease(reuse(reuse_by_environment, "ew-1"), t0(), nullptr); });
+    auto const first = store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), std::nullopt);
+    auto const msg = message_of([&] { store.acquire_lease(reuse(reuse_by_environment, "ew-1"), t0(), std::nullopt); });
     CHECK_THAT(msg, Catch::Contains("already has an active reuse_by_environment lease") && Catch::Contains(first.id));
-    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), nullptr); }) ==
+    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), std::nullopt); }) ==
           store_errc::conflict);
     // Ephemeral leases have no scope.
-    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), nullptr);
-    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), nullptr);
+    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), std::nullopt);
+    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), std::nullopt);
 
-    auto const ew1 = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), nullptr);
-    store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-2"), t0(), nullptr);
-    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), nullptr); }) ==
+    auto const ew1 = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt);
+    store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-2"), t0(), std::nullopt);
+    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt); }) ==
           store_errc::conflict);
 
     // Retained leases free their scope; resuming one while another holds it is refused.
-    store.transition_lease({.id = ew1.id, .expected_epoch = 1, .to = lease_status::retained}, t0(), nullptr);
-    auto const next = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), nullptr);
+    store.transition_lease({.id = ew1.id, .expected_epoch = 1, .to = lease_status::retained}, t0(), std::nullopt);
+    auto const next = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt);
     CHECK(code_of([&] {
-              store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), nullptr);
+              store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), std::nullopt);
           }) == store_errc::conflict);
     CHECK(store.get_lease(ew1.id)->status == lease_status::retained);
-    store.transition_lease({.id = next.id, .expected_epoch = 1, .to = lease_status::released}, t0(), nullptr);
-    CHECK(store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), nullptr)
+    store.transition_lease({.id = next.id, .expected_epoch = 1, .to = lease_status::released}, t0(), std::nullopt);
+    CHECK(store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), std::nullopt)
               .epoch == 3);
 }
 
 TEST_CASE("sqlite_store: capacity is checked in the acquire transaction", "[sqlite_store]") {
     auto store = sqlite_store::open(":memory:");
     auto const env = make_env(store, json_object{{"maxActiveLeases", 2}});
-    auto const a = store.acquire_lease(lease_on(env), t0(), nullptr);
-    store.acquire_lease(lease_on(env), t0(), nullptr);
+    auto const a = store.acquire_lease(lease_on(env), t0(), std::nullopt);
+    store.acquire_lease(lease_on(env), t0(), std::nullopt);
     auto ev = event_for("third", actions::lease_acquired, t0());
     try {
-        store.acquire_lease(lease_on(env, "third"), t0(), &ev);
+        store.acquire_lease(lease_on(env, "third"), t0(), ev);
         FAIL("exceeded capacity");
     } catch (store_error const& e) {
         CHECK(e.code() == store_errc::capacity_exceeded);
@@ -553,21 +553,21 @@ TEST_CASE("sqlite_store: capacity is checked in the acquire transaction", "[sqli
     CHECK_FALSE(store.get_lease("third"));
     CHECK(store.list_activity({}).empty());
     // A retained lease does not count; resuming it past the limit is refused.
-    store.transition_lease({.id = a.id, .expected_epoch = 1, .to = lease_status::retained}, t0(), nullptr);
-    store.acquire_lease(lease_on(env), t0(), nullptr);
+    store.transition_lease({.id = a.id, .expected_epoch = 1, .to = lease_status::retained}, t0(), std::nullopt);
+    store.acquire_lease(lease_on(env), t0(), std::nullopt);
     CHECK(code_of([&] {
-              store.transition_lease({.id = a.id, .expected_epoch = 2, .to = lease_status::active}, t0(), nullptr);
+              store.transition_lease({.id = a.id, .expected_epoch = 2, .to = lease_status::active}, t0(), std::nullopt);
           }) == store_errc::capacity_exceeded);
 
     for (auto const& bad : {boost::json::value(0), boost::json::value(-1), boost::json::value("2"),
                             boost::json::value(1.5)}) {
         auto const env2 = make_env(store, json_object{{"maxActiveLeases", bad}});
-        CHECK(code_of([&] { store.acquire_lease(lease_on(env2), t0(), nullptr); }) == store_errc::invalid_argument);
+        CHECK(code_of([&] { store.acquire_lease(lease_on(env2), t0(), std::nullopt); }) == store_errc::invalid_argument);
     }
     // A lease belongs to its environment's company.
     auto other = lease_on(env);
     other.company_id = "c2";
-    CHECK(code_of([&] { store.acquire_lease(other, t0(), nullptr); }) == store_errc::invalid_argument);
+    CHECK(code_of([&] { store.acquire_lease(other, t0(), std::nullopt); }) == store_errc::invalid_argument);
 }
 
 TEST_CASE("sqlite_store: a failed operation leaves the database unchanged", "[sqlite_store]") {
@@ -577,24 +577,24 @@ TEST_CASE("sqlite_store: a failed operation leaves the database unchanged", "[sq
     auto ev = event_for("l1", actions::lease_acquired, t0());
     store.record_activity(ev);
     // The event id is taken: the lease is not inserted either.
-    CHECK(code_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), &ev); }) == store_errc::conflict);
+    CHECK(code_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), ev); }) == store_errc::conflict);
     CHECK_FALSE(store.get_lease("l1"));
-    store.acquire_lease(lease_on(env, "l1"), t0(), nullptr);
+    store.acquire_lease(lease_on(env, "l1"), t0(), std::nullopt);
     // Same for a transition: the lease stays active at epoch 1.
     CHECK(code_of([&] {
-              store.transition_lease({.id = "l1", .expected_epoch = 1, .to = lease_status::released}, t0(), &ev);
+              store.transition_lease({.id = "l1", .expected_epoch = 1, .to = lease_status::released}, t0(), ev);
           }) == store_errc::conflict);
     CHECK(store.get_lease("l1")->epoch == 1);
     CHECK(store.get_lease("l1")->status == lease_status::active);
     // A stale epoch writes neither the lease nor its event.
     auto ev2 = event_for("l1", actions::lease_released, t0());
     CHECK(code_of([&] {
-              store.transition_lease({.id = "l1", .expected_epoch = 7, .to = lease_status::released}, t0(), &ev2);
+              store.transition_lease({.id = "l1", .expected_epoch = 7, .to = lease_status::released}, t0(), ev2);
           }) == store_errc::stale_epoch);
     CHECK(store.list_activity({.entity_id = "l1"}).size() == 1);
     // Unknown environment.
     CHECK(code_of([&] { store.acquire_lease(new_lease{.id = "x", .company_id = "c1", .environment_id = "nope"}, t0(),
-                                            nullptr); }) == store_errc::not_found);
+                                            std::nullopt); }) == store_errc::not_found);
 }
 
 TEST_CASE("sqlite_store waits for another writer up to its busy timeout, then fails cleanly", "[sqlite_store]") {
@@ -605,15 +605,15 @@ TEST_CASE("sqlite_store waits for another writer up to its busy timeout, then fa
     raw_db other(path);
     other.exec("BEGIN IMMEDIATE");
     auto const start = std::chrono::steady_clock::now();
-    auto const msg = message_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), nullptr); });
+    auto const msg = message_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), std::nullopt); });
     auto const waited = std::chrono::steady_clock::now() - start;
     CHECK_THAT(msg, Catch::Contains("busy timeout"));
     CHECK(waited >= std::chrono::milliseconds(150));
-    CHECK(code_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), nullptr); }) == store_errc::backend_failure);
+    CHECK(code_of([&] { store.acquire_lease(lease_on(env, "l1"), t0(), std::nullopt); }) == store_errc::backend_failure);
     // Readers are not blocked by a writer.
     CHECK(store.get_environment(env.id));
     other.exec("COMMIT");
-    store.acquire_lease(lease_on(env, "l1"), t0(), nullptr);
+    store.acquire_lease(lease_on(env, "l1"), t0(), std::nullopt);
     CHECK(store.get_lease("l1"));
 }
 
@@ -631,9 +631,9 @@ TEST_CASE("sqlite_store keeps the WAL bounded: checkpoints in the background or 
                 activity_event ev{.id = new_id(), .company_id = env.company_id, .actor_type = "system",
                                   .actor_id = "berth", .action = "environment.lease_acquired",
                                   .entity_type = "environment_lease", .entity_id = id, .created_at = t0()};
-                auto const l = store.acquire_lease(lease_on(env, id), t0(), &ev);
+                auto const l = store.acquire_lease(lease_on(env, id), t0(), ev);
                 ev.id = new_id();
-                (void)store.transition_lease({.id = l.id, .expected_epoch = 1, .to = lease_status::released}, t0(), &ev);
+                (void)store.transition_lease({.id = l.id, .expected_epoch = 1, .to = lease_status::released}, t0(), ev);
                 if (i % 50 == 49) {
                     // Give a background checkpoint the moment a real workload's gaps would.
                     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -658,7 +658,7 @@ TEST_CASE("sqlite_store works in memory", "[sqlite_store]") {
     auto store = sqlite_store::open(":memory:");
     auto const env = store.ensure_local_environment("c1", t0());
     CHECK(store.ensure_local_environment("c1", t0()).id == env.id);
-    auto const lease = store.acquire_lease(lease_on(env), t0(), nullptr);
+    auto const lease = store.acquire_lease(lease_on(env), t0(), std::nullopt);
     CHECK(store.list_leases(env.id, {}).size() == 1);
     CHECK(store.get_lease(lease.id)->epoch == 1);
 }
@@ -673,7 +673,7 @@ TEST_CASE("sqlite child: acquire a lease and exit", "[.][sqlite_child]") {
     auto store = sqlite_store::open(db);
     auto const env = store.ensure_local_environment("c1", t0());
     auto ev = event_for("child-lease", actions::lease_acquired, t0());
-    auto const lease = store.acquire_lease(lease_on(env, "child-lease"), t0(), &ev);
+    auto const lease = store.acquire_lease(lease_on(env, "child-lease"), t0(), ev);
     REQUIRE(lease.epoch == 1);
 }
 
@@ -693,7 +693,7 @@ TEST_CASE("a lease acquired by one process is seen and released by the next", "[
     auto ev = event_for(lease->id, actions::lease_released, t0() + std::chrono::seconds(5));
     auto const released = store.transition_lease(
         {.id = lease->id, .expected_epoch = lease->epoch, .to = lease_status::released}, t0() + std::chrono::seconds(5),
-        &ev);
+        ev);
     CHECK(released.status == lease_status::released);
     CHECK(released.epoch == 2);
     auto const events = store.list_activity({.entity_id = "child-lease"});
@@ -726,7 +726,7 @@ TEST_CASE("sqlite child: race", "[.][sqlite_child]") {
         environment_lease mine;
         try {
             mine = store.acquire_lease(new_lease{.id = id, .company_id = "c1", .environment_id = env_id}, clock.now(),
-                                       &ev);
+                                       ev);
             ++n.acquired;
         } catch (store_error const& e) {
             REQUIRE(e.code() == store_errc::capacity_exceeded);
@@ -743,7 +743,7 @@ TEST_CASE("sqlite child: race", "[.][sqlite_child]") {
                 try {
                     store.transition_lease({.id = other.id, .expected_epoch = other.epoch, .to = lease_status::expired,
                                             .failure_reason = "lease_expired"},
-                                           clock.now(), &rev);
+                                           clock.now(), rev);
                     ++n.reaped;
                 } catch (store_error const& e) {
                     REQUIRE(e.code() == store_errc::stale_epoch);
@@ -754,7 +754,7 @@ TEST_CASE("sqlite child: race", "[.][sqlite_child]") {
         auto rel = event_for(mine.id, actions::lease_released, clock.now());
         try {
             store.transition_lease({.id = mine.id, .expected_epoch = mine.epoch, .to = lease_status::released},
-                                   clock.now(), &rel);
+                                   clock.now(), rel);
             ++n.released;
         } catch (store_error const& e) {
             REQUIRE(e.code() == store_errc::stale_epoch);  // reaped by another racer meanwhile
@@ -843,11 +843,11 @@ TEST_CASE("sqlite_store serves many threads: parallel reads, serialised writes",
         threads.emplace_back([&] {
             for (int i = 0; i < 40; ++i) {
                 try {
-                    auto const l = store.acquire_lease(lease_on(env), t0(), nullptr);
+                    auto const l = store.acquire_lease(lease_on(env), t0(), std::nullopt);
                     ++acquired;
                     if (store.list_leases(env.id, {.status = lease_status::active}).size() > 3) ++violations;
                     store.transition_lease({.id = l.id, .expected_epoch = 1, .to = lease_status::released}, t0(),
-                                           nullptr);
+                                           std::nullopt);
                 } catch (store_error const& e) {
                     if (e.code() == store_errc::capacity_exceeded) ++refused;
                     else ++violations;

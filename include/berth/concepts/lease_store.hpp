@@ -7,12 +7,13 @@
 //!   - `std::vector<environment_lease> list_leases(std::string_view environment_id, lease_filter const&)`
 //!        newest `last_used_at` first, then newest `created_at`
 //!   - `std::vector<environment_lease> list_run_leases(std::string_view heartbeat_run_id, lease_filter const&)`
-//!   - `environment_lease acquire_lease(new_lease const&, timestamp now, activity_event const* event)`
+//!   - `environment_lease acquire_lease(new_lease const&, timestamp now, std::optional<activity_event> event)`
 //!        inserts an `active` lease (acquired_at = last_used_at = now, epoch 1) and, in the same
-//!        transaction, `event` when non-null. Refuses with `capacity_exceeded` when the environment's
+//!        transaction, `event` when engaged. The event is a sink: callers move it in, and a store
+//!        that keeps it (the memory store) keeps that object instead of copying it. Refuses with `capacity_exceeded` when the environment's
 //!        config `maxActiveLeases` (a positive integer) would be exceeded; `not_found` for an unknown
 //!        environment; `conflict` for a duplicate id.
-//!   - `environment_lease transition_lease(lease_transition const&, timestamp now, activity_event const* event)`
+//!   - `environment_lease transition_lease(lease_transition const&, timestamp now, std::optional<activity_event> event)`
 //!        compare-and-set: only when the stored epoch equals `expected_epoch` (else `stale_epoch`)
 //!        and the table allows the move (else `illegal_transition`). Sets status, epoch + 1,
 //!        last_used_at = updated_at = now; released_at = now except for `active`/`retained` (null);
@@ -35,20 +36,21 @@
 #include <cstdint>      // std::uint64_t
 #include <optional>     // std::optional
 #include <string_view>  // std::string_view
+#include <utility>      // std::move
 #include <vector>       // std::vector
 
 namespace berth {
 
 template <class S>
 concept lease_store = requires(S& s, std::string_view id, lease_filter const& f, new_lease const& nl,
-                               lease_transition const& t, timestamp now, activity_event const* ev,
+                               lease_transition const& t, timestamp now, std::optional<activity_event> ev,
                                std::optional<json_object> md, std::uint64_t epoch, std::optional<timestamp> exp,
                                lease_status to) {
     { s.get_lease(id) } -> std::same_as<std::optional<environment_lease>>;
     { s.list_leases(id, f) } -> std::same_as<std::vector<environment_lease>>;
     { s.list_run_leases(id, f) } -> std::same_as<std::vector<environment_lease>>;
-    { s.acquire_lease(nl, now, ev) } -> std::same_as<environment_lease>;
-    { s.transition_lease(t, now, ev) } -> std::same_as<environment_lease>;
+    { s.acquire_lease(nl, now, std::move(ev)) } -> std::same_as<environment_lease>;
+    { s.transition_lease(t, now, std::move(ev)) } -> std::same_as<environment_lease>;
     { s.update_lease_metadata(id, md, now) } -> std::same_as<std::optional<environment_lease>>;
     { s.renew_lease(id, epoch, exp, now) } -> std::same_as<environment_lease>;
     { s.release_leases_for_run(id, to, now) } -> std::same_as<std::vector<environment_lease>>;
@@ -60,8 +62,10 @@ struct lease_store {
     std::optional<environment_lease> get_lease(std::string_view) { return {}; }
     std::vector<environment_lease> list_leases(std::string_view, lease_filter const&) { return {}; }
     std::vector<environment_lease> list_run_leases(std::string_view, lease_filter const&) { return {}; }
-    environment_lease acquire_lease(new_lease const&, timestamp, activity_event const*) { return {}; }
-    environment_lease transition_lease(lease_transition const&, timestamp, activity_event const*) { return {}; }
+    environment_lease acquire_lease(new_lease const&, timestamp, std::optional<activity_event>) { return {}; }
+    environment_lease transition_lease(lease_transition const&, timestamp, std::optional<activity_event>) {
+        return {};
+    }
     std::optional<environment_lease> update_lease_metadata(std::string_view, std::optional<json_object>, timestamp) {
         return {};
     }

@@ -199,11 +199,11 @@ public:
             {"executionWorkspaceId", detail::json_or_null(r.execution_workspace_id)},
             {"issueId", detail::json_or_null(r.issue_id)},
         };
-        auto const ev = make_event(actions::lease_acquired, nl.id, r.company_id, r.agent_id, r.heartbeat_run_id,
+        auto ev = make_event(actions::lease_acquired, nl.id, r.company_id, r.agent_id, r.heartbeat_run_id,
                                    std::move(details), now);
         environment_lease lease;
         try {
-            lease = store_.acquire_lease(nl, now, &ev);
+            lease = store_.acquire_lease(nl, now, std::move(ev));
         } catch (...) {
             auto const cause = std::current_exception();
             // Undo the provider side, or a refused lease would leak a sandbox/remote workspace.
@@ -597,7 +597,7 @@ private:
             {"cleanupStatus", cleanup ? boost::json::value(to_string(*cleanup)) : boost::json::value(nullptr)},
             {"failureReason", detail::json_or_null(reason)},
         };
-        auto const ev = make_event(actions::lease_released, lease.id, r.company_id, r.agent_id, r.heartbeat_run_id,
+        auto ev = make_event(actions::lease_released, lease.id, r.company_id, r.agent_id, r.heartbeat_run_id,
                                    std::move(details), now);
         result.released.push_back(store_.transition_lease(
             lease_transition{.id = lease.id,
@@ -605,7 +605,7 @@ private:
                              .to = target,
                              .failure_reason = std::move(reason),
                              .cleanup_status = cleanup},
-            now, &ev));
+            now, std::move(ev)));
     }
 
     void expire_lease(environment_lease const& lease, release_result& result) const {
@@ -639,14 +639,14 @@ private:
             {"cleanupStatus", to_string(cleanup)},
             {"failureReason", "lease_expired"},
         };
-        auto const ev = make_event(actions::lease_expired, lease.id, lease.company_id, std::nullopt,
+        auto ev = make_event(actions::lease_expired, lease.id, lease.company_id, std::nullopt,
                                    lease.heartbeat_run_id, std::move(details), now);
         result.released.push_back(store_.transition_lease(lease_transition{.id = lease.id,
                                                                            .expected_epoch = lease.epoch,
                                                                            .to = lease_status::expired,
                                                                            .failure_reason = "lease_expired",
                                                                            .cleanup_status = cleanup},
-                                                          now, &ev));
+                                                          now, std::move(ev)));
     }
 
     Store& store_;

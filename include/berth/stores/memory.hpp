@@ -27,8 +27,12 @@
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
+#include <deque>          // std::deque (activity)
 #include <functional>     // std::hash, std::equal_to, std::less
 #include <map>            // std::map (runtime services)
 #include <optional>       // std::optional
@@ -108,14 +112,15 @@ public:
                                                                  lease_filter const& filter) const;
 
     /// Inserts an `active` lease at epoch 1 (acquired_at = last_used_at = created_at = updated_at
-    /// = `now`) and, in the same critical section, `event` when non-null: both or neither.
+    /// = `now`) and, in the same critical section, `event` when engaged: both or neither. The
+    /// event is kept as given (moved in, not copied).
     /// @throws store_error invalid_argument (an empty id, company id or environment id; a company
     ///         that is not the environment's; a config `maxActiveLeases` that is not a positive
     ///         integer, naming the value); not_found (unknown environment); conflict (the lease id
     ///         or the event id exists; the lease's reuse scope already has an active lease);
     ///         capacity_exceeded (the environment already has `maxActiveLeases` active leases,
     ///         naming the environment and the limit).
-    environment_lease acquire_lease(new_lease const& input, timestamp now, activity_event const* event);
+    environment_lease acquire_lease(new_lease const& input, timestamp now, std::optional<activity_event> event);
 
     /// Compare-and-set: moves lease `transition.id` to `transition.to` only when its epoch is
     /// `transition.expected_epoch` and berth::can_transition allows the move. Sets epoch + 1,
@@ -127,7 +132,7 @@ public:
     ///         (resuming a `retained` lease into a full environment or a taken reuse scope);
     ///         conflict (the event id exists).
     environment_lease transition_lease(lease_transition const& transition, timestamp now,
-                                       activity_event const* event);
+                                       std::optional<activity_event> event);
 
     /// Replaces the lease's metadata; last_used_at = updated_at = `now`; epoch and status are
     /// unchanged. nullopt for an unknown lease.
@@ -229,19 +234,23 @@ private:
     // ordered map of 10^5 UUIDs costs a cache miss per level).
     struct id_hash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+        // Deliberately not noexcept: libstdc++ stores each node's hash only for hashers it may not
+        // call freely (__cache_default), and with stored hashes a rehash or a bucket scan compares
+        // integers instead of hashing every 36-byte id again — a third of the benchmark's pair.
+        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
     };
     template <class V>
     using id_map = std::unordered_map<std::string, V, id_hash, std::equal_to<>>;
     template <class Row>
-    using index = id_map<std::vector<Row*>>;
+    using index = boost::unordered_flat_map<std::string, std::vector<Row*>, id_hash, std::equal_to<>>;
 
     [[nodiscard]] environment_row const* find_local(std::string_view company_id,
                                                     std::string_view except_id = {}) const;
     void check_capacity(environment const& env) const;
     void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
                            std::optional<std::string> const& execution_workspace_id) const;
-    void check_event_id(activity_event const* event) const;
+    void check_event_id(std::optional<activity_event> const& event) const;
+    void append_event(activity_event&& event);
     void insert_environment(environment env);
 
     mutable std::shared_mutex mutex_;
@@ -250,11 +259,18 @@ private:
     // the indexes hold pointers.
     id_map<environment_row> environments_;
     index<environment_row> environments_by_company_;
-    id_map<lease_row> leases_;
+    // Lease rows in insertion order; a deque never moves them, so the id map and the indexes
+    // hold pointers. The id map is open-addressed (no node per lease, one probe per lookup):
+    // with 10^5 leases its lookups are cache misses, and those were most of the pair's cost.
+    std::deque<lease_row> lease_rows_;
+    boost::unordered_flat_map<std::string, lease_row*, id_hash, std::equal_to<>> leases_;
     index<lease_row> leases_by_environment_;
     index<lease_row> leases_by_run_;
-    std::vector<activity_event> activity_;  // in insertion order
-    std::unordered_set<std::string, id_hash, std::equal_to<>> activity_ids_;
+    // In insertion order. A deque, because appending never moves the events already stored (a
+    // vector of 10^5 events would move them all on every growth), so activity_ids_ can view the
+    // stored ids instead of holding copies.
+    std::deque<activity_event> activity_;
+    boost::unordered_flat_set<std::string_view, id_hash, std::equal_to<>> activity_ids_;
     struct workspace_row {
         execution_workspace value;
         std::uint64_t seq;

@@ -150,17 +150,17 @@ public:
     /// The run's leases, in the same order as list_leases.
     [[nodiscard]] std::vector<environment_lease> list_run_leases(std::string_view heartbeat_run_id,
                                                                  lease_filter const& filter);
-    /// Inserts an `active` lease at epoch 1 and, in the same transaction, `event` when non-null.
+    /// Inserts an `active` lease at epoch 1 and, in the same transaction, `event` when engaged.
     /// @throws store_error not_found (unknown environment); capacity_exceeded (the environment's
     ///         `maxActiveLeases` is reached); conflict (duplicate lease or event id, or the lease's
     ///         reuse scope already has an active lease); invalid_argument (empty ids, a company that
     ///         is not the environment's, a `maxActiveLeases` that is not a positive integer).
-    environment_lease acquire_lease(new_lease const& input, timestamp now, activity_event const* event);
+    environment_lease acquire_lease(new_lease const& input, timestamp now, std::optional<activity_event> event);
     /// Compare-and-set on the epoch; writes `event` in the same transaction.
     /// @throws store_error not_found, stale_epoch, illegal_transition, conflict (a resumed lease's
     ///         reuse scope is taken), capacity_exceeded (resuming past `maxActiveLeases`).
     environment_lease transition_lease(lease_transition const& transition, timestamp now,
-                                       activity_event const* event);
+                                       std::optional<activity_event> event);
     /// Replaces the metadata and bumps last_used_at; nullopt for an unknown lease.
     std::optional<environment_lease> update_lease_metadata(std::string_view id, std::optional<json_object> metadata,
                                                            timestamp now);

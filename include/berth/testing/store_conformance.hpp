@@ -657,7 +657,7 @@ void lease_acquire_sets_every_field(store_view<S> fx) {
                           .metadata = json_object{{"agentId", "agent-1"}}};
     auto const ev =
         detail::event_for("event-acquire", "lease-full", "company-a", actions::lease_acquired, now, "run-1");
-    auto const lease = s.acquire_lease(input, now, &ev);
+    auto const lease = s.acquire_lease(input, now, ev);
 
     CHECK(lease.id == "lease-full");
     CHECK(lease.company_id == "company-a");
@@ -692,7 +692,7 @@ void lease_acquire_sets_every_field(store_view<S> fx) {
     CHECK(to_json(events[0]) == to_json(ev));
 
     // Defaults, and no event when none is given.
-    auto const plain = s.acquire_lease(detail::lease_on(env, "lease-plain"), now, nullptr);
+    auto const plain = s.acquire_lease(detail::lease_on(env, "lease-plain"), now, std::nullopt);
     CHECK(plain.lease_policy == lease_policy_kind::ephemeral);
     CHECK_FALSE(plain.heartbeat_run_id);
     CHECK_FALSE(plain.provider);
@@ -715,30 +715,30 @@ void lease_acquire_validates(store_view<S> fx) {
 
     auto input = detail::lease_on(env, "lease-x");
     input.environment_id = "no-such-environment";
-    auto msg = detail::refused(store_errc::not_found, [&] { s.acquire_lease(input, now, &ev); });
+    auto msg = detail::refused(store_errc::not_found, [&] { s.acquire_lease(input, now, ev); });
     CHECK_THAT(msg, Catch::Contains("no-such-environment"));
 
     input = detail::lease_on(env, "");
-    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, &ev); });
+    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, ev); });
     CHECK_THAT(msg, Catch::Contains("id"));
     input = detail::lease_on(env, "lease-x");
     input.company_id = "";
-    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, &ev); });
+    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, ev); });
     CHECK_THAT(msg, Catch::Contains("company", Catch::CaseSensitive::No));
     input = detail::lease_on(env, "lease-x");
     input.environment_id = "";
-    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, &ev); });
+    msg = detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, ev); });
     CHECK_THAT(msg, Catch::Contains("environment", Catch::CaseSensitive::No));
     input = detail::lease_on(env, "lease-x");
     input.company_id = "company-b";
-    detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, &ev); });
+    detail::refused(store_errc::invalid_argument, [&] { s.acquire_lease(input, now, ev); });
     CHECK(detail::state_of(s, {"company-a", "company-b"}) == before);
     CHECK_FALSE(s.get_lease("lease-x"));
 
-    auto const first = s.acquire_lease(detail::lease_on(env, "lease-1", "run-1"), now, nullptr);
+    auto const first = s.acquire_lease(detail::lease_on(env, "lease-1", "run-1"), now, std::nullopt);
     before = detail::state_of(s, {"company-a", "company-b"});
     msg = detail::refused(store_errc::conflict,
-                          [&] { s.acquire_lease(detail::lease_on(env, "lease-1", "run-2"), now, &ev); });
+                          [&] { s.acquire_lease(detail::lease_on(env, "lease-1", "run-2"), now, ev); });
     CHECK_THAT(msg, Catch::Contains("lease-1"));
     CHECK(detail::state_of(s, {"company-a", "company-b"}) == before);
     CHECK(to_json(*fx.peer().get_lease("lease-1")) == to_json(first));
@@ -756,7 +756,7 @@ void lease_capacity(store_view<S> fx) {
     auto const unlimited = detail::make_environment(s, now, "company-a", "unlimited pool");
     auto acquire = [&](environment const& e, std::string const& id) {
         auto const ev = detail::event_for("event-" + id, id, "company-a", actions::lease_acquired, now);
-        return s.acquire_lease(detail::lease_on(e, id), now, &ev);
+        return s.acquire_lease(detail::lease_on(e, id), now, ev);
     };
     auto const a = acquire(env, "lease-a");
     acquire(env, "lease-b");
@@ -774,20 +774,20 @@ void lease_capacity(store_view<S> fx) {
     // Only active leases count: a released one frees its slot, and so does a retained one —
     // until it is resumed.
     s.transition_lease(lease_transition{.id = "lease-b", .expected_epoch = 1, .to = lease_status::released}, now,
-                       nullptr);
+                       std::nullopt);
     acquire(env, "lease-d");
-    s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 1, .to = lease_status::retained}, now, nullptr);
+    s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 1, .to = lease_status::retained}, now, std::nullopt);
     acquire(env, "lease-e");
     CHECK(s.list_leases(env.id, lease_filter{.status = lease_status::active}).size() == 3);
     before = detail::state_of(s, {"company-a"});
     detail::refused(store_errc::capacity_exceeded, [&] {
-        s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 2, .to = lease_status::active}, now, nullptr);
+        s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 2, .to = lease_status::active}, now, std::nullopt);
     });
     CHECK(detail::state_of(s, {"company-a"}) == before);
     s.transition_lease(lease_transition{.id = "lease-e", .expected_epoch = 1, .to = lease_status::failed}, now,
-                       nullptr);
+                       std::nullopt);
     auto const resumed =
-        s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 2, .to = lease_status::active}, now, nullptr);
+        s.transition_lease(lease_transition{.id = a.id, .expected_epoch = 2, .to = lease_status::active}, now, std::nullopt);
     CHECK(resumed.status == lease_status::active);
     CHECK(resumed.epoch == 3);
 
@@ -823,11 +823,11 @@ void lease_transition_sets_fields(store_view<S> fx) {
         input.metadata = json_object{{"k", "v"}};
         input.provider = "fake";
         input.expires_at = t0 + 1h;
-        auto const acquired = s.acquire_lease(input, fx.clock.now(), nullptr);
+        auto const acquired = s.acquire_lease(input, fx.clock.now(), std::nullopt);
         fx.clock.advance(1s);
         auto const now = fx.clock.now();
         auto const ev = detail::event_for("event-" + id, id, "company-a", actions::lease_released, now, "run-1");
-        auto const moved = s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = to}, now, &ev);
+        auto const moved = s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = to}, now, ev);
         auto expected = acquired;
         expected.status = to;
         expected.epoch = 2;
@@ -845,7 +845,7 @@ void lease_transition_sets_fields(store_view<S> fx) {
     fx.clock.advance(1s);
     auto const resumed = s.transition_lease(
         lease_transition{.id = "lease-to-retained", .expected_epoch = 2, .to = lease_status::active}, fx.clock.now(),
-        nullptr);
+        std::nullopt);
     CHECK(resumed.status == lease_status::active);
     CHECK(resumed.epoch == 3);
     CHECK_FALSE(resumed.released_at);
@@ -854,34 +854,34 @@ void lease_transition_sets_fields(store_view<S> fx) {
 
     // failure_reason and cleanup_status are written when given and kept when not.
     auto const now = fx.clock.now();
-    s.acquire_lease(detail::lease_on(env, "lease-reasons"), now, nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-reasons"), now, std::nullopt);
     auto const cleaning = s.transition_lease(lease_transition{.id = "lease-reasons",
                                                               .expected_epoch = 1,
                                                               .to = lease_status::pending_cleanup,
                                                               .failure_reason = "provider_timeout",
                                                               .cleanup_status = cleanup_status::pending},
-                                             now, nullptr);
+                                             now, std::nullopt);
     CHECK(cleaning.failure_reason == std::optional<std::string>("provider_timeout"));
     CHECK(cleaning.cleanup_status == std::optional<cleanup_status>(cleanup_status::pending));
     auto const kept = s.transition_lease(
-        lease_transition{.id = "lease-reasons", .expected_epoch = 2, .to = lease_status::expired}, now, nullptr);
+        lease_transition{.id = "lease-reasons", .expected_epoch = 2, .to = lease_status::expired}, now, std::nullopt);
     CHECK(kept.failure_reason == std::optional<std::string>("provider_timeout"));
     CHECK(kept.cleanup_status == std::optional<cleanup_status>(cleanup_status::pending));
     CHECK(kept.epoch == 3);
 
-    s.acquire_lease(detail::lease_on(env, "lease-replaced"), now, nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-replaced"), now, std::nullopt);
     s.transition_lease(lease_transition{.id = "lease-replaced",
                                         .expected_epoch = 1,
                                         .to = lease_status::pending_cleanup,
                                         .failure_reason = "first",
                                         .cleanup_status = cleanup_status::pending},
-                       now, nullptr);
+                       now, std::nullopt);
     auto const replaced = s.transition_lease(lease_transition{.id = "lease-replaced",
                                                              .expected_epoch = 2,
                                                              .to = lease_status::failed,
                                                              .failure_reason = "second",
                                                              .cleanup_status = cleanup_status::success},
-                                            now, nullptr);
+                                            now, std::nullopt);
     CHECK(replaced.failure_reason == std::optional<std::string>("second"));
     CHECK(replaced.cleanup_status == std::optional<cleanup_status>(cleanup_status::success));
     CHECK(to_json(*s.get_lease("lease-replaced")) == to_json(replaced));
@@ -894,38 +894,38 @@ void lease_transition_refuses_stale_epoch(store_view<S> fx) {
     auto& s = fx.store();
     auto const now = fx.clock.now();
     auto const env = detail::make_environment(s, now, "company-a", "pool");
-    s.acquire_lease(detail::lease_on(env, "lease-stale"), now, nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-stale"), now, std::nullopt);
     s.transition_lease(lease_transition{.id = "lease-stale", .expected_epoch = 1, .to = lease_status::retained}, now,
-                       nullptr);
+                       std::nullopt);
     auto& holder = fx.peer();
     holder.transition_lease(lease_transition{.id = "lease-stale", .expected_epoch = 2, .to = lease_status::active},
-                            now, nullptr);
+                            now, std::nullopt);
     auto const before = detail::state_of(s, {"company-a"});
     auto const ev = detail::event_for("event-stale", "lease-stale", "company-a", actions::lease_released, now);
 
     auto const msg = detail::refused(store_errc::stale_epoch, [&] {
         s.transition_lease(lease_transition{.id = "lease-stale", .expected_epoch = 7, .to = lease_status::released},
-                           now, &ev);
+                           now, ev);
     });
     CHECK_THAT(msg, Catch::Contains("lease-stale") && Catch::Contains("7") && Catch::Contains("3"));
     // The holder of epoch 1 (or 2) lost the lease long ago.
     for (std::uint64_t old : {1u, 2u})
         detail::refused(store_errc::stale_epoch, [&] {
             s.transition_lease(
-                lease_transition{.id = "lease-stale", .expected_epoch = old, .to = lease_status::released}, now, &ev);
+                lease_transition{.id = "lease-stale", .expected_epoch = old, .to = lease_status::released}, now, ev);
         });
     CHECK(detail::state_of(s, {"company-a"}) == before);
     CHECK_FALSE(detail::has_event(s, "event-stale"));
 
     auto const msg2 = detail::refused(store_errc::not_found, [&] {
         s.transition_lease(lease_transition{.id = "no-such-lease", .expected_epoch = 1, .to = lease_status::released},
-                           now, &ev);
+                           now, ev);
     });
     CHECK_THAT(msg2, Catch::Contains("no-such-lease"));
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
     auto const current = s.transition_lease(
-        lease_transition{.id = "lease-stale", .expected_epoch = 3, .to = lease_status::released}, now, &ev);
+        lease_transition{.id = "lease-stale", .expected_epoch = 3, .to = lease_status::released}, now, ev);
     CHECK(current.epoch == 4);
     CHECK(detail::has_event(s, "event-stale"));
 }
@@ -943,22 +943,22 @@ void lease_transition_follows_the_table(store_view<S> fx) {
         for (auto const to : all) {
             INFO(to_string(from) << " -> " << to_string(to));
             auto const id = std::string("lease-") + to_string(from) + "-" + to_string(to);
-            s.acquire_lease(detail::lease_on(env, id), now, nullptr);
+            s.acquire_lease(detail::lease_on(env, id), now, std::nullopt);
             std::uint64_t epoch = 1;
             if (from != lease_status::active)
-                epoch = s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = from}, now, nullptr)
+                epoch = s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = from}, now, std::nullopt)
                             .epoch;
             auto const ev = detail::event_for("event-" + id, id, "company-a", actions::lease_released, now);
             if (can_transition(from, to)) {
                 auto const moved =
-                    s.transition_lease(lease_transition{.id = id, .expected_epoch = epoch, .to = to}, now, &ev);
+                    s.transition_lease(lease_transition{.id = id, .expected_epoch = epoch, .to = to}, now, ev);
                 CHECK(moved.status == to);
                 CHECK(moved.epoch == epoch + 1);
                 CHECK(detail::has_event(s, "event-" + id));
             } else {
                 auto const before = detail::state_of(s, {"company-a"});
                 auto const msg = detail::refused(store_errc::illegal_transition, [&] {
-                    s.transition_lease(lease_transition{.id = id, .expected_epoch = epoch, .to = to}, now, &ev);
+                    s.transition_lease(lease_transition{.id = id, .expected_epoch = epoch, .to = to}, now, ev);
                 });
                 CHECK_THAT(msg, Catch::Contains(to_string(from)) && Catch::Contains(to_string(to)));
                 CHECK(detail::state_of(s, {"company-a"}) == before);
@@ -977,9 +977,9 @@ void lease_metadata_update(store_view<S> fx) {
     auto const env = detail::make_environment(s, t0, "company-a", "pool");
     auto input = detail::lease_on(env, "lease-a", "run-1");
     input.metadata = json_object{{"a", 1}, {"b", 2}};
-    auto const a = s.acquire_lease(input, t0, nullptr);
+    auto const a = s.acquire_lease(input, t0, std::nullopt);
     fx.clock.advance(1s);
-    s.acquire_lease(detail::lease_on(env, "lease-b", "run-1"), fx.clock.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-b", "run-1"), fx.clock.now(), std::nullopt);
     using ids = std::vector<std::string>;
     CHECK(detail::ids_of(s.list_leases(env.id, {})) == ids{"lease-b", "lease-a"});
 
@@ -1017,7 +1017,7 @@ void lease_renewal(store_view<S> fx) {
     auto const env = detail::make_environment(s, t0, "company-a", "pool");
     auto input = detail::lease_on(env, "lease-r");
     input.expires_at = t0 + 10min;
-    auto const lease = s.acquire_lease(input, t0, nullptr);
+    auto const lease = s.acquire_lease(input, t0, std::nullopt);
     fx.clock.advance(1s);
     auto const t1 = fx.clock.now();
 
@@ -1039,7 +1039,7 @@ void lease_renewal(store_view<S> fx) {
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
     s.transition_lease(lease_transition{.id = "lease-r", .expected_epoch = 1, .to = lease_status::retained}, t1,
-                       nullptr);
+                       std::nullopt);
     before = detail::state_of(s, {"company-a"});
     detail::refused(store_errc::illegal_transition, [&] { s.renew_lease("lease-r", 2, t1 + 1h, t1); });
     CHECK(detail::state_of(s, {"company-a"}) == before);
@@ -1056,7 +1056,7 @@ void lease_expiry_listing(store_view<S> fx) {
     auto acquire = [&](std::string const& id, std::optional<timestamp> expires) {
         auto input = detail::lease_on(env, id);
         input.expires_at = expires;
-        return s.acquire_lease(input, t0, nullptr);
+        return s.acquire_lease(input, t0, std::nullopt);
     };
     acquire("lease-a", t0 + 5min);
     acquire("lease-b", t0 + 1min);
@@ -1066,9 +1066,9 @@ void lease_expiry_listing(store_view<S> fx) {
     acquire("lease-retained", t0 + 1min);
     acquire("lease-g", t0 + 5min);  // same expiry as lease-a, inserted after it
     s.transition_lease(lease_transition{.id = "lease-released", .expected_epoch = 1, .to = lease_status::released},
-                       t0, nullptr);
+                       t0, std::nullopt);
     s.transition_lease(lease_transition{.id = "lease-retained", .expected_epoch = 1, .to = lease_status::retained},
-                       t0, nullptr);
+                       t0, std::nullopt);
 
     using ids = std::vector<std::string>;
     auto& p = fx.peer();
@@ -1081,7 +1081,7 @@ void lease_expiry_listing(store_view<S> fx) {
     s.renew_lease("lease-b", 1, t0 + 2h, t0);
     CHECK(detail::ids_of(p.list_expired_leases(t0 + 1h)) == ids{"lease-a", "lease-g", "lease-c"});
     s.transition_lease(lease_transition{.id = "lease-a", .expected_epoch = 1, .to = lease_status::expired}, t0,
-                       nullptr);
+                       std::nullopt);
     CHECK(detail::ids_of(p.list_expired_leases(t0 + 1h)) == ids{"lease-g", "lease-c"});
 }
 
@@ -1094,15 +1094,15 @@ void lease_lists_filter_and_order(store_view<S> fx) {
     auto& c = fx.clock;
     auto const env = detail::make_environment(s, c.now(), "company-a", "pool");
     auto const env2 = detail::make_environment(s, c.now(), "company-a", "pool 2");
-    s.acquire_lease(detail::lease_on(env, "lease-x", "run-1"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-x", "run-1"), c.now(), std::nullopt);
     c.advance(1s);
-    s.acquire_lease(detail::lease_on(env, "lease-y", "run-1"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env, "lease-y", "run-1"), c.now(), std::nullopt);
     c.advance(1s);
-    s.acquire_lease(detail::lease_on(env2, "lease-z", "run-1"), c.now(), nullptr);
-    s.acquire_lease(detail::lease_on(env, "lease-w", "run-2"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env2, "lease-z", "run-1"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env, "lease-w", "run-2"), c.now(), std::nullopt);
     c.advance(1s);
     s.transition_lease(lease_transition{.id = "lease-y", .expected_epoch = 1, .to = lease_status::released}, c.now(),
-                       nullptr);
+                       std::nullopt);
 
     using ids = std::vector<std::string>;
     auto& p = fx.peer();
@@ -1118,16 +1118,16 @@ void lease_lists_filter_and_order(store_view<S> fx) {
     // Equal last_used_at: newest created_at first; equal timestamps: newest inserted first.
     c.advance(1s);
     auto const env3 = detail::make_environment(s, c.now(), "company-a", "pool 3");
-    s.acquire_lease(detail::lease_on(env3, "lease-old", "run-3"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env3, "lease-old", "run-3"), c.now(), std::nullopt);
     c.advance(1s);
-    s.acquire_lease(detail::lease_on(env3, "lease-new", "run-3"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env3, "lease-new", "run-3"), c.now(), std::nullopt);
     c.advance(1s);
     s.update_lease_metadata("lease-new", json_object{}, c.now());
     s.update_lease_metadata("lease-old", json_object{}, c.now());
     CHECK(detail::ids_of(p.list_leases(env3.id, {})) == ids{"lease-new", "lease-old"});
-    s.acquire_lease(detail::lease_on(env3, "lease-t1", "run-4"), c.now(), nullptr);
-    s.acquire_lease(detail::lease_on(env3, "lease-t2", "run-4"), c.now(), nullptr);
-    s.acquire_lease(detail::lease_on(env3, "lease-t3", "run-4"), c.now(), nullptr);
+    s.acquire_lease(detail::lease_on(env3, "lease-t1", "run-4"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env3, "lease-t2", "run-4"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env3, "lease-t3", "run-4"), c.now(), std::nullopt);
     CHECK(detail::ids_of(p.list_run_leases("run-4", {})) == ids{"lease-t3", "lease-t2", "lease-t1"});
 }
 
@@ -1140,16 +1140,16 @@ void lease_release_for_run(store_view<S> fx) {
     auto const t0 = fx.clock.now();
     auto const env1 = detail::make_environment(s, t0, "company-a", "pool 1");
     auto const env2 = detail::make_environment(s, t0, "company-a", "pool 2");
-    auto const a1 = s.acquire_lease(detail::lease_on(env1, "lease-a1", "run-a"), t0, nullptr);
-    auto const a2 = s.acquire_lease(detail::lease_on(env2, "lease-a2", "run-a"), t0, nullptr);
-    s.acquire_lease(detail::lease_on(env1, "lease-a3", "run-a"), t0, nullptr);
-    s.acquire_lease(detail::lease_on(env1, "lease-a4", "run-a"), t0, nullptr);
-    s.acquire_lease(detail::lease_on(env1, "lease-b1", "run-b"), t0, nullptr);
-    s.acquire_lease(detail::lease_on(env1, "lease-n1"), t0, nullptr);
+    auto const a1 = s.acquire_lease(detail::lease_on(env1, "lease-a1", "run-a"), t0, std::nullopt);
+    auto const a2 = s.acquire_lease(detail::lease_on(env2, "lease-a2", "run-a"), t0, std::nullopt);
+    s.acquire_lease(detail::lease_on(env1, "lease-a3", "run-a"), t0, std::nullopt);
+    s.acquire_lease(detail::lease_on(env1, "lease-a4", "run-a"), t0, std::nullopt);
+    s.acquire_lease(detail::lease_on(env1, "lease-b1", "run-b"), t0, std::nullopt);
+    s.acquire_lease(detail::lease_on(env1, "lease-n1"), t0, std::nullopt);
     s.transition_lease(lease_transition{.id = "lease-a3", .expected_epoch = 1, .to = lease_status::released}, t0,
-                       nullptr);
+                       std::nullopt);
     s.transition_lease(lease_transition{.id = "lease-a4", .expected_epoch = 1, .to = lease_status::retained}, t0,
-                       nullptr);
+                       std::nullopt);
     auto snapshot = [&](std::initializer_list<char const*> ids) {
         boost::json::array out;
         for (auto const* id : ids) out.push_back(to_json(s.get_lease(id)));
@@ -1206,7 +1206,7 @@ void lease_reuse_scope(store_view<S> fx) {
         input.lease_policy = policy;
         input.execution_workspace_id = std::move(workspace);
         auto const ev = detail::event_for("event-" + id, id, "company-a", actions::lease_acquired, now);
-        return s.acquire_lease(input, now, &ev);
+        return s.acquire_lease(input, now, ev);
     };
     using enum lease_policy_kind;
     acquire(env, "lease-env", reuse_by_environment, std::nullopt);
@@ -1229,18 +1229,18 @@ void lease_reuse_scope(store_view<S> fx) {
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
     s.transition_lease(lease_transition{.id = "lease-ws-1", .expected_epoch = 1, .to = lease_status::retained}, now,
-                       nullptr);
+                       std::nullopt);
     acquire(env, "lease-ws-1-next", reuse_by_execution_workspace, "ew-1");
     before = detail::state_of(s, {"company-a"});
     detail::refused(store_errc::conflict, [&] {
         s.transition_lease(lease_transition{.id = "lease-ws-1", .expected_epoch = 2, .to = lease_status::active}, now,
-                           nullptr);
+                           std::nullopt);
     });
     CHECK(detail::state_of(s, {"company-a"}) == before);
     s.transition_lease(lease_transition{.id = "lease-ws-1-next", .expected_epoch = 1, .to = lease_status::released},
-                       now, nullptr);
+                       now, std::nullopt);
     auto const resumed = s.transition_lease(
-        lease_transition{.id = "lease-ws-1", .expected_epoch = 2, .to = lease_status::active}, now, nullptr);
+        lease_transition{.id = "lease-ws-1", .expected_epoch = 2, .to = lease_status::active}, now, std::nullopt);
     CHECK(resumed.epoch == 3);
     CHECK(resumed.status == lease_status::active);
 }
@@ -1304,48 +1304,48 @@ void activity_is_atomic_with_lease_writes(store_view<S> fx) {
         return detail::event_for(id, lease, "company-a", actions::lease_acquired, now);
     };
     auto const acquired_ev = ev("event-acquired", "lease-1");
-    s.acquire_lease(detail::lease_on(env, "lease-1"), now, &acquired_ev);
+    s.acquire_lease(detail::lease_on(env, "lease-1"), now, acquired_ev);
     CHECK(detail::has_event(s, "event-acquired"));
 
     auto const before = detail::state_of(s, {"company-a"});
     auto const refused_ev = ev("event-refused", "lease-2");
     detail::refused(store_errc::capacity_exceeded,
-                    [&] { s.acquire_lease(detail::lease_on(env, "lease-2"), now, &refused_ev); });
+                    [&] { s.acquire_lease(detail::lease_on(env, "lease-2"), now, refused_ev); });
     detail::refused(store_errc::conflict,
-                    [&] { s.acquire_lease(detail::lease_on(env2, "lease-1"), now, &refused_ev); });
+                    [&] { s.acquire_lease(detail::lease_on(env2, "lease-1"), now, refused_ev); });
     detail::refused(store_errc::stale_epoch, [&] {
         s.transition_lease(lease_transition{.id = "lease-1", .expected_epoch = 9, .to = lease_status::released}, now,
-                           &refused_ev);
+                           refused_ev);
     });
     detail::refused(store_errc::illegal_transition, [&] {
         s.transition_lease(lease_transition{.id = "lease-1", .expected_epoch = 1, .to = lease_status::active}, now,
-                           &refused_ev);
+                           refused_ev);
     });
     detail::refused(store_errc::not_found, [&] {
         s.transition_lease(lease_transition{.id = "lease-none", .expected_epoch = 1, .to = lease_status::released},
-                           now, &refused_ev);
+                           now, refused_ev);
     });
     CHECK_FALSE(detail::has_event(s, "event-refused"));
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
     // An event id that is taken: the lease is not written, the transition not made.
     auto const taken = ev("event-acquired", "lease-3");
-    detail::refused(store_errc::conflict, [&] { s.acquire_lease(detail::lease_on(env2, "lease-3"), now, &taken); });
+    detail::refused(store_errc::conflict, [&] { s.acquire_lease(detail::lease_on(env2, "lease-3"), now, taken); });
     CHECK_FALSE(s.get_lease("lease-3"));
     detail::refused(store_errc::conflict, [&] {
         s.transition_lease(lease_transition{.id = "lease-1", .expected_epoch = 1, .to = lease_status::released}, now,
-                           &taken);
+                           taken);
     });
     CHECK(detail::state_of(s, {"company-a"}) == before);
     CHECK(s.get_lease("lease-1")->epoch == 1);
 
     auto const released_ev = ev("event-released", "lease-1");
     s.transition_lease(lease_transition{.id = "lease-1", .expected_epoch = 1, .to = lease_status::released}, now,
-                       &released_ev);
+                       released_ev);
     auto const events = s.list_activity({.entity_id = "lease-1"});
     CHECK(detail::ids_of(events) == std::vector<std::string>{"event-acquired", "event-released"});
     // The capacity the refused acquisitions did not take is there.
-    s.acquire_lease(detail::lease_on(env, "lease-2"), now, &refused_ev);
+    s.acquire_lease(detail::lease_on(env, "lease-2"), now, refused_ev);
     CHECK(detail::has_event(s, "event-refused"));
 }
 
@@ -1359,13 +1359,13 @@ void handles_share_storage(store_view<S> fx) {
     auto const env = detail::make_environment(a, now, "company-a", "pool");
     REQUIRE(b.get_environment(env.id));
     CHECK(b.ensure_local_environment("company-a", now).id == a.ensure_local_environment("company-a", now).id);
-    auto const lease = b.acquire_lease(detail::lease_on(env, "lease-shared", "run-1"), now, nullptr);
+    auto const lease = b.acquire_lease(detail::lease_on(env, "lease-shared", "run-1"), now, std::nullopt);
     CHECK(to_json(*a.get_lease("lease-shared")) == to_json(lease));
     a.transition_lease(lease_transition{.id = "lease-shared", .expected_epoch = 1, .to = lease_status::retained}, now,
-                       nullptr);
+                       std::nullopt);
     detail::refused(store_errc::stale_epoch, [&] {
         b.transition_lease(lease_transition{.id = "lease-shared", .expected_epoch = 1, .to = lease_status::released},
-                           now, nullptr);
+                           now, std::nullopt);
     });
     CHECK(b.get_lease("lease-shared")->status == lease_status::retained);
 }
@@ -1399,7 +1399,7 @@ void race_acquire_respects_capacity(store_view<S> fx) {
             auto const id = "race-" + std::to_string(t) + "-" + std::to_string(i);
             auto const ev = detail::event_for("acquired-" + id, id, "company-a", actions::lease_acquired, now);
             try {
-                s.acquire_lease(detail::lease_on(env, id), now, &ev);
+                s.acquire_lease(detail::lease_on(env, id), now, ev);
             } catch (store_error const& e) {
                 if (e.code() != store_errc::capacity_exceeded) throw;
                 ++refusals;
@@ -1410,7 +1410,7 @@ void race_acquire_respects_capacity(store_view<S> fx) {
             std::this_thread::yield();
             auto const rel = detail::event_for("released-" + id, id, "company-a", actions::lease_released, now);
             s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = lease_status::released}, now,
-                               &rel);
+                               rel);
         }
     });
     done = true;
@@ -1452,14 +1452,14 @@ void race_transitions_have_one_winner(store_view<S> fx) {
                                     lease_status::retained, lease_status::pending_cleanup};
     for (int r = 0; r < rounds; ++r) {
         auto const id = "contended-" + std::to_string(r);
-        fx.store().acquire_lease(detail::lease_on(env, id), now, nullptr);
+        fx.store().acquire_lease(detail::lease_on(env, id), now, std::nullopt);
         std::vector<int> outcome(threads, -1);  // 1 won, 0 stale_epoch
         auto const failures = detail::run_concurrently(threads, [&](std::size_t t) {
             auto const ev = detail::event_for(id + "-by-" + std::to_string(t), id, "company-a",
                                               actions::lease_released, now);
             try {
                 fx.handle(t).transition_lease(
-                    lease_transition{.id = id, .expected_epoch = 1, .to = targets[t % std::size(targets)]}, now, &ev);
+                    lease_transition{.id = id, .expected_epoch = 1, .to = targets[t % std::size(targets)]}, now, ev);
                 outcome[t] = 1;
             } catch (store_error const& e) {
                 if (e.code() != store_errc::stale_epoch) throw;
@@ -1494,7 +1494,7 @@ void race_release_for_run_against_transitions(store_view<S> fx) {
         std::vector<std::string> ids;
         for (std::size_t i = 0; i < leases_per_run; ++i) {
             ids.push_back(run + "-lease-" + std::to_string(i));
-            fx.store().acquire_lease(detail::lease_on(env, ids.back(), run), now, nullptr);
+            fx.store().acquire_lease(detail::lease_on(env, ids.back(), run), now, std::nullopt);
         }
         std::vector<std::string> by_release;
         std::vector<int> by_transition(leases_per_run, 0);
@@ -1505,7 +1505,7 @@ void race_release_for_run_against_transitions(store_view<S> fx) {
             }
             try {
                 fx.handle(t).transition_lease(
-                    lease_transition{.id = ids[t], .expected_epoch = 1, .to = lease_status::failed}, now, nullptr);
+                    lease_transition{.id = ids[t], .expected_epoch = 1, .to = lease_status::failed}, now, std::nullopt);
                 by_transition[t] = 1;
             } catch (store_error const& e) {
                 if (e.code() != store_errc::stale_epoch) throw;

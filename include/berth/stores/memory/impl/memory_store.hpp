@@ -130,10 +130,21 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
     }
 }
 
-inline void memory_store::check_event_id(activity_event const* event) const {
-    using namespace detail::memory;
+inline void memory_store::check_event_id(std::optional<activity_event> const& event) const {
     if (event && activity_ids_.contains(event->id))
         throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event->id) + " already exists.");
+}
+
+// Appends an event whose id check_event_id has passed. Strong guarantee: when it throws, neither
+// the log nor the id set has changed.
+inline void memory_store::append_event(activity_event&& event) {
+    activity_.push_back(std::move(event));  // may throw: nothing changed
+    try {
+        activity_ids_.insert(activity_.back().id);  // views the stored id: deque elements never move
+    } catch (...) {
+        activity_.pop_back();
+        throw;
+    }
 }
 
 inline void memory_store::insert_environment(environment env) {
@@ -253,7 +264,7 @@ inline std::optional<environment_lease> memory_store::get_lease(std::string_view
     std::shared_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
-    return it->second.value;
+    return it->second->value;
 }
 
 inline std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
@@ -279,7 +290,7 @@ inline std::vector<environment_lease> memory_store::list_run_leases(std::string_
 }
 
 inline environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
-                                                     activity_event const* event) {
+                                                     std::optional<activity_event> event) {
     using namespace detail::memory;
     if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id (id is empty).");
     if (input.company_id.empty())
@@ -306,9 +317,7 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
                             .epoch = 1,
                             .created_at = now,
                             .updated_at = now};
-    environment_lease result = lease;
-    std::optional<activity_event> recorded;
-    if (event) recorded = *event;
+    environment_lease result = lease;  // copied before the lock, which it need not hold
 
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
@@ -325,7 +334,8 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
     check_event_id(event);
 
-    // Make room first: after this point nothing but the set insertion can throw.
+    // Make room in the indexes first, so that appending to them below cannot throw. (An index
+    // entry created here and left empty by a later failure is invisible: it lists nothing.)
     auto& by_environment = leases_by_environment_[input.environment_id];
     reserve_one(by_environment);
     std::vector<lease_row*>* by_run = nullptr;
@@ -333,35 +343,37 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
         by_run = &leases_by_run_[*input.heartbeat_run_id];
         reserve_one(*by_run);
     }
-    if (recorded) reserve_one(activity_);
-    leases_.reserve(leases_.size() + 1);  // the rehash, if any, happens here, so the insert below cannot throw
-    std::string key = input.id;
-    auto node = id_map<lease_row>::node_type{};
-    {
-        // Build the map node off to the side, so that inserting it cannot throw.
-        id_map<lease_row> staging;
-        staging.try_emplace(std::move(key), lease_row{std::move(lease), next_seq_});
-        node = staging.extract(staging.begin());
+    // The three steps that may throw, each undoing the ones before it when it does.
+    lease_rows_.push_back(lease_row{std::move(lease), next_seq_});
+    lease_row* const row = &lease_rows_.back();
+    try {
+        leases_.try_emplace(input.id, row);
+    } catch (...) {
+        lease_rows_.pop_back();
+        throw;
     }
-    if (recorded) activity_ids_.insert(recorded->id);  // the one step that may throw: nothing changed yet
-    auto const inserted = leases_.insert(std::move(node));
+    if (event) {
+        try {
+            append_event(std::move(*event));
+        } catch (...) {
+            leases_.erase(input.id);
+            lease_rows_.pop_back();
+            throw;
+        }
+    }
     ++next_seq_;
-    by_environment.push_back(&inserted.position->second);
-    if (by_run) by_run->push_back(&inserted.position->second);
-    if (recorded) activity_.push_back(std::move(*recorded));
+    by_environment.push_back(row);
+    if (by_run) by_run->push_back(row);
     return result;
 }
 
 inline environment_lease memory_store::transition_lease(lease_transition const& t, timestamp now,
-                                                        activity_event const* event) {
+                                                        std::optional<activity_event> event) {
     using namespace detail::memory;
-    std::optional<activity_event> recorded;
-    if (event) recorded = *event;
-
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(t.id);
     if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(t.id) + " not found.");
-    auto& stored = it->second.value;
+    auto& stored = it->second->value;
     if (stored.epoch != t.expected_epoch)
         throw store_error(store_errc::stale_epoch,
                           "Lease " + detail::memory::dquoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
@@ -390,11 +402,7 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     if (t.failure_reason) result.failure_reason = t.failure_reason;
     if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
     std::optional<std::string> reason = t.failure_reason;
-    if (recorded) {
-        reserve_one(activity_);
-        activity_ids_.insert(recorded->id);  // may throw: nothing changed yet
-        activity_.push_back(std::move(*recorded));
-    }
+    if (event) append_event(std::move(*event));  // may throw: nothing changed yet
     stored.status = result.status;
     stored.epoch = result.epoch;
     stored.last_used_at = now;
@@ -411,12 +419,12 @@ inline std::optional<environment_lease> memory_store::update_lease_metadata(std:
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
-    environment_lease next = it->second.value;
+    environment_lease next = it->second->value;
     next.metadata = std::move(metadata);
     next.last_used_at = now;
     next.updated_at = now;
     environment_lease result = next;
-    it->second.value = std::move(next);
+    it->second->value = std::move(next);
     return result;
 }
 
@@ -426,7 +434,7 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(id) + " not found.");
-    auto& stored = it->second.value;
+    auto& stored = it->second->value;
     if (stored.epoch != expected_epoch)
         throw store_error(store_errc::stale_epoch,
                           "Lease " + detail::memory::dquoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
@@ -476,7 +484,7 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
 inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
     std::shared_lock lock(mutex_);
     std::vector<lease_row const*> rows;
-    for (auto const& [id, row] : leases_)
+    for (auto const& row : lease_rows_)
         if (row.value.status == lease_status::active && row.value.expires_at && *row.value.expires_at <= now)
             rows.push_back(&row);
     std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) {
@@ -489,12 +497,10 @@ inline std::vector<environment_lease> memory_store::list_expired_leases(timestam
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void memory_store::record_activity(activity_event const& event) {
-    activity_event recorded = event;
+    std::optional<activity_event> recorded = event;  // copied before the lock
     std::unique_lock lock(mutex_);
-    check_event_id(&event);
-    detail::memory::reserve_one(activity_);
-    activity_ids_.insert(recorded.id);  // may throw: nothing changed yet
-    activity_.push_back(std::move(recorded));
+    check_event_id(recorded);
+    append_event(std::move(*recorded));
 }
 
 inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {

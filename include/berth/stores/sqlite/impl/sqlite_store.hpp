@@ -590,7 +590,7 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
 }
 
 inline environment_lease sqlite_store::acquire_lease(new_lease const& input, timestamp now,
-                                                     activity_event const* event) {
+                                                     std::optional<activity_event> event) {
     using namespace detail::sqlite;
     if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id.");
     if (input.company_id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs a company id.");
@@ -643,7 +643,7 @@ inline environment_lease sqlite_store::acquire_lease(new_lease const& input, tim
 }
 
 inline environment_lease sqlite_store::transition_lease(lease_transition const& t, timestamp now,
-                                                        activity_event const* event) {
+                                                        std::optional<activity_event> event) {
     using namespace detail::sqlite;
     auto& s = *state_;
     return with_writer(s, [&](connection& c) {
