@@ -58,12 +58,13 @@ public:
     [[nodiscard]] lease_grant acquire(acquire_request const& request) const {
         lease_grant grant;
         grant.provider = "local";
-        if (request.agent_id.has_value()) grant.metadata["agentId"] = *request.agent_id;
-        grant.metadata["driver"] = "local";
+        grant.metadata.reserve(3);
+        if (request.agent_id.has_value()) grant.metadata.emplace("agentId", *request.agent_id);
+        grant.metadata.emplace("driver", "local");
         if (request.execution_workspace_mode)
-            grant.metadata["executionWorkspaceMode"] = *request.execution_workspace_mode;
+            grant.metadata.emplace("executionWorkspaceMode", *request.execution_workspace_mode);
         else
-            grant.metadata["executionWorkspaceMode"] = nullptr;
+            grant.metadata.emplace("executionWorkspaceMode", nullptr);
         return grant;
     }
 

@@ -161,8 +161,10 @@ public:
             throw fail(message_of(std::current_exception()), std::current_exception());
         }
 
-        acquire_request const req{
-            .env = env,
+        // The request borrows the environment (moved in, moved back out below) rather than
+        // copying it: the pair's cost is mostly its copies of JSON-bearing records.
+        acquire_request req{
+            .env = std::move(env),
             .company_id = r.company_id,
             .agent_id = r.agent_id,
             .issue_id = r.issue_id,
@@ -173,10 +175,12 @@ public:
         };
         lease_grant grant;
         try {
-            visit_driver(env.driver, [&](auto const& d) { grant = d.acquire(req); });
+            visit_driver(req.env.driver, [&](auto const& d) { grant = d.acquire(req); });
         } catch (...) {
+            env = std::move(req.env);
             throw fail(message_of(std::current_exception()), std::current_exception());
         }
+        env = std::move(req.env);
 
         new_lease nl{
             .id = new_id(),

@@ -26,9 +26,7 @@
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
-
-#include <boost/unordered/unordered_flat_map.hpp>
-#include <boost/unordered/unordered_flat_set.hpp>
+#include <berth/stores/memory/id_table.hpp>         // id_table, id_view_set (the lease path's tables)
 
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
@@ -40,7 +38,6 @@
 #include <string>         // std::string
 #include <string_view>    // std::string_view
 #include <unordered_map>  // std::unordered_map
-#include <unordered_set>  // std::unordered_set
 #include <vector>         // std::vector
 
 namespace berth {
@@ -231,25 +228,25 @@ private:
     };
     // Keyed by ids: hashed, with string_view lookups. Every list sorts its result itself, so no
     // container needs an order; hashing keeps the cost of a lookup flat as the store grows (an
-    // ordered map of 10^5 UUIDs costs a cache miss per level).
-    struct id_hash {
+    // ordered map of 10^5 UUIDs costs a cache miss per level). The lease path — rows, indexes,
+    // event ids — uses detail::memory::id_table (open addressing, stored hashes); the other rows are
+    // few and stay in node maps, whose addresses the company index holds.
+    struct node_hash {
         using is_transparent = void;
         // Deliberately not noexcept: libstdc++ stores each node's hash only for hashers it may not
-        // call freely (__cache_default), and with stored hashes a rehash or a bucket scan compares
-        // integers instead of hashing every 36-byte id again — a third of the benchmark's pair.
-        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+        // call freely (__cache_default), and then a rehash never hashes an id again.
+        std::size_t operator()(std::string_view s) const { return detail::memory::hash_id(s); }
     };
     template <class V>
-    using id_map = std::unordered_map<std::string, V, id_hash, std::equal_to<>>;
+    using id_map = std::unordered_map<std::string, V, node_hash, std::equal_to<>>;
     template <class Row>
-    using index = boost::unordered_flat_map<std::string, std::vector<Row*>, id_hash, std::equal_to<>>;
+    using index = detail::memory::id_table<std::vector<Row*>>;
 
     [[nodiscard]] environment_row const* find_local(std::string_view company_id,
                                                     std::string_view except_id = {}) const;
     void check_capacity(environment const& env) const;
     void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
                            std::optional<std::string> const& execution_workspace_id) const;
-    void check_event_id(std::optional<activity_event> const& event) const;
     void append_event(activity_event&& event);
     void insert_environment(environment env);
 
@@ -259,18 +256,17 @@ private:
     // the indexes hold pointers.
     id_map<environment_row> environments_;
     index<environment_row> environments_by_company_;
-    // Lease rows in insertion order; a deque never moves them, so the id map and the indexes
-    // hold pointers. The id map is open-addressed (no node per lease, one probe per lookup):
-    // with 10^5 leases its lookups are cache misses, and those were most of the pair's cost.
+    // Lease rows in insertion order; a deque never moves them, so the id table and the indexes
+    // hold pointers.
     std::deque<lease_row> lease_rows_;
-    boost::unordered_flat_map<std::string, lease_row*, id_hash, std::equal_to<>> leases_;
+    detail::memory::id_table<lease_row*> leases_;
     index<lease_row> leases_by_environment_;
     index<lease_row> leases_by_run_;
     // In insertion order. A deque, because appending never moves the events already stored (a
     // vector of 10^5 events would move them all on every growth), so activity_ids_ can view the
     // stored ids instead of holding copies.
     std::deque<activity_event> activity_;
-    boost::unordered_flat_set<std::string_view, id_hash, std::equal_to<>> activity_ids_;
+    detail::memory::id_view_set activity_ids_;
     struct workspace_row {
         execution_workspace value;
         std::uint64_t seq;

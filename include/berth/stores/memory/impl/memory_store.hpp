@@ -130,17 +130,16 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
     }
 }
 
-inline void memory_store::check_event_id(std::optional<activity_event> const& event) const {
-    if (event && activity_ids_.contains(event->id))
-        throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event->id) + " already exists.");
-}
-
-// Appends an event whose id check_event_id has passed. Strong guarantee: when it throws, neither
-// the log nor the id set has changed.
+// Appends an event. Strong guarantee: when it throws — conflict for an id already logged, or
+// std::bad_alloc — neither the log nor the id set has changed.
 inline void memory_store::append_event(activity_event&& event) {
+    auto const key = detail::memory::hashed(event.id);
+    if (activity_ids_.contains(key))
+        throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event.id) + " already exists.");
     activity_.push_back(std::move(event));  // may throw: nothing changed
     try {
-        activity_ids_.insert(activity_.back().id);  // views the stored id: deque elements never move
+        // The set views the stored id (deque elements never move), with the hash computed above.
+        activity_ids_.insert({activity_.back().id, key.hash});
     } catch (...) {
         activity_.pop_back();
         throw;
@@ -148,7 +147,7 @@ inline void memory_store::append_event(activity_event&& event) {
 }
 
 inline void memory_store::insert_environment(environment env) {
-    auto& by_company = environments_by_company_[env.company_id];
+    auto& by_company = detail::memory::entry(environments_by_company_, detail::memory::hashed(env.company_id));
     detail::memory::reserve_one(by_company);
     std::string id = env.id;
     auto const [it, inserted] = environments_.try_emplace(std::move(id), environment_row{std::move(env), next_seq_});
@@ -328,26 +327,26 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
                           "Lease " + detail::memory::dquoted(input.id) + " is for company " + detail::memory::dquoted(input.company_id) +
                               " but environment " + detail::memory::dquoted(input.environment_id) + " belongs to company " +
                               detail::memory::dquoted(env->second.value.company_id) + ".");
-    if (leases_.contains(input.id))
+    auto const lease_key = hashed(input.id);
+    if (leases_.contains(lease_key))
         throw store_error(store_errc::conflict, "Lease " + detail::memory::dquoted(input.id) + " already exists.");
     check_capacity(env->second.value);
     check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
-    check_event_id(event);
 
     // Make room in the indexes first, so that appending to them below cannot throw. (An index
     // entry created here and left empty by a later failure is invisible: it lists nothing.)
-    auto& by_environment = leases_by_environment_[input.environment_id];
+    auto& by_environment = entry(leases_by_environment_, hashed(input.environment_id));
     reserve_one(by_environment);
     std::vector<lease_row*>* by_run = nullptr;
     if (input.heartbeat_run_id) {
-        by_run = &leases_by_run_[*input.heartbeat_run_id];
+        by_run = &entry(leases_by_run_, hashed(*input.heartbeat_run_id));
         reserve_one(*by_run);
     }
     // The three steps that may throw, each undoing the ones before it when it does.
     lease_rows_.push_back(lease_row{std::move(lease), next_seq_});
     lease_row* const row = &lease_rows_.back();
     try {
-        leases_.try_emplace(input.id, row);
+        leases_.try_emplace(detail::memory::hashed_id<std::string>{input.id, lease_key.hash}, row);
     } catch (...) {
         lease_rows_.pop_back();
         throw;
@@ -356,7 +355,7 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
         try {
             append_event(std::move(*event));
         } catch (...) {
-            leases_.erase(input.id);
+            leases_.erase(lease_key);
             lease_rows_.pop_back();
             throw;
         }
@@ -389,7 +388,6 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
             check_capacity(env->second.value);
         check_reuse_scope(stored.environment_id, stored.lease_policy, stored.execution_workspace_id);
     }
-    check_event_id(event);
 
     // The result is the one copy, made before anything changes (strong guarantee); the stored row
     // is then updated in place with non-throwing moves.
@@ -402,7 +400,7 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     if (t.failure_reason) result.failure_reason = t.failure_reason;
     if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
     std::optional<std::string> reason = t.failure_reason;
-    if (event) append_event(std::move(*event));  // may throw: nothing changed yet
+    if (event) append_event(std::move(*event));  // may throw (a duplicate event id too): nothing changed yet
     stored.status = result.status;
     stored.epoch = result.epoch;
     stored.last_used_at = now;
@@ -497,10 +495,9 @@ inline std::vector<environment_lease> memory_store::list_expired_leases(timestam
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void memory_store::record_activity(activity_event const& event) {
-    std::optional<activity_event> recorded = event;  // copied before the lock
+    activity_event recorded = event;  // copied before the lock
     std::unique_lock lock(mutex_);
-    check_event_id(recorded);
-    append_event(std::move(*recorded));
+    append_event(std::move(recorded));
 }
 
 inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
