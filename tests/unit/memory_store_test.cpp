@@ -124,3 +124,61 @@ TEST_CASE("memory_store lists are consistent snapshots while writers move leases
         CHECK(l.status == lease_status::active);
     }
 }
+
+// The capacity count and the reuse-scope check read an index of active leases that every status
+// change must keep right: a lease ended by transition_lease or release_leases_for_run leaves it, a
+// retained lease resumed enters it again, a refused resume changes nothing.
+TEST_CASE("memory_store capacity and reuse scopes follow every status change over a long history",
+          "[memory_store]") {
+    testing::manual_clock clock;
+    memory_store store;
+    auto const env = store.create_environment(
+        new_environment{.company_id = "c", .name = "pool", .driver = driver_kind::local, .config = {{"maxActiveLeases", 2}}},
+        clock.now());
+    auto lease = [&](std::string id, lease_policy_kind policy = lease_policy_kind::ephemeral) {
+        return new_lease{.id = std::move(id), .company_id = "c", .environment_id = env.id,
+                         .heartbeat_run_id = "run", .lease_policy = policy};
+    };
+    auto refused_with = [&](store_errc code, auto&& write) {
+        try {
+            write();
+        } catch (store_error const& e) {
+            return e.code() == code;
+        }
+        return false;
+    };
+    for (int i = 0; i < 300; ++i) {  // a history of ended leases that must not count
+        auto const a = store.acquire_lease(lease("t" + std::to_string(i)), clock.now(), std::nullopt);
+        auto const b = store.acquire_lease(lease("r" + std::to_string(i)), clock.now(), std::nullopt);
+        REQUIRE(refused_with(store_errc::capacity_exceeded,
+                             [&] { (void)store.acquire_lease(lease("x"), clock.now(), std::nullopt); }));
+        store.transition_lease({.id = a.id, .expected_epoch = a.epoch, .to = lease_status::released}, clock.now(),
+                               std::nullopt);
+        REQUIRE(store.release_leases_for_run("run", lease_status::failed, clock.now()).size() == 1);
+        (void)b;
+    }
+    // Retained leases hold no capacity and no scope; resuming one takes both again.
+    auto const kept = store.acquire_lease(lease("kept", lease_policy_kind::reuse_by_environment), clock.now(),
+                                          std::nullopt);
+    auto const retained = store.transition_lease(
+        {.id = kept.id, .expected_epoch = kept.epoch, .to = lease_status::retained}, clock.now(), std::nullopt);
+    auto const holder = store.acquire_lease(lease("holder", lease_policy_kind::reuse_by_environment), clock.now(),
+                                            std::nullopt);
+    CHECK(refused_with(store_errc::conflict, [&] {
+        (void)store.transition_lease({.id = retained.id, .expected_epoch = retained.epoch, .to = lease_status::active},
+                                     clock.now(), std::nullopt);
+    }));
+    store.transition_lease({.id = holder.id, .expected_epoch = holder.epoch, .to = lease_status::released},
+                           clock.now(), std::nullopt);
+    auto const resumed = store.transition_lease(
+        {.id = retained.id, .expected_epoch = retained.epoch, .to = lease_status::active}, clock.now(), std::nullopt);
+    CHECK(resumed.status == lease_status::active);
+    auto const second = store.acquire_lease(lease("second"), clock.now(), std::nullopt);
+    CHECK(refused_with(store_errc::capacity_exceeded,
+                       [&] { (void)store.acquire_lease(lease("third"), clock.now(), std::nullopt); }));
+    store.transition_lease({.id = second.id, .expected_epoch = second.epoch, .to = lease_status::released},
+                           clock.now(), std::nullopt);
+    CHECK(refused_with(store_errc::conflict, [&] {
+        (void)store.acquire_lease(lease("scope", lease_policy_kind::reuse_by_environment), clock.now(), std::nullopt);
+    }));
+}

@@ -248,6 +248,7 @@ private:
     void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
                            std::optional<std::string> const& execution_workspace_id) const;
     void append_event(activity_event&& event);
+    void deactivate(lease_row* row) noexcept;
     void insert_environment(environment env);
 
     mutable std::shared_mutex mutex_;
@@ -261,6 +262,9 @@ private:
     std::deque<lease_row> lease_rows_;
     detail::memory::id_table<lease_row*> leases_;
     index<lease_row> leases_by_environment_;
+    // Each environment's active leases only, so that the capacity count and the reuse-scope check
+    // cost what is active, not the environment's whole history.
+    index<lease_row> active_by_environment_;
     index<lease_row> leases_by_run_;
     // In insertion order. A deque, because appending never moves the events already stored (a
     // vector of 10^5 events would move them all on every growth), so activity_ids_ can view the

@@ -14,7 +14,7 @@
 
 #include <boost/json/serialize.hpp>  // serialize (maxActiveLeases in messages)
 
-#include <algorithm>  // std::sort, std::stable_sort, std::count_if
+#include <algorithm>  // std::sort, std::stable_sort, std::find
 #include <cstdint>    // std::int64_t, std::uint64_t
 #include <limits>     // std::numeric_limits
 #include <mutex>      // std::unique_lock
@@ -98,9 +98,8 @@ inline void memory_store::check_capacity(environment const& env) const {
     auto const limit = max_active_leases(env);
     if (!limit) return;
     std::int64_t active = 0;
-    if (auto const it = leases_by_environment_.find(env.id); it != leases_by_environment_.end())
-        active = std::count_if(it->second.begin(), it->second.end(),
-                               [](lease_row const* r) { return r->value.status == lease_status::active; });
+    if (auto const it = active_by_environment_.find(env.id); it != active_by_environment_.end())
+        active = static_cast<std::int64_t>(it->second.size());
     if (active >= *limit)
         throw store_error(store_errc::capacity_exceeded,
                           "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") already has " +
@@ -115,11 +114,11 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
     bool const by_workspace = policy == lease_policy_kind::reuse_by_execution_workspace && execution_workspace_id;
     // Other policies, and a workspace policy without a workspace, have no scope: capacity bounds them.
     if (!by_environment && !by_workspace) return;
-    auto const it = leases_by_environment_.find(environment_id);
-    if (it == leases_by_environment_.end()) return;
+    auto const it = active_by_environment_.find(environment_id);
+    if (it == active_by_environment_.end()) return;
     for (auto const* row : it->second) {
         auto const& l = row->value;
-        if (l.status != lease_status::active || l.lease_policy != policy) continue;
+        if (l.lease_policy != policy) continue;
         if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
         throw store_error(store_errc::conflict,
                           "Environment " + detail::memory::dquoted(environment_id) + " already has an active " + to_string(policy) +
@@ -127,6 +126,17 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
                               (by_workspace ? " for execution workspace " + detail::memory::dquoted(*execution_workspace_id)
                                             : std::string()) +
                               " (" + l.id + ").");
+    }
+}
+
+// Takes a lease that leaves `active` out of its environment's active index. Cannot throw.
+inline void memory_store::deactivate(lease_row* row) noexcept {
+    auto const it = active_by_environment_.find(row->value.environment_id);
+    if (it == active_by_environment_.end()) return;
+    auto& active = it->second;
+    if (auto const pos = std::find(active.begin(), active.end(), row); pos != active.end()) {
+        *pos = active.back();
+        active.pop_back();
     }
 }
 
@@ -335,8 +345,11 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
 
     // Make room in the indexes first, so that appending to them below cannot throw. (An index
     // entry created here and left empty by a later failure is invisible: it lists nothing.)
-    auto& by_environment = entry(leases_by_environment_, hashed(input.environment_id));
+    auto const environment_key = hashed(input.environment_id);
+    auto& by_environment = entry(leases_by_environment_, environment_key);
     reserve_one(by_environment);
+    auto& active = entry(active_by_environment_, environment_key);
+    reserve_one(active);
     std::vector<lease_row*>* by_run = nullptr;
     if (input.heartbeat_run_id) {
         by_run = &entry(leases_by_run_, hashed(*input.heartbeat_run_id));
@@ -362,6 +375,7 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     }
     ++next_seq_;
     by_environment.push_back(row);
+    active.push_back(row);
     if (by_run) by_run->push_back(row);
     return result;
 }
@@ -400,7 +414,14 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     if (t.failure_reason) result.failure_reason = t.failure_reason;
     if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
     std::optional<std::string> reason = t.failure_reason;
+    std::vector<lease_row*>* reactivated = nullptr;
+    if (t.to == lease_status::active) {
+        reactivated = &entry(active_by_environment_, hashed(stored.environment_id));
+        reserve_one(*reactivated);  // may throw: nothing changed yet
+    }
     if (event) append_event(std::move(*event));  // may throw (a duplicate event id too): nothing changed yet
+    if (reactivated) reactivated->push_back(it->second);
+    else if (stored.status == lease_status::active) deactivate(it->second);
     stored.status = result.status;
     stored.epoch = result.epoch;
     stored.last_used_at = now;
@@ -475,7 +496,10 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
         n.released_at = released_at_for(to, now);
     }
     std::vector<environment_lease> result = next;
-    for (std::size_t i = 0; i < moved.size(); ++i) moved[i]->value = std::move(next[i]);
+    for (std::size_t i = 0; i < moved.size(); ++i) {
+        if (to != lease_status::active) deactivate(moved[i]);
+        moved[i]->value = std::move(next[i]);
+    }
     return result;
 }
 
