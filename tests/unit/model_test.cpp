@@ -216,7 +216,10 @@ TEST_CASE("new_id: distinct v4 UUIDs across threads and across a fork", "[model]
     for (int i = 0; i < 1000; ++i) {
         auto const id = berth::new_id();
         REQUIRE(id.size() == 36);
-        CHECK(id[14] == '4');  // version 4
+        CHECK(id[14] == '4');                                  // version 4
+        CHECK(std::string_view("89ab").find(id[19]) != std::string_view::npos);  // variant 10xx
+        for (std::size_t p : {8u, 13u, 18u, 23u}) CHECK(id[p] == '-');
+        CHECK(id.find_first_not_of("0123456789abcdef-") == std::string::npos);
         CHECK(seen.insert(id).second);
     }
     std::vector<std::string> from_threads(4);

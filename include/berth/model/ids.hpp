@@ -1,12 +1,11 @@
 #pragma once
 // Random (version 4) UUIDs for every id berth creates.
 
-#include <boost/uuid/random_generator.hpp>  // basic_random_generator
-#include <boost/uuid/uuid_io.hpp>           // to_string
-
-#include <atomic>  // std::atomic
-#include <random>  // std::mt19937_64, std::random_device, std::seed_seq
-#include <string>  // std::string
+#include <atomic>   // std::atomic
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint64_t
+#include <random>   // std::mt19937_64, std::random_device, std::seed_seq
+#include <string>   // std::string
 
 #include <pthread.h>  // pthread_atfork
 
@@ -44,10 +43,26 @@ struct id_engine {
 
 /// A new random UUID in its 36-character text form. Thread-safe; distinct across threads and
 /// across forked processes.
+/// A random (version 4, RFC 9562 variant) UUID in its 36-character lowercase text form.
 [[nodiscard]] inline std::string new_id() {
     thread_local detail::id_engine state;
-    boost::uuids::basic_random_generator<std::mt19937_64> gen(state.get());
-    return boost::uuids::to_string(gen());
+    auto& engine = state.get();
+    std::uint64_t hi = engine();
+    std::uint64_t lo = engine();
+    hi = (hi & ~std::uint64_t{0xf000}) | 0x4000;                          // version 4
+    lo = (lo & ~(std::uint64_t{0xc} << 60)) | (std::uint64_t{0x8} << 60);  // variant 10xx
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id(36, '-');
+    auto put = [&](std::uint64_t bits, int from, int to) {  // 16 nibbles into id[from, to), skipping dashes
+        for (int i = to - 1; i >= from; --i) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+            id[static_cast<std::size_t>(i)] = hex[bits & 0xf];
+            bits >>= 4;
+        }
+    };
+    put(hi, 0, 18);   // 8-4-4: the first 16 hex digits
+    put(lo, 19, 36);  // 4-12: the last 16
+    return id;
 }
 
 }  // namespace berth
