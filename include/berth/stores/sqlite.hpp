@@ -70,6 +70,11 @@ struct sqlite_options {
     /// thread cannot keep up). false: SQLite's own way, in the commit that crosses the threshold.
     /// Either way the checkpoint is PASSIVE and durability is set by `synchronous` alone.
     bool checkpoint_in_background = true;
+    /// true: the store's writer issues each transaction's WAL frames as one write(2) instead of two
+    /// per frame (a VFS shim over the default VFS; the file format and what other processes see
+    /// are unchanged, and nothing is held past the commit: docs/stores.md). false: SQLite's own
+    /// writes, e.g. to compare, or on a VFS the shim should not wrap.
+    bool coalesce_wal_writes = true;
     /// Called for each row a list operation skipped because it could not be read
     /// (store_errc::corrupt_row, naming table, column, value and row). Empty: the error's message
     /// is written to stderr, so that skipped rows are never silent. May be called from any thread

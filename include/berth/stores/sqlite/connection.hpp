@@ -78,12 +78,14 @@ private:
 /// pool and write mutex see to that), so it is opened with SQLITE_OPEN_NOMUTEX.
 class connection {
 public:
-    /// Opens (creating when `create`) the database at `path`.
+    /// Opens (creating when `create`) the database at `path`, through the VFS named `vfs`
+    /// (nullptr: the default one).
     /// @throws store_error backend_failure when SQLite cannot open it.
-    connection(std::string const& path, bool create, std::chrono::milliseconds busy_timeout) {
+    connection(std::string const& path, bool create, std::chrono::milliseconds busy_timeout,
+               char const* vfs = nullptr) {
         int const flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
         sqlite3* db = nullptr;
-        int const rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+        int const rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs);
         db_.reset(db);  // sqlite3_open_v2 may return a handle even on failure; it must be closed
         if (rc != SQLITE_OK) throw error_of(db, rc, "cannot open database \"" + path + "\"");
         sqlite3_extended_result_codes(db, 1);

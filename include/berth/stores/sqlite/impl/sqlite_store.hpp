@@ -9,6 +9,7 @@
 #include <berth/stores/sqlite/checkpointer.hpp>
 #include <berth/stores/sqlite/connection.hpp>
 #include <berth/stores/sqlite/row.hpp>
+#include <berth/stores/sqlite/wal_coalescing_vfs.hpp>
 
 #include <boost/json/parse.hpp>      // parse (environment config)
 #include <boost/json/serialize.hpp>  // serialize (error messages)
@@ -397,7 +398,10 @@ inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
     s.path = std::move(path);
     s.options = std::move(options);
     s.in_memory = s.path.empty() || s.path == ":memory:";
-    s.writer = std::make_unique<connection>(s.path, true, s.options.busy_timeout);
+    // Only the writer writes the WAL; readers and the checkpointer use the default VFS as it is.
+    s.writer = std::make_unique<connection>(
+        s.path, true, s.options.busy_timeout,
+        !s.in_memory && s.options.coalesce_wal_writes ? wal_coalescing_vfs() : nullptr);
     auto& c = *s.writer;
     if (!s.in_memory) {
         auto const mode = c.pragma_text("journal_mode = WAL");
