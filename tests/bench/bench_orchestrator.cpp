@@ -54,9 +54,9 @@ void orchestrator_pair(benchmark::State& state) {
     std::string const company = berth::new_id(), agent = berth::new_id();
     (void)orch.resolve_environment({.company_id = company});
     for (auto _ : state) {
-        auto const run = berth::new_id();
+        auto const run = berth::bench::foreign_id();
         auto const acq = orch.acquire_for_run(
-            {.company_id = company, .agent_id = agent, .heartbeat_run_id = run, .issue_id = berth::new_id()});
+            {.company_id = company, .agent_id = agent, .heartbeat_run_id = run, .issue_id = berth::bench::foreign_id()});
         auto const rel = orch.release_for_run({.company_id = company, .agent_id = agent, .heartbeat_run_id = run});
         if (rel.released.size() != 1 || !rel.errors.empty()) state.SkipWithError("release_for_run failed");
         benchmark::DoNotOptimize(acq.lease.epoch);
@@ -70,7 +70,7 @@ void warm_heap() {
     berth::run_orchestrator<stack> orch{store, berth::local_driver{}};
     std::string const company = berth::new_id(), agent = berth::new_id();
     for (std::int64_t i = 0; i < pairs; ++i) {
-        auto const run = berth::new_id();
+        auto const run = berth::bench::foreign_id();
         (void)orch.acquire_for_run({.company_id = company, .agent_id = agent, .heartbeat_run_id = run});
         (void)orch.release_for_run({.company_id = company, .agent_id = agent, .heartbeat_run_id = run});
     }

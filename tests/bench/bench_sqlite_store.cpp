@@ -91,7 +91,7 @@ void raw_pair(benchmark::State& state, char const* synchronous) {
     berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
     for (auto _ : state) {
         now = now + std::chrono::microseconds(1);
-        auto const id = berth::new_id(), run = berth::new_id(), issue = berth::new_id();
+        auto const id = berth::new_id(), run = berth::bench::foreign_id(), issue = berth::bench::foreign_id();
         auto const t = berth::to_iso8601(now);
         sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 2, company.c_str(), -1, SQLITE_STATIC);
@@ -137,9 +137,9 @@ void orchestrator_pair(benchmark::State& state, berth::sqlite_synchronous synchr
     std::string const company = berth::new_id(), agent = berth::new_id();
     (void)orch.resolve_environment({.company_id = company});  // the local environment exists, as after a first run
     for (auto _ : state) {
-        auto const run = berth::new_id();
+        auto const run = berth::bench::foreign_id();
         auto const acq = orch.acquire_for_run(
-            {.company_id = company, .agent_id = agent, .heartbeat_run_id = run, .issue_id = berth::new_id()});
+            {.company_id = company, .agent_id = agent, .heartbeat_run_id = run, .issue_id = berth::bench::foreign_id()});
         auto const rel = orch.release_for_run({.company_id = company, .agent_id = agent, .heartbeat_run_id = run});
         if (rel.released.size() != 1 || !rel.errors.empty()) state.SkipWithError("release_for_run failed");
         benchmark::DoNotOptimize(acq.lease.epoch);

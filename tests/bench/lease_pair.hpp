@@ -8,11 +8,31 @@
 #include <berth/model/lease.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <random>
 #include <optional>
 #include <utility>
 #include <string>
 
 namespace berth::bench {
+
+/// An id the caller brings (a heartbeat run's, an issue's): a random version 4 UUID, as upstream
+/// makes them, so that the benchmarks do not credit berth with the index locality of its own
+/// time-ordered ids (berth::new_id) for keys it does not choose.
+inline std::string foreign_id() {
+    thread_local std::mt19937_64 engine{std::random_device{}()};
+    std::uint64_t hi = (engine() & ~std::uint64_t{0xf000}) | 0x4000;
+    std::uint64_t lo = (engine() & ~(std::uint64_t{0x3} << 62)) | (std::uint64_t{0x2} << 62);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id(36, '-');
+    for (int i = 35; i >= 0; --i) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+        auto& bits = i >= 19 ? lo : hi;
+        id[static_cast<std::size_t>(i)] = hex[bits & 0xf];
+        bits >>= 4;
+    }
+    return id;
+}
 
 struct lease_pair_context {
     std::string company = berth::new_id();
@@ -30,8 +50,8 @@ std::uint64_t write_lease_pair(Store& store, lease_pair_context& c, bool with_ac
                               .company_id = c.company,
                               .environment_id = c.environment_id,
                               .execution_workspace_id = std::nullopt,
-                              .issue_id = berth::new_id(),
-                              .heartbeat_run_id = berth::new_id(),
+                              .issue_id = foreign_id(),
+                              .heartbeat_run_id = foreign_id(),
                               .lease_policy = berth::lease_policy_kind::ephemeral,
                               .provider = "local",
                               .provider_lease_id = std::nullopt,

@@ -14,6 +14,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <string>
 #include <thread>
@@ -211,12 +213,12 @@ TEST_CASE("nullable must be spelled out", "[model]") {
     CHECK(o == "agent-1");
 }
 
-TEST_CASE("new_id: distinct v4 UUIDs across threads and across a fork", "[model][ids]") {
+TEST_CASE("new_id: distinct v7 UUIDs across threads and across a fork", "[model][ids]") {
     std::set<std::string> seen;
     for (int i = 0; i < 1000; ++i) {
         auto const id = berth::new_id();
         REQUIRE(id.size() == 36);
-        CHECK(id[14] == '4');                                  // version 4
+        CHECK(id[14] == '7');                                  // version 7
         CHECK(std::string_view("89ab").find(id[19]) != std::string_view::npos);  // variant 10xx
         for (std::size_t p : {8u, 13u, 18u, 23u}) CHECK(id[p] == '-');
         CHECK(id.find_first_not_of("0123456789abcdef-") == std::string::npos);
@@ -250,4 +252,28 @@ TEST_CASE("new_id: distinct v4 UUIDs across threads and across a fork", "[model]
     REQUIRE(n == 36);
     CHECK(std::string(buf, 36) != parent_id);
     CHECK_FALSE(seen.contains(std::string(buf, 36)));
+}
+
+TEST_CASE("new_id: ids carry their creation time and sort by it", "[model][ids]") {
+    auto unix_ms = [](std::string const& id) {  // the first 48 bits: 8 + 4 hex digits
+        return std::stoull(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+    };
+    auto now_ms = [] {
+        return static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::system_clock::now().time_since_epoch())
+                                                   .count());
+    };
+    auto const before = now_ms();
+    auto const first = berth::new_id();
+    auto const after = now_ms();
+    CHECK(unix_ms(first) >= before);
+    CHECK(unix_ms(first) <= after);
+    // Ids made a millisecond apart compare in the order they were made, as text and as UUIDs.
+    std::vector<std::string> ids{first};
+    for (int i = 0; i < 5; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        ids.push_back(berth::new_id());
+    }
+    CHECK(std::is_sorted(ids.begin(), ids.end()));
+    CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());
 }
