@@ -51,14 +51,23 @@ public:
     [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
 
 private:
+    // Runs on the writer's thread, after each commit.
     static int on_commit(void* self, sqlite3* db, char const* schema, int wal_pages) {
         auto& c = *static_cast<checkpointer*>(self);
         if (wal_pages >= c.threshold_ * backstop) {
             // The thread is behind (or blocked by a long reader): bound the WAL here, as SQLite would.
             sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        } else if (wal_pages >= c.threshold_ && !c.pending_.exchange(true, std::memory_order_acq_rel)) {
-            { std::lock_guard lk(c.mutex_); }  // pairs with the wait: the flag cannot be missed
-            c.wake_.notify_one();
+            c.signalled_at_ = 0;
+        } else if (wal_pages >= c.threshold_ &&
+                   (wal_pages < c.signalled_at_ || wal_pages - c.signalled_at_ >= c.threshold_)) {
+            // Once per threshold of new frames, not per commit: a passive checkpoint copies only what
+            // was committed before it started, so while writes go on the WAL stays past the
+            // threshold, and a signal per commit cost the writer a futex wake per transaction.
+            c.signalled_at_ = wal_pages;
+            if (!c.pending_.exchange(true, std::memory_order_acq_rel)) {
+                { std::lock_guard lk(c.mutex_); }  // pairs with the wait: the flag cannot be missed
+                c.wake_.notify_one();
+            }
         }
         return SQLITE_OK;  // a checkpoint's failure is not the commit's: the next signal retries
     }
@@ -78,6 +87,7 @@ private:
 
     std::unique_ptr<connection> conn_;  // used by the thread only
     int threshold_;
+    int signalled_at_ = 0;  // WAL pages at the last signal; the writer's thread only
     std::atomic<bool> pending_{false};
     std::atomic<std::uint64_t> completed_{0};
     std::mutex mutex_;
