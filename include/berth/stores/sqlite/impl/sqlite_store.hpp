@@ -190,6 +190,20 @@ auto with_reader(store_state& s, F&& f) {
     return f(*c);
 }
 
+/// Runs a lookup of a few rows: on the writer's connection when no write is running, else as
+/// with_reader. Why: a connection drops its whole page cache when it sees that another connection
+/// changed the database, so a pooled reader after each commit re-reads every page of its lookup
+/// (a pread each), where the writer's cache holds what it just wrote. Only for short lookups: a
+/// long list on the writer's connection would hold writes back.
+template <class F>
+auto with_point_reader(store_state& s, F&& f) {
+    if (!s.in_memory) {
+        std::unique_lock lock(s.write_mutex, std::try_to_lock);
+        if (lock.owns_lock()) return f(*s.writer);
+    }
+    return with_reader(s, std::forward<F>(f));
+}
+
 /// Every row of a statement, skipping (and reporting) rows that cannot be read.
 template <record R>
 std::vector<R> read_all(store_state const& s, statement_scope& st, table_ref const& from, std::string_view doing) {
@@ -451,7 +465,7 @@ inline std::vector<environment> sqlite_store::list_environments(std::string_view
 inline std::optional<environment> sqlite_store::get_environment(std::string_view id) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    return with_reader(s, [&](connection& c) {
+    return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(s.sql.get_env);
         bind_text(st.get(), 1, id);
         return read_one<environment>(st, environments_table, "reading an environment");
@@ -527,6 +541,15 @@ inline std::optional<environment> sqlite_store::update_environment(std::string_v
 inline environment sqlite_store::ensure_local_environment(std::string_view company_id, timestamp now) {
     using namespace detail::sqlite;
     if (company_id.empty()) throw store_error(store_errc::invalid_argument, "An environment needs a company id.");
+    auto& s = *state_;
+    // Every run resolves its environment, and after the first the row exists: a read (no write
+    // lock, no transaction to commit) finds it. Only a company's first run takes the writer.
+    auto found = with_point_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.get_local_env);
+        bind_text(st.get(), 1, company_id);
+        return read_one<environment>(st, environments_table, "reading the local environment");
+    });
+    if (found) return std::move(*found);
     environment const fresh{.id = new_id(),
                             .company_id = std::string(company_id),
                             .name = default_local_environment_name,
@@ -537,7 +560,6 @@ inline environment sqlite_store::ensure_local_environment(std::string_view compa
                             .metadata = json_object{{"managedByBerth", true}, {"defaultForCompany", true}},
                             .created_at = now,
                             .updated_at = now};
-    auto& s = *state_;
     return with_writer(s, [&](connection& c) {
         {
             auto st = c.statement(s.sql.ensure_local);
@@ -560,7 +582,7 @@ inline environment sqlite_store::ensure_local_environment(std::string_view compa
 inline std::optional<environment_lease> sqlite_store::get_lease(std::string_view id) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    return with_reader(s, [&](connection& c) {
+    return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(s.sql.get_lease);
         bind_text(st.get(), 1, id);
         return read_one<environment_lease>(st, leases_table, "reading a lease");
@@ -585,7 +607,7 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
     using namespace detail::sqlite;
     auto& s = *state_;
     std::string const sql = s.sql.list_run_leases + (filter.status ? " AND status = ?2" : "") + s.sql.list_lease_order;
-    return with_reader(s, [&](connection& c) {
+    return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, heartbeat_run_id);
         if (filter.status) bind_value(st.get(), 2, *filter.status);
@@ -787,7 +809,7 @@ inline std::vector<activity_event> sqlite_store::list_activity(activity_filter c
 inline std::optional<execution_workspace> sqlite_store::get_execution_workspace(std::string_view id) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    return with_reader(s, [&](connection& c) {
+    return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(s.sql.get_ew);
         bind_text(st.get(), 1, id);
         return read_one<execution_workspace>(st, workspaces_table, "reading an execution workspace");
@@ -862,7 +884,7 @@ inline std::optional<workspace_operation> sqlite_store::update_operation(std::st
 inline std::optional<workspace_operation> sqlite_store::get_operation(std::string_view id) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    return with_reader(s, [&](connection& c) {
+    return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(s.sql.get_op);
         bind_text(st.get(), 1, id);
         return read_one<workspace_operation>(st, operations_table, "reading a workspace operation");
