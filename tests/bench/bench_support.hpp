@@ -20,6 +20,7 @@ struct ratio_spec {
     std::string metric;
     std::string numerator;
     std::string denominator;
+    /// The target the value must not exceed; negative: informational, printed as `info <metric> = v`.
     double target;
     double unit_ns = 1e3;
     /// When set: print this counter of benchmark `numerator` instead of a ratio of times (for a
@@ -93,7 +94,8 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
             rc = 1;
             continue;
         }
-        std::printf("ratio %s = %.3f (target <= %g)\n", s.metric.c_str(), num / den, s.target);
+        if (s.target < 0) std::printf("info %s = %.3f\n", s.metric.c_str(), num / den);
+        else std::printf("ratio %s = %.3f (target <= %g)\n", s.metric.c_str(), num / den, s.target);
     }
     return rc;
 }
