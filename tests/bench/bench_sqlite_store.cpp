@@ -9,7 +9,8 @@
 //       + release_for_run with the real local_driver, resolve and activity included;
 // for synchronous=NORMAL and FULL. Prints `ratio sqlite_lease_pair_<sync> = b / a (target <= 1.5)`
 // and `ratio sqlite_orchestrator_pair_<sync> = c / a (target <= 3)`, then, as `info` lines without
-// a target: (b) against the floor written through berth's WAL-coalescing VFS, (b) with SQLite's
+// a target: (b) against the floor written through berth's WAL-coalescing VFS; the same rows as (b)
+// written with the raw C API into a database of berth's schema (against (b) and the floor); (b) with SQLite's
 // own WAL writes (coalesce_wal_writes = false), and (b) without its activity events.
 // The floor's lease id is berth::new_id (as the store's would be); run and issue ids are random
 // v4 UUIDs as a caller brings them (bench::foreign_id), in every variant.
@@ -134,6 +135,75 @@ void raw_pair(benchmark::State& state, char const* synchronous, char const* vfs)
     sqlite3_close(db);
 }
 
+// For information: the same rows as (b) written with the raw C API into a database that
+// sqlite_store created (upstream's indexes, berth's constraints), default VFS: what SQLite itself
+// needs for this schema, so that (b) / this is the store's own overhead.
+void raw_schema_pair(benchmark::State& state) {
+    bench_file const file("raw-schema-normal.db");
+    berth::bench::lease_pair_context c;
+    c.environment_id = berth::sqlite_store::open(file.path).ensure_local_environment(c.company, c.now).id;
+    sqlite3* db = nullptr;
+    check(sqlite3_open(file.path.c_str(), &db), db, "open");
+    check(sqlite3_exec(db, "PRAGMA synchronous = NORMAL", nullptr, nullptr, nullptr), db, "synchronous");
+    auto prepare = [&](char const* sql) {
+        sqlite3_stmt* st = nullptr;
+        check(sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr), db, sql);
+        return st;
+    };
+    auto exec = [&](sqlite3_stmt* st, char const* what) {
+        check(sqlite3_step(st), db, what);
+        sqlite3_reset(st);
+    };
+    sqlite3_stmt* begin = prepare("BEGIN IMMEDIATE");
+    sqlite3_stmt* commit = prepare("COMMIT");
+    sqlite3_stmt* ins = prepare(
+        "INSERT INTO environment_leases (id, company_id, environment_id, execution_workspace_id, issue_id, "
+        "heartbeat_run_id, status, lease_policy, provider, provider_lease_id, acquired_at, last_used_at, expires_at, "
+        "released_at, failure_reason, cleanup_status, metadata, epoch, created_at, updated_at) VALUES (?1, ?2, ?3, "
+        "NULL, ?4, ?5, 'active', 'ephemeral', 'local', NULL, ?6, ?6, NULL, NULL, NULL, NULL, ?7, 1, ?6, ?6)");
+    sqlite3_stmt* upd = prepare(
+        "UPDATE environment_leases SET status = 'released', epoch = epoch + 1, released_at = ?2, last_used_at = ?2, "
+        "updated_at = ?2 WHERE id = ?1 AND epoch = 1");
+    sqlite3_stmt* ev = prepare(
+        "INSERT INTO activity_log (id, company_id, actor_type, actor_id, action, entity_type, entity_id, agent_id, "
+        "run_id, details, created_at) VALUES (?1, ?2, 'agent', ?3, ?4, 'environment_lease', ?5, ?3, ?6, ?7, ?8)");
+    std::string const metadata = R"({"driver":"local","executionWorkspaceMode":null})";
+    std::string const acquired = R"({"environmentId":")" + c.environment_id +
+                                 R"(","driver":"local","leasePolicy":"ephemeral","provider":"local",)"
+                                 R"("executionWorkspaceId":null,"issueId":"00000000-0000-4000-8000-000000000000"})";
+    std::string const released = acquired.substr(0, acquired.size() - 1) +
+                                 R"(,"status":"released","cleanupStatus":null,"failureReason":null})";
+    auto bind = [](sqlite3_stmt* st, int i, std::string const& v) {
+        sqlite3_bind_text(st, i, v.c_str(), static_cast<int>(v.size()), SQLITE_STATIC);
+    };
+    for (auto _ : state) {
+        c.now = c.now + std::chrono::microseconds(1);
+        auto const id = berth::new_id(), run = berth::bench::foreign_id(), issue = berth::bench::foreign_id();
+        auto const t = berth::to_iso8601(c.now);
+        auto const e1 = berth::new_id(), e2 = berth::new_id();
+        exec(begin, "begin");
+        bind(ins, 1, id), bind(ins, 2, c.company), bind(ins, 3, c.environment_id), bind(ins, 4, issue);
+        bind(ins, 5, run), bind(ins, 6, t), bind(ins, 7, metadata);
+        exec(ins, "insert lease");
+        bind(ev, 1, e1), bind(ev, 2, c.company), bind(ev, 3, c.agent), bind(ev, 5, id), bind(ev, 6, run);
+        sqlite3_bind_text(ev, 4, "environment.lease_acquired", -1, SQLITE_STATIC);
+        bind(ev, 7, acquired), bind(ev, 8, t);
+        exec(ev, "insert event");
+        exec(commit, "commit");
+        auto const t2 = berth::to_iso8601(c.now + std::chrono::microseconds(1));
+        exec(begin, "begin");
+        bind(upd, 1, id), bind(upd, 2, t2);
+        exec(upd, "update lease");
+        if (sqlite3_changes(db) != 1) state.SkipWithError("the UPDATE changed no row");
+        bind(ev, 1, e2), bind(ev, 7, released), bind(ev, 8, t2);
+        sqlite3_bind_text(ev, 4, "environment.lease_released", -1, SQLITE_STATIC);
+        exec(ev, "insert event");
+        exec(commit, "commit");
+    }
+    for (auto* st : {begin, commit, ins, upd, ev}) sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 // (b) berth's lease pair, with the activity events the orchestrator records.
 void berth_lease_pair(benchmark::State& state, berth::sqlite_synchronous synchronous, char const* name,
                       bool with_activity, bool background_checkpoints, bool coalesce) {
@@ -203,6 +273,7 @@ int main(int argc, char** argv) {
     // to show how much of the ratio is that VFS and how much is the store's own work.
     benchmark::RegisterBenchmark("raw_pair_coalesced/normal", raw_pair, "NORMAL", berth_vfs)
         ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("raw_schema_pair/normal", raw_schema_pair)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("berth_lease_pair_plain_wal_writes/normal", berth_lease_pair,
                                  sqlite_synchronous::normal, "normal", true, true, false)
         ->Unit(benchmark::kMicrosecond);
@@ -236,6 +307,8 @@ int main(int argc, char** argv) {
          {"sqlite_orchestrator_pair_normal", "orchestrator_pair/normal", "raw_pair/normal", 3.0},
          {"sqlite_orchestrator_pair_full", "orchestrator_pair/full", "raw_pair/full", 3.0},
          {"sqlite_lease_pair_normal_vs_coalesced_floor", "berth_lease_pair/normal", "raw_pair_coalesced/normal", -1},
+         {"sqlite_lease_pair_normal_vs_same_schema_raw", "berth_lease_pair/normal", "raw_schema_pair/normal", -1},
+         {"sqlite_same_schema_raw_vs_floor_normal", "raw_schema_pair/normal", "raw_pair/normal", -1},
          {"sqlite_lease_pair_normal_plain_wal_writes", "berth_lease_pair_plain_wal_writes/normal", "raw_pair/normal",
           -1},
          {"sqlite_lease_pair_without_activity_normal", "berth_lease_pair_without_activity/normal", "raw_pair/normal",
