@@ -47,6 +47,7 @@ namespace wal_coalescing {
 inline constexpr char const* vfs_name = "berth-wal-coalescing";
 inline constexpr int frame_header_size = 24;         // WAL_FRAME_HDRSIZE in wal.c
 inline constexpr std::size_t max_buffer = 4u << 20;  // flush before holding more than this
+inline constexpr std::size_t keep_capacity = 256u << 10;  // free a larger buffer once it is flushed
 // The unix VFS writes at most 128 KiB - 1 bytes per call (seekAndWriteFd masks the length with
 // 0x1ffff) and reports a longer write as SQLITE_FULL: larger flushes go in pieces of this size.
 inline constexpr std::size_t max_write = 0x1f000;
@@ -86,6 +87,11 @@ struct vfs_state {
                                       f.offset + static_cast<sqlite3_int64>(done));
     }
     f.length = 0;
+    if (f.capacity > keep_capacity) {  // a large transaction's buffer is not kept for the small ones
+        sqlite3_free(f.buffer);
+        f.buffer = nullptr;
+        f.capacity = 0;
+    }
     return rc == SQLITE_OK ? SQLITE_OK : (rc & 0xff) == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
 }
 
