@@ -657,6 +657,47 @@ TEST_CASE("sqlite_store keeps the WAL bounded: checkpoints in the background or 
     CHECK(wal_after_writes("never.db", {.wal_autocheckpoint = 0}) > 4 * bound);
 }
 
+TEST_CASE("sqlite_store's background checkpointer copies the WAL into the database file", "[sqlite_store]") {
+    // The bug this guards: the checkpointer's own connection had never read the database, so it
+    // did not know the file was in WAL mode and every checkpoint it ran was a silent no-op; the
+    // writer's backstop (8 x the threshold) did all the work, inside commits.
+    temp_dir dir;
+    auto const path = dir.file("background-copy.db");
+    auto store = sqlite_store::open(path, {.wal_autocheckpoint = 100, .checkpoint_in_background = true});
+    auto const env = make_env(store);
+    // Past the threshold (100 pages) and well short of the backstop (800): only the thread copies.
+    int written = 0;
+    while (fs::file_size(path + "-wal") < 200 * 4096) {
+        auto const id = "l" + std::to_string(written++);
+        auto const l = store.acquire_lease(lease_on(env, id), t0(), std::nullopt);
+        (void)store.transition_lease({.id = l.id, .expected_epoch = 1, .to = lease_status::released}, t0(),
+                                     std::nullopt);
+    }
+    REQUIRE(fs::file_size(path + "-wal") < 700 * 4096);
+    // The database file alone (immutable=1 ignores the WAL) holds leases once a checkpoint ran.
+    auto leases_in_database_file = [&]() -> long long {
+        sqlite3* db = nullptr;
+        auto const uri = "file:" + path + "?immutable=1";
+        long long n = -1;
+        if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) == SQLITE_OK) {
+            sqlite3_stmt* st = nullptr;
+            if (sqlite3_prepare_v2(db, "SELECT count(*) FROM environment_leases", -1, &st, nullptr) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        sqlite3_close(db);
+        return n;
+    };
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (leases_in_database_file() <= 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto const copied = leases_in_database_file();
+    CHECK(copied > 0);
+    CHECK(copied <= written);
+    CHECK(store.list_leases(env.id, {.status = lease_status::released}).size() == static_cast<std::size_t>(written));
+}
+
 TEST_CASE("sqlite_store works in memory", "[sqlite_store]") {
     auto store = sqlite_store::open(":memory:");
     auto const env = store.ensure_local_environment("c1", t0());

@@ -30,12 +30,16 @@ namespace berth::detail::sqlite {
 class checkpointer {
 public:
     static constexpr int backstop = 8;
+    static constexpr int max_passes = 8;
 
     /// Opens its own connection to `path` (which must exist) and starts the thread.
     /// @throws store_error backend_failure when the connection cannot be opened; std::system_error
     ///         when the thread cannot be started.
     checkpointer(std::string const& path, std::chrono::milliseconds busy_timeout, int threshold_pages)
         : conn_(std::make_unique<connection>(path, false, busy_timeout)), threshold_(threshold_pages) {
+        // A connection that has not read the database has not seen that it is in WAL mode, and its
+        // checkpoint is a silent no-op (SQLITE_OK, nothing copied). One read opens its WAL.
+        conn_->exec("SELECT count(*) FROM sqlite_master", "opening the checkpointer's WAL");
         thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
     }
 
@@ -79,9 +83,17 @@ private:
                 if (!wake_.wait(lk, stop, [this] { return pending_.load(std::memory_order_acquire); })) break;
             }
             pending_.store(false, std::memory_order_release);
-            if (sqlite3_wal_checkpoint_v2(conn_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) ==
-                SQLITE_OK)
+            // Passes until a pass finds the WAL fully copied: the writer appended frames during
+            // the last pass, and the WAL starts over only once every frame is in the database, so
+            // stopping after one pass would leave it growing to the backstop under steady writes.
+            for (int pass = 0; pass < max_passes && !stop.stop_requested(); ++pass) {
+                int log = 0, copied = 0;
+                if (sqlite3_wal_checkpoint_v2(conn_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied) !=
+                    SQLITE_OK)
+                    break;
                 completed_.fetch_add(1, std::memory_order_relaxed);
+                if (copied >= log) break;
+            }
         }
     }
 
