@@ -30,7 +30,7 @@ namespace berth::detail::sqlite {
 class checkpointer {
 public:
     static constexpr int backstop = 8;
-    static constexpr int max_passes = 8;
+    static constexpr int max_passes = 3;
 
     /// Opens its own connection to `path` (which must exist) and starts the thread.
     /// @throws store_error backend_failure when the connection cannot be opened; std::system_error
@@ -60,7 +60,9 @@ private:
         auto& c = *static_cast<checkpointer*>(self);
         if (wal_pages >= c.threshold_ * backstop) {
             // The thread is behind (or blocked by a long reader): bound the WAL here, as SQLite would.
-            sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            // BUSY: the thread is in a pass. It stops after that pass, and the next commit retries.
+            if (sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) == SQLITE_BUSY)
+                c.writer_waiting_.store(true, std::memory_order_release);
             c.signalled_at_ = 0;
         } else if (wal_pages >= c.threshold_ &&
                    (wal_pages < c.signalled_at_ || wal_pages - c.signalled_at_ >= c.threshold_)) {
@@ -83,10 +85,14 @@ private:
                 if (!wake_.wait(lk, stop, [this] { return pending_.load(std::memory_order_acquire); })) break;
             }
             pending_.store(false, std::memory_order_release);
-            // Passes until a pass finds the WAL fully copied: the writer appended frames during
+            // A few passes, until one finds the WAL fully copied: the writer appended frames during
             // the last pass, and the WAL starts over only once every frame is in the database, so
-            // stopping after one pass would leave it growing to the backstop under steady writes.
+            // after a burst one more pass lets it start over. Under steady writes no pass catches
+            // up; then the writer's backstop copies the last frames, and if it finds this thread
+            // mid-pass the thread yields after that pass, so the WAL overshoots by one pass at most.
+            writer_waiting_.store(false, std::memory_order_relaxed);
             for (int pass = 0; pass < max_passes && !stop.stop_requested(); ++pass) {
+                if (pass > 0 && writer_waiting_.load(std::memory_order_acquire)) break;
                 int log = 0, copied = 0;
                 if (sqlite3_wal_checkpoint_v2(conn_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied) !=
                     SQLITE_OK)
@@ -101,6 +107,7 @@ private:
     int threshold_;
     int signalled_at_ = 0;  // WAL pages at the last signal; the writer's thread only
     std::atomic<bool> pending_{false};
+    std::atomic<bool> writer_waiting_{false};  // the writer's backstop found the thread mid-pass
     std::atomic<std::uint64_t> completed_{0};
     std::mutex mutex_;
     std::condition_variable_any wake_;
