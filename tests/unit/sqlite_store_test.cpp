@@ -1113,3 +1113,29 @@ TEST_CASE("sqlite_store: a WAL write that fails fails its operation and loses no
 }
 
 #endif  // BERTH_TEST_SQLITE
+
+TEST_CASE("sqlite_store reuses its prepared statements for filters on enum columns too", "[sqlite_store]") {
+    // The bug this guards: a status or driver filter was bound as a parameter (`status = ?2`).
+    // SQLite reads such a bound value to decide whether a partial index applies (`WHERE status =
+    // 'active' AND ...`, `WHERE driver = 'local'`), and then recompiles the statement each time
+    // the parameter is bound again: every release_for_run paid a compile in list_run_leases.
+    temp_dir dir;
+    auto store = sqlite_store::open(dir.file("reuse.db"));
+    auto const env = store.ensure_local_environment("c1", t0());
+    auto lease = lease_on(env);
+    lease.heartbeat_run_id = "run-1";
+    (void)store.acquire_lease(lease, t0(), std::nullopt);
+    auto const before = store.statement_stats();
+    for (int i = 0; i < 5; ++i) {
+        CHECK(store.list_run_leases("run-1", {.status = lease_status::active}).size() == 1);
+        CHECK(store.list_run_leases("run-1", {.status = lease_status::released}).empty());
+        CHECK(store.list_leases(env.id, {.status = lease_status::active}).size() == 1);
+        CHECK(store.list_environments("c1", {.status = environment_status::active, .driver = driver_kind::local})
+                  .size() == 1);
+        CHECK(store.list_environments("c1", {.driver = driver_kind::ssh}).empty());
+        CHECK(store.get_lease(lease.id).has_value());
+    }
+    auto const after = store.statement_stats();
+    CHECK(after.recompiled == before.recompiled);
+    CHECK(after.cached > before.cached);  // the filters' statements are in the cache
+}

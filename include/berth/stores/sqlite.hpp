@@ -33,6 +33,7 @@
 #include <berth/stores/schema.hpp>      // schema::current_version
 
 #include <chrono>      // std::chrono::milliseconds
+#include <cstddef>     // std::size_t
 #include <cstdint>     // std::uint64_t
 #include <functional>  // std::function
 #include <memory>      // std::unique_ptr
@@ -82,6 +83,12 @@ struct sqlite_options {
     std::function<void(store_error const&)> on_unreadable_row{};
 };
 
+/// What sqlite_store::statement_stats counts.
+struct sqlite_statement_stats {
+    std::size_t cached = 0;         ///< prepared statements held, over the store's connections
+    std::uint64_t recompiled = 0;   ///< times SQLite recompiled one of them (a schema change: rare)
+};
+
 /// A berth::persistence_backend over one SQLite file.
 ///
 /// Thread safety: every member function may be called from many threads at once. Reads run in
@@ -124,6 +131,12 @@ public:
 
     /// The path the store was opened with.
     [[nodiscard]] std::string const& path() const noexcept;
+
+    /// Counters of the store's prepared statements, for diagnostics: each statement is prepared
+    /// once per connection and reused, so `recompiled` stays near zero; a count growing with the
+    /// calls means a statement is compiled again on every use. Counts the writer's connection and
+    /// the idle readers' (a reader in use at that moment is left out).
+    [[nodiscard]] sqlite_statement_stats statement_stats() const;
 
     // ---- berth::environment_store ----------------------------------------------------------------
 

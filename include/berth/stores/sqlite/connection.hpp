@@ -8,7 +8,8 @@
 #include <sqlite3.h>  // sqlite3_*, SQLITE_*
 
 #include <chrono>         // std::chrono::milliseconds
-#include <cstdint>        // std::int64_t
+#include <cstddef>        // std::size_t
+#include <cstdint>        // std::int64_t, std::uint64_t
 #include <functional>     // std::equal_to
 #include <memory>         // std::unique_ptr
 #include <string>         // std::string
@@ -117,6 +118,17 @@ public:
             it = cache_.emplace(std::string(sql), stmt).first;
         }
         return it->second;
+    }
+
+    /// Statements in this connection's cache.
+    [[nodiscard]] std::size_t cached_statements() const noexcept { return cache_.size(); }
+
+    /// Times SQLite recompiled one of the cached statements since it was prepared.
+    [[nodiscard]] std::uint64_t recompilations() const noexcept {
+        std::uint64_t n = 0;
+        for (auto const& [sql, stmt] : cache_)
+            n += static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0));
+        return n;
     }
 
     /// Runs SQL without caching it (pragmas, DDL, transaction control on rare paths).

@@ -48,6 +48,18 @@ inline void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
 inline void bind_null(sqlite3_stmt* s, int i) { check_bind(s, sqlite3_bind_null(s, i)); }
 inline void bind_int(sqlite3_stmt* s, int i, std::int64_t v) { check_bind(s, sqlite3_bind_int64(s, i, v)); }
 
+/// An enum value as an SQL string literal, for a filter written into a statement's text instead of
+/// bound. Why: to decide whether a partial index applies (`WHERE driver = 'local'`, `WHERE status =
+/// 'active' AND ...`), SQLite's planner reads the value bound to a `column = ?N` term on the same
+/// column, and then recompiles the statement whenever that parameter is bound again: on every call.
+/// An enum has a handful of values, so the statement cache holds one statement per value instead.
+template <described_enum E>
+[[nodiscard]] std::string sql_literal(E v) {
+    std::string out = "'";
+    for (char const ch : std::string_view(to_string(v))) (out += ch) += ch == '\'' ? "'" : "";
+    return out += '\'';
+}
+
 /// Binds a value of any type a record member may have. Strings are bound without copying, so the
 /// value must stay alive until the statement has run (callers bind lvalues they hold).
 template <class T>

@@ -443,6 +443,22 @@ inline sqlite_store::~sqlite_store() = default;
 
 inline std::string const& sqlite_store::path() const noexcept { return state_->path; }
 
+inline sqlite_statement_stats sqlite_store::statement_stats() const {
+    auto& s = *state_;
+    sqlite_statement_stats out;
+    auto add = [&](detail::sqlite::connection const& c) {
+        out.cached += c.cached_statements();
+        out.recompiled += c.recompilations();
+    };
+    {
+        std::lock_guard lock(s.write_mutex);
+        add(*s.writer);
+    }
+    std::lock_guard lock(s.pool_mutex);
+    for (auto const& c : s.idle_readers) add(*c);
+    return out;
+}
+
 // ---- environments ------------------------------------------------------------------------------
 
 inline std::vector<environment> sqlite_store::list_environments(std::string_view company_id,
@@ -450,14 +466,13 @@ inline std::vector<environment> sqlite_store::list_environments(std::string_view
     using namespace detail::sqlite;
     auto& s = *state_;
     std::string sql = "SELECT " + s.sql.env_cols + " FROM environments WHERE company_id = ?1";
-    if (filter.status) sql += " AND status = ?2";
-    if (filter.driver) sql += " AND driver = ?3";
+    // Enum filters are literals, not parameters: see sql_literal.
+    if (filter.status) sql += " AND status = " + sql_literal(*filter.status);
+    if (filter.driver) sql += " AND driver = " + sql_literal(*filter.driver);
     sql += s.sql.list_env_order;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, company_id);
-        if (filter.status) bind_value(st.get(), 2, *filter.status);
-        if (filter.driver) bind_value(st.get(), 3, *filter.driver);
         return read_all<environment>(s, st, environments_table, "listing environments");
     });
 }
@@ -593,11 +608,13 @@ inline std::vector<environment_lease> sqlite_store::list_leases(std::string_view
                                                                 lease_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string const sql = s.sql.list_env_leases + (filter.status ? " AND status = ?2" : "") + s.sql.list_lease_order;
+    // The status is a literal, not a parameter: see sql_literal.
+    std::string const sql = s.sql.list_env_leases +
+                            (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
+                            s.sql.list_lease_order;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, environment_id);
-        if (filter.status) bind_value(st.get(), 2, *filter.status);
         return read_all<environment_lease>(s, st, leases_table, "listing leases");
     });
 }
@@ -606,11 +623,13 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
                                                                     lease_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string const sql = s.sql.list_run_leases + (filter.status ? " AND status = ?2" : "") + s.sql.list_lease_order;
+    // The status is a literal, not a parameter: see sql_literal.
+    std::string const sql = s.sql.list_run_leases +
+                            (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
+                            s.sql.list_lease_order;
     return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, heartbeat_run_id);
-        if (filter.status) bind_value(st.get(), 2, *filter.status);
         return read_all<environment_lease>(s, st, leases_table, "listing a run's leases");
     });
 }
