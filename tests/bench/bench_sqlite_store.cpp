@@ -15,7 +15,8 @@
 // The floor's lease id is berth::new_id (as the store's would be); run and issue ids are random
 // v4 UUIDs as a caller brings them (bench::foreign_id), in every variant.
 //
-// Run: build-dir/tests/bench/bench_sqlite_store [--benchmark_min_time=2]
+// Run: build-dir/tests/bench/bench_sqlite_store [--benchmark_min_time=0.5 --benchmark_repetitions=5
+//      --benchmark_enable_random_interleaving=true] (ratios of medians, repetitions shuffled)
 
 #include "bench_support.hpp"
 #include "lease_pair.hpp"

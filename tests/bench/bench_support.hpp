@@ -1,11 +1,14 @@
 #pragma once
 // Shared main for berth's benchmarks: runs the registered Google Benchmarks, keeps each one's
-// mean real time per iteration, then prints one `ratio <metric> = <value> (target <= <t>)` line
-// per metric, last. A ratio compares two benchmarks measured in the same run, so the machine's
-// speed cancels out.
+// mean real time per iteration (the median over repetitions when --benchmark_repetitions asks for
+// several; --benchmark_enable_random_interleaving=true interleaves them), then prints one
+// `ratio <metric> = <value> (target <= <t>)` line per metric, last. A ratio compares two
+// benchmarks measured in the same run, so the machine's speed cancels out.
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -35,8 +38,8 @@ public:
         for (auto const& r : runs)
             if (r.run_type == Run::RT_Iteration && !r.error_occurred && r.iterations > 0) {
                 // GetAdjustedRealTime is in the benchmark's time unit; normalise to ns.
-                ns_[r.benchmark_name()] = r.GetAdjustedRealTime() * to_ns(r.time_unit);
-                for (auto const& [name, c] : r.counters) counters_[r.benchmark_name()][name] = c.value;
+                ns_[r.benchmark_name()].push_back(r.GetAdjustedRealTime() * to_ns(r.time_unit));
+                for (auto const& [name, c] : r.counters) counters_[r.benchmark_name()][name].push_back(c.value);
             }
         ConsoleReporter::ReportRuns(runs);
     }
@@ -44,11 +47,17 @@ public:
         auto it = counters_.find(bench);
         if (it == counters_.end()) return -1.0;
         auto jt = it->second.find(name);
-        return jt == it->second.end() ? -1.0 : jt->second;
+        return jt == it->second.end() ? -1.0 : median(jt->second);
     }
     [[nodiscard]] double ns(std::string const& name) const {
         auto it = ns_.find(name);
-        return it == ns_.end() ? -1.0 : it->second;
+        return it == ns_.end() ? -1.0 : median(it->second);
+    }
+    /// The most repetitions any benchmark ran (--benchmark_repetitions).
+    [[nodiscard]] std::size_t repetitions() const {
+        std::size_t n = 0;
+        for (auto const& [name, v] : ns_) n = std::max(n, v.size());
+        return n;
     }
 
 private:
@@ -61,8 +70,15 @@ private:
         }
         return 1.0;
     }
-    std::map<std::string, double> ns_;
-    std::map<std::string, std::map<std::string, double>> counters_;
+    // With --benchmark_repetitions each benchmark reports once per repetition; the ratio uses the
+    // median, so that one disturbed repetition (the VM's neighbours, writeback) does not move it.
+    static double median(std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        auto const n = v.size();
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+    std::map<std::string, std::vector<double>> ns_;
+    std::map<std::string, std::map<std::string, std::vector<double>>> counters_;
 };
 
 /// Runs the benchmarks and prints the ratio lines. Returns 1 if a named benchmark did not run.
@@ -74,6 +90,8 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
     benchmark::Shutdown();
     int rc = 0;
     std::fflush(stdout);
+    if (rep.repetitions() > 1)
+        std::printf("(ratios below: medians of %zu repetitions)\n", rep.repetitions());
     for (auto const& s : specs) {
         if (!s.counter.empty()) {
             double const v = rep.counter(s.numerator, s.counter);
