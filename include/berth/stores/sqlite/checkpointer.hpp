@@ -9,7 +9,7 @@
 // synchronous=NORMAL (docs/stores.md). Here the writer's WAL hook only signals this thread, which
 // checkpoints PASSIVE-ly on its own connection while writers and readers go on. If the thread
 // cannot keep up and the WAL reaches `backstop` times the threshold, the committing thread
-// checkpoints itself, so the WAL stays bounded.
+// checkpoints itself (after the thread's current pass, if one is running), so the WAL stays bounded.
 
 #include <berth/stores/sqlite/connection.hpp>
 
@@ -60,9 +60,18 @@ private:
         auto& c = *static_cast<checkpointer*>(self);
         if (wal_pages >= c.threshold_ * backstop) {
             // The thread is behind (or blocked by a long reader): bound the WAL here, as SQLite would.
-            // BUSY: the thread is in a pass. It stops after that pass, and the next commit retries.
-            if (sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) == SQLITE_BUSY)
+            // BUSY: the thread is in a pass. This writer waits for that pass to end (the thread starts
+            // no other while the flag is up) and copies the rest itself: without the wait, a pass
+            // slowed by a loaded disk let the writer append past the bound for as long as it lasted.
+            if (sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) == SQLITE_BUSY) {
                 c.writer_waiting_.store(true, std::memory_order_release);
+                {
+                    std::lock_guard pass_over(c.pass_mutex_);
+                }
+                // Still BUSY only if another process is checkpointing: then the next commit retries.
+                (void)sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+                c.writer_waiting_.store(false, std::memory_order_release);
+            }
             c.signalled_at_ = 0;
         } else if (wal_pages >= c.threshold_ &&
                    (wal_pages < c.signalled_at_ || wal_pages - c.signalled_at_ >= c.threshold_)) {
@@ -89,10 +98,10 @@ private:
             // the last pass, and the WAL starts over only once every frame is in the database, so
             // after a burst one more pass lets it start over. Under steady writes no pass catches
             // up; then the writer's backstop copies the last frames, and if it finds this thread
-            // mid-pass the thread yields after that pass, so the WAL overshoots by one pass at most.
-            writer_waiting_.store(false, std::memory_order_relaxed);
+            // mid-pass it waits for that pass, during which the thread starts no other.
             for (int pass = 0; pass < max_passes && !stop.stop_requested(); ++pass) {
-                if (pass > 0 && writer_waiting_.load(std::memory_order_acquire)) break;
+                std::lock_guard in_pass(pass_mutex_);
+                if (writer_waiting_.load(std::memory_order_acquire)) break;
                 int log = 0, copied = 0;
                 if (sqlite3_wal_checkpoint_v2(conn_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied) !=
                     SQLITE_OK)
@@ -107,7 +116,8 @@ private:
     int threshold_;
     int signalled_at_ = 0;  // WAL pages at the last signal; the writer's thread only
     std::atomic<bool> pending_{false};
-    std::atomic<bool> writer_waiting_{false};  // the writer's backstop found the thread mid-pass
+    std::atomic<bool> writer_waiting_{false};  // the writer's backstop is waiting for the current pass
+    std::mutex pass_mutex_;                    // held by the thread for each pass
     std::atomic<std::uint64_t> completed_{0};
     std::mutex mutex_;
     std::condition_variable_any wake_;
