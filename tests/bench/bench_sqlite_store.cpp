@@ -12,6 +12,8 @@
 // a target: (b) against the floor written through berth's WAL-coalescing VFS; the same rows as (b)
 // written with the raw C API into a database of berth's schema (against (b) and the floor); (b) with SQLite's
 // own WAL writes (coalesce_wal_writes = false), and (b) without its activity events.
+// Last, `info sqlite_wal_frames_*`: the WAL frames (pages) a pair writes, floor and berth, counted
+// with checkpoints off (wal_frames_per_pair): not a time, the quantity that bounds the ratios.
 // The floor's lease id is berth::new_id (as the store's would be); run and issue ids are random
 // v4 UUIDs as a caller brings them (bench::foreign_id), in every variant.
 //
@@ -77,63 +79,121 @@ void check(int rc, sqlite3* db, char const* what) {
 }
 
 // (a) The floor: what any store must pay for two transactions that write a lease-sized row.
+class raw_floor {
+public:
+    /// `wal_autocheckpoint` < 0: SQLite's default (1000 pages).
+    raw_floor(std::string const& path, char const* synchronous, char const* vfs, int wal_autocheckpoint = -1) {
+        check(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs), db_, "open");
+        check(sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr), db_, "wal");
+        check(sqlite3_exec(db_, (std::string("PRAGMA synchronous = ") + synchronous).c_str(), nullptr, nullptr,
+                           nullptr),
+              db_, "synchronous");
+        if (wal_autocheckpoint >= 0)
+            check(sqlite3_exec(db_, ("PRAGMA wal_autocheckpoint = " + std::to_string(wal_autocheckpoint)).c_str(),
+                               nullptr, nullptr, nullptr),
+                  db_, "wal_autocheckpoint");
+        check(sqlite3_exec(db_,
+                           "CREATE TABLE leases (id TEXT PRIMARY KEY NOT NULL, company_id TEXT NOT NULL, "
+                           "environment_id TEXT NOT NULL, execution_workspace_id TEXT, issue_id TEXT, "
+                           "heartbeat_run_id TEXT, "
+                           "status TEXT NOT NULL, lease_policy TEXT NOT NULL, provider TEXT, provider_lease_id TEXT, "
+                           "acquired_at TEXT NOT NULL, last_used_at TEXT NOT NULL, expires_at TEXT, released_at TEXT, "
+                           "failure_reason TEXT, cleanup_status TEXT, metadata TEXT, epoch INTEGER NOT NULL, "
+                           "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+                           nullptr, nullptr, nullptr),
+              db_, "create");
+        check(sqlite3_prepare_v2(db_,
+                                 "INSERT INTO leases VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'active', 'ephemeral', 'local', "
+                                 "NULL, "
+                                 "?6, ?6, NULL, NULL, NULL, NULL, ?7, 1, ?6, ?6)",
+                                 -1, &ins_, nullptr),
+              db_, "prepare insert");
+        check(sqlite3_prepare_v2(db_,
+                                 "UPDATE leases SET status = 'released', epoch = epoch + 1, released_at = ?2, "
+                                 "last_used_at = ?2, updated_at = ?2 WHERE id = ?1",
+                                 -1, &upd_, nullptr),
+              db_, "prepare update");
+    }
+    raw_floor(raw_floor const&) = delete;
+    raw_floor& operator=(raw_floor const&) = delete;
+    ~raw_floor() {
+        sqlite3_finalize(ins_);
+        sqlite3_finalize(upd_);
+        sqlite3_close(db_);
+    }
+
+    /// One INSERT and one UPDATE, each its own transaction. False when the UPDATE changed no row.
+    bool write_pair() {
+        now_ = now_ + std::chrono::microseconds(1);
+        auto const id = berth::new_id(), run = berth::bench::foreign_id(), issue = berth::bench::foreign_id();
+        auto const t = berth::to_iso8601(now_);
+        sqlite3_bind_text(ins_, 1, id.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 2, company_.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 3, env_.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 4, issue.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 5, run.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 6, t.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_, 7, metadata_.c_str(), -1, SQLITE_STATIC);
+        check(sqlite3_step(ins_), db_, "insert");
+        sqlite3_reset(ins_);
+        auto const t2 = berth::to_iso8601(now_ + std::chrono::microseconds(1));
+        sqlite3_bind_text(upd_, 1, id.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd_, 2, t2.c_str(), -1, SQLITE_STATIC);
+        check(sqlite3_step(upd_), db_, "update");
+        bool const changed = sqlite3_changes(db_) == 1;
+        sqlite3_reset(upd_);
+        return changed;
+    }
+
+private:
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* ins_ = nullptr;
+    sqlite3_stmt* upd_ = nullptr;
+    std::string const company_ = berth::new_id(), env_ = berth::new_id();
+    std::string const metadata_ = R"({"driver":"local","executionWorkspaceMode":null})";
+    berth::timestamp now_ = berth::timestamp::from_micros(1767225600000000);
+};
+
 void raw_pair(benchmark::State& state, char const* synchronous, char const* vfs) {
     bench_file const file(std::string("raw-") + synchronous + (vfs ? "-coalesced" : "") + ".db");
-    auto const& path = file.path;
-    sqlite3* db = nullptr;
-    check(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs), db, "open");
-    check(sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr), db, "wal");
-    check(sqlite3_exec(db, (std::string("PRAGMA synchronous = ") + synchronous).c_str(), nullptr, nullptr, nullptr),
-          db, "synchronous");
-    check(sqlite3_exec(db,
-                       "CREATE TABLE leases (id TEXT PRIMARY KEY NOT NULL, company_id TEXT NOT NULL, "
-                       "environment_id TEXT NOT NULL, execution_workspace_id TEXT, issue_id TEXT, "
-                       "heartbeat_run_id TEXT, "
-                       "status TEXT NOT NULL, lease_policy TEXT NOT NULL, provider TEXT, provider_lease_id TEXT, "
-                       "acquired_at TEXT NOT NULL, last_used_at TEXT NOT NULL, expires_at TEXT, released_at TEXT, "
-                       "failure_reason TEXT, cleanup_status TEXT, metadata TEXT, epoch INTEGER NOT NULL, "
-                       "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
-                       nullptr, nullptr, nullptr),
-          db, "create");
-    sqlite3_stmt* ins = nullptr;
-    sqlite3_stmt* upd = nullptr;
-    check(sqlite3_prepare_v2(db,
-                             "INSERT INTO leases VALUES (?1, ?2, ?3, NULL, ?4, ?5, 'active', 'ephemeral', 'local', "
-                             "NULL, "
-                             "?6, ?6, NULL, NULL, NULL, NULL, ?7, 1, ?6, ?6)",
-                             -1, &ins, nullptr),
-          db, "prepare insert");
-    check(sqlite3_prepare_v2(db,
-                             "UPDATE leases SET status = 'released', epoch = epoch + 1, released_at = ?2, "
-                             "last_used_at = ?2, updated_at = ?2 WHERE id = ?1",
-                             -1, &upd, nullptr),
-          db, "prepare update");
-    std::string const company = berth::new_id(), env = berth::new_id();
-    std::string const metadata = R"({"driver":"local","executionWorkspaceMode":null})";
-    berth::timestamp now = berth::timestamp::from_micros(1767225600000000);
+    raw_floor floor(file.path, synchronous, vfs);
+    for (auto _ : state)
+        if (!floor.write_pair()) state.SkipWithError("the UPDATE changed no row");
+}
+
+// For information, and not a time: the WAL frames (pages) a pair writes, counted with checkpoints
+// off — the floor's, berth's lease pair's, and berth's without its activity events. A pair's cost
+// is mostly per page (B-tree edits, the WAL checksum, the copy into the page cache, the
+// checkpoint), so this is what bounds the time ratios.
+void wal_frames_per_pair(benchmark::State& state) {
+    constexpr int warm_up = 200, counted = 200;
+    auto const frame = double(4096 + 24);
+    auto wal_size = [](std::string const& path) { return double(fs::file_size(path + "-wal")); };
+    double floor_frames = 0, berth_frames = 0, bare_frames = 0;
     for (auto _ : state) {
-        now = now + std::chrono::microseconds(1);
-        auto const id = berth::new_id(), run = berth::bench::foreign_id(), issue = berth::bench::foreign_id();
-        auto const t = berth::to_iso8601(now);
-        sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, company.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, env.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, issue.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 5, run.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 6, t.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 7, metadata.c_str(), -1, SQLITE_STATIC);
-        check(sqlite3_step(ins), db, "insert");
-        sqlite3_reset(ins);
-        auto const t2 = berth::to_iso8601(now + std::chrono::microseconds(1));
-        sqlite3_bind_text(upd, 1, id.c_str(), -1, SQLITE_STATIC);
-        sqlite3_bind_text(upd, 2, t2.c_str(), -1, SQLITE_STATIC);
-        check(sqlite3_step(upd), db, "update");
-        if (sqlite3_changes(db) != 1) state.SkipWithError("the UPDATE changed no row");
-        sqlite3_reset(upd);
+        {
+            bench_file const file("frames-floor.db");
+            raw_floor floor(file.path, "NORMAL", nullptr, 0);
+            for (int i = 0; i < warm_up; ++i) floor.write_pair();
+            auto const before = wal_size(file.path);
+            for (int i = 0; i < counted; ++i) floor.write_pair();
+            floor_frames = (wal_size(file.path) - before) / frame / counted;
+        }
+        for (bool const with_activity : {true, false}) {
+            bench_file const file(with_activity ? "frames-berth.db" : "frames-berth-bare.db");
+            auto store = berth::sqlite_store::open(file.path, berth::sqlite_options{.wal_autocheckpoint = 0});
+            berth::bench::lease_pair_context c;
+            c.environment_id = store.ensure_local_environment(c.company, c.now).id;
+            for (int i = 0; i < warm_up; ++i) berth::bench::write_lease_pair(store, c, with_activity);
+            auto const before = wal_size(file.path);
+            for (int i = 0; i < counted; ++i) berth::bench::write_lease_pair(store, c, with_activity);
+            (with_activity ? berth_frames : bare_frames) = (wal_size(file.path) - before) / frame / counted;
+        }
     }
-    sqlite3_finalize(ins);
-    sqlite3_finalize(upd);
-    sqlite3_close(db);
+    state.counters["floor"] = floor_frames;
+    state.counters["berth"] = berth_frames;
+    state.counters["berth_without_activity"] = bare_frames;
+    state.counters["berth_over_floor"] = berth_frames / floor_frames;
 }
 
 // For information: the same rows as (b) written with the raw C API into a database that
@@ -296,6 +356,7 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("orchestrator_pair/full", orchestrator_pair, sqlite_synchronous::full, "full")
         ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("wal_frames_per_pair", wal_frames_per_pair)->Iterations(1)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("berth_get_lease", berth_get_lease)
         ->Threads(1)
         ->Threads(2)
@@ -313,7 +374,12 @@ int main(int argc, char** argv) {
          {"sqlite_lease_pair_normal_plain_wal_writes", "berth_lease_pair_plain_wal_writes/normal", "raw_pair/normal",
           -1},
          {"sqlite_lease_pair_without_activity_normal", "berth_lease_pair_without_activity/normal", "raw_pair/normal",
-          -1}});
+          -1},
+         {"sqlite_wal_frames_per_pair_floor", "wal_frames_per_pair/iterations:1", "", -1, 1e3, "floor"},
+         {"sqlite_wal_frames_per_pair_berth", "wal_frames_per_pair/iterations:1", "", -1, 1e3, "berth"},
+         {"sqlite_wal_frames_per_pair_berth_without_activity", "wal_frames_per_pair/iterations:1", "", -1, 1e3,
+          "berth_without_activity"},
+         {"sqlite_wal_frames_berth_over_floor", "wal_frames_per_pair/iterations:1", "", -1, 1e3, "berth_over_floor"}});
     std::error_code ec;
     fs::remove_all(bench_dir(), ec);
     return rc;

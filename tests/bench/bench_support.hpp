@@ -99,6 +99,8 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
                 std::printf("ratio %s = n/a (benchmark %s or its counter %s did not run)\n", s.metric.c_str(),
                             s.numerator.c_str(), s.counter.c_str());
                 rc = 1;
+            } else if (s.target < 0) {
+                std::printf("info %s = %.3f\n", s.metric.c_str(), v);
             } else {
                 std::printf("ratio %s = %.3f (target <= %g)\n", s.metric.c_str(), v, s.target);
             }
