@@ -1112,8 +1112,6 @@ TEST_CASE("sqlite_store: a WAL write that fails fails its operation and loses no
     (void)again;
 }
 
-#endif  // BERTH_TEST_SQLITE
-
 TEST_CASE("sqlite_store reuses its prepared statements for filters on enum columns too", "[sqlite_store]") {
     // The bug this guards: a status or driver filter was bound as a parameter (`status = ?2`).
     // SQLite reads such a bound value to decide whether a partial index applies (`WHERE status =
@@ -1139,3 +1137,5 @@ TEST_CASE("sqlite_store reuses its prepared statements for filters on enum colum
     CHECK(after.recompiled == before.recompiled);
     CHECK(after.cached > before.cached);  // the filters' statements are in the cache
 }
+
+#endif  // BERTH_TEST_SQLITE

@@ -56,7 +56,10 @@ inline void bind_int(sqlite3_stmt* s, int i, std::int64_t v) { check_bind(s, sql
 template <described_enum E>
 [[nodiscard]] std::string sql_literal(E v) {
     std::string out = "'";
-    for (char const ch : std::string_view(to_string(v))) (out += ch) += ch == '\'' ? "'" : "";
+    for (char const ch : std::string_view(to_string(v))) {
+        out += ch;
+        if (ch == '\'') out += '\'';  // SQL doubles a quote inside a literal
+    }
     return out += '\'';
 }
 
