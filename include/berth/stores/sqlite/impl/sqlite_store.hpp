@@ -65,6 +65,11 @@ struct statements {
                                   "WHERE id = ?1) AND environment_id = ?1";
     std::string list_run_leases = "SELECT " + lease_cols + " FROM environment_leases WHERE heartbeat_run_id = ?1";
     std::string list_lease_order = " ORDER BY last_used_at DESC, created_at DESC, rowid DESC";
+    /// A run's leases, in order: every release_for_run reads them, so the text is built once.
+    std::string run_leases = list_run_leases + list_lease_order;
+    /// run_leases_with_status[s]: only those in status s (a literal: see sql_literal).
+    std::array<std::string, detail::lease_status_count> run_leases_with_status =
+        make_run_lease_queries(list_run_leases, list_lease_order);
     std::string env_for_lease = "SELECT id, company_id, name, config FROM environments WHERE id = ?1";
     std::string count_active = "SELECT count(*) FROM environment_leases WHERE company_id = ?1 AND "
                                "environment_id = ?2 AND status = 'active'";
@@ -101,6 +106,14 @@ struct statements {
                             placeholder_list<workspace_operation>() + ")";
     std::string update_op =
         "UPDATE workspace_operations SET " + assignment_list<workspace_operation>() + " WHERE id = ?1";
+
+    static std::array<std::string, detail::lease_status_count> make_run_lease_queries(std::string const& select,
+                                                                                      std::string const& order) {
+        std::array<std::string, detail::lease_status_count> out;
+        for (std::size_t st = 0; st < out.size(); ++st)
+            out[st] = select + " AND status = " + sql_literal(static_cast<lease_status>(st)) + order;
+        return out;
+    }
 
     static std::array<std::string, detail::lease_status_count> make_transitions(std::string const& cols) {
         std::array<std::string, detail::lease_status_count> out;
@@ -623,10 +636,8 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
                                                                     lease_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    // The status is a literal, not a parameter: see sql_literal.
-    std::string const sql = s.sql.list_run_leases +
-                            (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
-                            s.sql.list_lease_order;
+    std::string const& sql = filter.status ? s.sql.run_leases_with_status[detail::index(*filter.status)]
+                                           : s.sql.run_leases;
     return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, heartbeat_run_id);
