@@ -33,6 +33,7 @@
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -167,8 +168,20 @@ void raw_pair(benchmark::State& state, char const* synchronous, char const* vfs)
 // checkpoint), so this is what bounds the time ratios.
 void wal_frames_per_pair(benchmark::State& state) {
     constexpr int warm_up = 200, counted = 200;
-    auto const frame = double(4096 + 24);
     auto wal_size = [](std::string const& path) { return double(fs::file_size(path + "-wal")); };
+    // A frame is a 24-byte header and a page; the page size is the WAL header's bytes 8–11 (big
+    // endian), so that the count stays right for a database with another page size.
+    auto frame = [](std::string const& path) {
+        unsigned char header[12] = {};
+        std::FILE* f = std::fopen((path + "-wal").c_str(), "rb");
+        if (!f) throw std::runtime_error("cannot open " + path + "-wal");
+        auto const got = std::fread(header, 1, sizeof header, f);
+        std::fclose(f);
+        if (got != sizeof header) throw std::runtime_error(path + "-wal has no header");
+        auto const page = (std::uint32_t{header[8]} << 24) | (std::uint32_t{header[9]} << 16) |
+                          (std::uint32_t{header[10]} << 8) | std::uint32_t{header[11]};
+        return double(page + 24);
+    };
     double floor_frames = 0, berth_frames = 0, bare_frames = 0;
     for (auto _ : state) {
         {
@@ -177,7 +190,7 @@ void wal_frames_per_pair(benchmark::State& state) {
             for (int i = 0; i < warm_up; ++i) floor.write_pair();
             auto const before = wal_size(file.path);
             for (int i = 0; i < counted; ++i) floor.write_pair();
-            floor_frames = (wal_size(file.path) - before) / frame / counted;
+            floor_frames = (wal_size(file.path) - before) / frame(file.path) / counted;
         }
         for (bool const with_activity : {true, false}) {
             bench_file const file(with_activity ? "frames-berth.db" : "frames-berth-bare.db");
@@ -187,7 +200,7 @@ void wal_frames_per_pair(benchmark::State& state) {
             for (int i = 0; i < warm_up; ++i) berth::bench::write_lease_pair(store, c, with_activity);
             auto const before = wal_size(file.path);
             for (int i = 0; i < counted; ++i) berth::bench::write_lease_pair(store, c, with_activity);
-            (with_activity ? berth_frames : bare_frames) = (wal_size(file.path) - before) / frame / counted;
+            (with_activity ? berth_frames : bare_frames) = (wal_size(file.path) - before) / frame(file.path) / counted;
         }
     }
     state.counters["floor"] = floor_frames;
