@@ -27,10 +27,13 @@ BOOST_DESCRIBE_STRUCT(activity_event, (),
                        details, created_at))
 template <> inline constexpr char const* record_name<activity_event> = "activity_event";
 
-/// Filter of activity_sink::list_activity.
+/// Filter of activity_sink::list_activity: the events matching every member that is set.
 struct activity_filter {
     std::optional<std::string> company_id{};
     std::optional<std::string> run_id{};
+    /// An entity is named by type and id, as upstream's (entity_type, entity_id) index keys it;
+    /// an id alone matches that id under any type.
+    std::optional<std::string> entity_type{};
     std::optional<std::string> entity_id{};
 };
 

@@ -87,6 +87,9 @@ struct sqlite_options {
 struct sqlite_statement_stats {
     std::size_t cached = 0;         ///< prepared statements held, over the store's connections
     std::uint64_t recompiled = 0;   ///< times SQLite recompiled one of them (a schema change: rare)
+    /// Rows they stepped over in full scans of a table or index: a lookup that should seek an index
+    /// and scans instead shows up here (an unfiltered list adds a row count).
+    std::uint64_t full_scan_steps = 0;
 };
 
 /// A berth::persistence_backend over one SQLite file.

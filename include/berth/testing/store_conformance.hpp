@@ -1248,7 +1248,7 @@ void lease_reuse_scope(store_view<S> fx) {
 // ---- activity ------------------------------------------------------------------------------------
 
 /// record_activity / list_activity: events come back as written, filtered by company, run and
-/// entity, oldest created_at first, then oldest recorded; a duplicate id is refused.
+/// entity (type and id, or id alone), oldest created_at first, then oldest recorded; a duplicate id is refused.
 template <class S>
 void activity_filters_and_orders(store_view<S> fx) {
     using namespace std::chrono_literals;
@@ -1289,6 +1289,18 @@ void activity_filters_and_orders(store_view<S> fx) {
     auto const msg = detail::refused(store_errc::conflict, [&] { s.record_activity(dup); });
     CHECK_THAT(msg, Catch::Contains("event-3"));
     CHECK(detail::state_of(s, {"company-a"}) == before);
+
+    // An entity is named by type and id: the same id under another type is another entity, and an
+    // id alone matches it under every type.
+    auto e6 = detail::event_for("event-6", "lease-1", "company-a", actions::lease_acquired, t2, "run-9");
+    e6.entity_type = "environment";
+    s.record_activity(e6);
+    CHECK(list({.entity_type = "environment"}) == ids{"event-6"});
+    CHECK(list({.entity_type = "environment_lease", .entity_id = "lease-1"}) == ids{"event-1", "event-4", "event-3"});
+    CHECK(list({.entity_id = "lease-1"}) == ids{"event-1", "event-4", "event-3", "event-6"});
+    CHECK(list({.company_id = "company-a", .entity_type = "environment", .entity_id = "lease-1"}) == ids{"event-6"});
+    CHECK(list({.company_id = "company-a", .run_id = "run-1", .entity_id = "lease-1"}) == ids{"event-1", "event-4"});
+    CHECK(list({.entity_type = "environment", .entity_id = "lease-2"}).empty());
 }
 
 /// A lease write and its event are one unit: every accepted acquire / transition stores its

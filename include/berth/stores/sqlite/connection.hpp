@@ -131,6 +131,15 @@ public:
         return n;
     }
 
+    /// Rows the cached statements stepped over in full scans of a table or index, since each was
+    /// prepared: a lookup that should use an index and does not shows up here.
+    [[nodiscard]] std::uint64_t full_scan_steps() const noexcept {
+        std::uint64_t n = 0;
+        for (auto const& [sql, stmt] : cache_)
+            n += static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0));
+        return n;
+    }
+
     /// Runs SQL without caching it (pragmas, DDL, transaction control on rare paths).
     /// @throws store_error mapped from the result code.
     void exec(std::string const& sql, std::string_view doing) {

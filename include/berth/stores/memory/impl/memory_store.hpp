@@ -530,6 +530,7 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
     for (auto const& e : activity_) {
         if (filter.company_id && e.company_id != *filter.company_id) continue;
         if (filter.run_id && e.run_id != *filter.run_id) continue;
+        if (filter.entity_type && e.entity_type != *filter.entity_type) continue;
         if (filter.entity_id && e.entity_id != *filter.entity_id) continue;
         rows.push_back(&e);
     }
