@@ -320,7 +320,7 @@ int run_demo(Store& store, options const& o) {
     } else if (realized.execution_workspace) {
         step("cleanup", fmt::format("kept {} (--keep)", realized.cwd));
     }
-    for (auto const& op : store.list_operations({.heartbeat_run_id = o.run}))
+    for (auto const& op : store.list_operations({.company_id = o.company, .heartbeat_run_id = o.run}))
         step("op", fmt::format("{:<19} {:<9} exit {} {}", op.phase, op.status, shown(op.exit_code),
                                op.command.value_or("(no command)")));
 

@@ -1166,4 +1166,66 @@ TEST_CASE("sqlite_store finds an entity's activity through the entity index, not
     CHECK(scanned_by({}, events) >= events - 1);
 }
 
+TEST_CASE("sqlite_store's company-scoped reads and the startup reconcile seek an index, not a scan",
+          "[sqlite_store]") {
+    // The bug this guards: the supervisor's startup reconcile (local_process services in a live
+    // status) read every row of workspace_runtime_services: berth's live-service index is
+    // partial, and SQLite uses it only when the query states its predicate word for word.
+    temp_dir dir;
+    auto store = sqlite_store::open(dir.file("seek.db"));
+    constexpr int n = 200;
+    auto const env = store.ensure_local_environment("c1", t0());
+    auto const nth = [](char const* prefix, int i) { return prefix + std::to_string(i); };
+    for (int i = 0; i < n; ++i) {
+        (void)store.upsert_runtime_service(
+            workspace_runtime_service{.id = new_id(), .company_id = "c1", .project_id = nth("p", i % 5),
+                                      .project_workspace_id = nth("pw", i % 10),
+                                      .execution_workspace_id = nth("ew", i % 20), .service_name = nth("svc", i),
+                                      .status = i < 3 ? runtime_service_status::running : runtime_service_status::stopped,
+                                      .started_by_run_id = nth("run", i % 13), .started_at = t0(),
+                                      .created_at = t0(), .updated_at = t0()},
+            t0());
+        (void)store.create_execution_workspace(
+            new_execution_workspace{.company_id = "c1", .project_id = nth("p", i % 5),
+                                    .source_issue_id = nth("i", i % 17), .name = nth("w", i),
+                                    .branch_name = nth("b", i)},
+            t0());
+        (void)store.begin_operation(new_workspace_operation{.company_id = "c1",
+                                                            .execution_workspace_id = nth("ew", i % 20),
+                                                            .heartbeat_run_id = nth("run", i % 13),
+                                                            .issue_id = nth("i", i % 17)},
+                                    t0());
+        auto lease = lease_on(env, nth("l", i));
+        lease.heartbeat_run_id = nth("run", i % 13);
+        (void)store.acquire_lease(lease, t0(), std::nullopt);
+    }
+    auto scanned_by = [&](auto&& read, std::size_t expected) {
+        auto const before = store.statement_stats().full_scan_steps;
+        CHECK(read().size() == expected);
+        return store.statement_stats().full_scan_steps - before;
+    };
+    using rs = runtime_service_status;
+    CHECK(scanned_by([&] {
+              return store.list_runtime_services({.provider = runtime_service_provider::local_process,
+                                                  .statuses = {rs::provisioning, rs::starting, rs::running}});
+          }, 3) == 0);
+    CHECK(scanned_by([&] { return store.list_runtime_services({.company_id = "c1", .execution_workspace_id = "ew3"}); },
+                     10) == 0);
+    CHECK(scanned_by([&] { return store.list_runtime_services({.company_id = "c1", .statuses = {rs::running}}); }, 3) ==
+          0);
+    CHECK(scanned_by([&] {
+              return store.list_execution_workspaces(
+                  "c1", {.project_id = "p1", .status = execution_workspace_status::active, .branch_name = "b6"});
+          }, 1) == 0);
+    CHECK(scanned_by([&] { return store.list_execution_workspaces("c1", {.source_issue_id = "i3"}); }, 12) == 0);
+    CHECK(scanned_by([&] { return store.list_operations({.company_id = "c1", .heartbeat_run_id = "run3"}); }, 16) == 0);
+    CHECK(scanned_by([&] { return store.list_operations({.company_id = "c1", .execution_workspace_id = "ew3"}); }, 10) ==
+          0);
+    CHECK(scanned_by([&] { return store.list_leases(env.id, {.status = lease_status::active}); }, n) == 0);
+    CHECK(scanned_by([&] { return store.list_run_leases("run3", {}); }, 16) == 0);
+    CHECK(scanned_by([&] { return store.list_expired_leases(t0()); }, 0) == 0);
+    // Stopping a workspace's services without the company reads only the live rows, through the same index.
+    CHECK(scanned_by([&] { return store.stop_runtime_services({.execution_workspace_id = "ew1"}, t0()); }, 1) <= 3);
+}
+
 #endif  // BERTH_TEST_SQLITE

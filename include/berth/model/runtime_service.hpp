@@ -87,6 +87,8 @@ template <> inline constexpr char const* record_name<workspace_runtime_service> 
 
 /// Filter of runtime_service_store::list_runtime_services and stop_runtime_services: a row
 /// matches when it matches every engaged member (an empty `statuses` or `ids` matches all).
+/// In the SQL stores, upstream's indexes start with the company: a workspace filter without
+/// `company_id` reads every row (unless it asks for live statuses only, or ids).
 struct runtime_service_filter {
     std::optional<std::string> company_id{};
     std::optional<runtime_service_provider> provider{};

@@ -191,7 +191,8 @@ struct workspace_operation_patch {
     std::optional<std::optional<timestamp>> finished_at{};
 };
 
-/// Filter of operation_store::list_operations (every engaged member must match).
+/// Filter of operation_store::list_operations (every engaged member must match). In the SQL
+/// stores, upstream's indexes start with the company: without `company_id` the list reads every row.
 struct workspace_operation_filter {
     std::optional<std::string> company_id{};
     std::optional<std::string> execution_workspace_id{};

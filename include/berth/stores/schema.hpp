@@ -95,6 +95,11 @@ inline constexpr dialect sqlite_dialect{"sqlite", "TEXT", "TEXT", "TEXT", "TEXT"
 inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "timestamptz", "bigint"};
 
 /// Every migration, oldest first. The last one's version is `current_version`.
+/// The predicate of `workspace_runtime_services_live_idx`: the statuses in which a service may
+/// still have a process (berth::is_live_status). A query uses that partial index only if its WHERE
+/// clause states this very expression, so the stores write it from here.
+inline constexpr std::string_view live_runtime_services_predicate = "status IN ('provisioning', 'starting', 'running')";
+
 [[nodiscard]] inline std::span<migration const> migrations() {
     using ct = column_type;
     static std::vector<migration> const all = {
@@ -251,7 +256,7 @@ inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "
                              "company_id, updated_at"},
                 // berth: the reconcile's `provider = 'local_process' AND status IN (live)` reads only these.
                 create_index{"workspace_runtime_services_live_idx", "workspace_runtime_services", "provider, status",
-                             false, "status IN ('provisioning', 'starting', 'running')"},
+                             false, live_runtime_services_predicate},
             },
         },
         migration{

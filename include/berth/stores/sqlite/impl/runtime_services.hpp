@@ -5,13 +5,16 @@
 #include <berth/error.hpp>
 #include <berth/model/runtime_service.hpp>     // workspace_runtime_service, runtime_service_filter
 #include <berth/stores/sqlite/connection.hpp>  // connection, statement_scope
+#include <berth/stores/schema.hpp>             // live_runtime_services_predicate
 #include <berth/stores/sqlite/row.hpp>         // bind_record, read_record, column_list, ...
 
 #include <boost/json/array.hpp>      // boost::json::array (id and status lists bound as JSON)
 #include <boost/json/serialize.hpp>  // serialize
 
-#include <string>  // std::string
-#include <vector>  // std::vector
+#include <algorithm>    // std::ranges::all_of
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <vector>       // std::vector
 
 namespace berth::detail::sqlite {
 
@@ -36,15 +39,18 @@ inline service_statements const& service_sql() {
 /// ` WHERE ...` for a filter; parameters ?1..?7 (bind_service_filter binds them).
 [[nodiscard]] inline std::string service_where(runtime_service_filter const& f, bool live_only) {
     std::string w;
-    auto add = [&](char const* cond) { (w += w.empty() ? " WHERE " : " AND ") += cond; };
+    auto add = [&](std::string_view cond) { (w += w.empty() ? " WHERE " : " AND ") += cond; };
     if (f.company_id) add("company_id = ?1");
     if (f.provider) add("provider = ?2");
     if (!f.statuses.empty()) add("status IN (SELECT value FROM json_each(?3))");
+    // The live-service index serves a filter on live statuses (the startup reconcile's) only if the
+    // query states the index's predicate word for word; without it the reconcile read every row.
+    bool const live = live_only || (!f.statuses.empty() && std::ranges::all_of(f.statuses, is_live_status));
     if (f.execution_workspace_id) add("execution_workspace_id = ?4");
     if (f.project_workspace_id) add("project_workspace_id = ?5");
     if (f.scope_type) add("scope_type = ?6");
     if (!f.ids.empty()) add("id IN (SELECT value FROM json_each(?7))");
-    if (live_only) add("status IN ('provisioning', 'starting', 'running')");
+    if (live) add(schema::live_runtime_services_predicate);
     return w;
 }
 
