@@ -1138,7 +1138,6 @@ TEST_CASE("sqlite_store reuses its prepared statements for filters on enum colum
     CHECK(after.cached > before.cached);  // the filters' statements are in the cache
 }
 
-
 TEST_CASE("sqlite_store finds an entity's activity through the entity index, not by scanning the log",
           "[sqlite_store]") {
     // The bug this guards: upstream's index is (entity_type, entity_id), and an entity_id filter

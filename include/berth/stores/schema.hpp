@@ -94,12 +94,12 @@ struct dialect {
 inline constexpr dialect sqlite_dialect{"sqlite", "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER"};
 inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "timestamptz", "bigint"};
 
-/// Every migration, oldest first. The last one's version is `current_version`.
 /// The predicate of `workspace_runtime_services_live_idx`: the statuses in which a service may
 /// still have a process (berth::is_live_status). A query uses that partial index only if its WHERE
 /// clause states this very expression, so the stores write it from here.
 inline constexpr std::string_view live_runtime_services_predicate = "status IN ('provisioning', 'starting', 'running')";
 
+/// Every migration, oldest first. The last one's version is `current_version`.
 [[nodiscard]] inline std::span<migration const> migrations() {
     using ct = column_type;
     static std::vector<migration> const all = {

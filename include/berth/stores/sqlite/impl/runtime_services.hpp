@@ -4,8 +4,8 @@
 
 #include <berth/error.hpp>
 #include <berth/model/runtime_service.hpp>     // workspace_runtime_service, runtime_service_filter
-#include <berth/stores/sqlite/connection.hpp>  // connection, statement_scope
 #include <berth/stores/schema.hpp>             // live_runtime_services_predicate
+#include <berth/stores/sqlite/connection.hpp>  // connection, statement_scope
 #include <berth/stores/sqlite/row.hpp>         // bind_record, read_record, column_list, ...
 
 #include <boost/json/array.hpp>      // boost::json::array (id and status lists bound as JSON)
