@@ -124,20 +124,12 @@ public:
     [[nodiscard]] std::size_t cached_statements() const noexcept { return cache_.size(); }
 
     /// Times SQLite recompiled one of the cached statements since it was prepared.
-    [[nodiscard]] std::uint64_t recompilations() const noexcept {
-        std::uint64_t n = 0;
-        for (auto const& [sql, stmt] : cache_)
-            n += static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0));
-        return n;
-    }
+    [[nodiscard]] std::uint64_t recompilations() const noexcept { return cached_status(SQLITE_STMTSTATUS_REPREPARE); }
 
     /// Rows the cached statements stepped over in full scans of a table or index, since each was
     /// prepared: a lookup that should use an index and does not shows up here.
     [[nodiscard]] std::uint64_t full_scan_steps() const noexcept {
-        std::uint64_t n = 0;
-        for (auto const& [sql, stmt] : cache_)
-            n += static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0));
-        return n;
+        return cached_status(SQLITE_STMTSTATUS_FULLSCAN_STEP);
     }
 
     /// Runs SQL without caching it (pragmas, DDL, transaction control on rare paths).
@@ -170,6 +162,13 @@ public:
     }
 
 private:
+    /// sqlite3_stmt_status counter `op`, summed over the cached statements.
+    [[nodiscard]] std::uint64_t cached_status(int op) const noexcept {
+        std::uint64_t n = 0;
+        for (auto const& [sql, stmt] : cache_) n += static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, op, 0));
+        return n;
+    }
+
     struct closer {
         void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
     };
