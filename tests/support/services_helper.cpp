@@ -1,7 +1,9 @@
 // berth_test_services_helper — a second berth process for the runtime-service tests.
 //
 //   berth_test_services_helper reserve-ports DIR COUNT
-//       reserves COUNT automatic ports in registry DIR and prints one per line (not released).
+//       reserves COUNT automatic ports in registry DIR, prints one per line (not released), then
+//       "done", then waits to be killed: a reservation lives as long as its process, so the
+//       reservers must outlive each other's reservations for the race to be a race.
 //   berth_test_services_helper own DB DIR CONFIG CWD
 //       opens the SQLite store DB, supervises the services of the JSON file CONFIG in workspace
 //       CWD (registry DIR, services left running when this process ends), prints
@@ -28,7 +30,9 @@ int main(int argc, char** argv) {
             berth::services::port_reserver ports(argv[2]);
             int const n = std::atoi(argv[3]);
             for (int i = 0; i < n; ++i) std::printf("%lld\n", static_cast<long long>(ports.reserve("helper")));
-            return 0;
+            std::printf("done\n");
+            std::fflush(stdout);
+            while (true) ::pause();
         }
         if (mode == "own" && argc == 6) {
             auto store = berth::sqlite_store::open(argv[2]);

@@ -486,20 +486,29 @@ TEST_CASE("ports: two processes reserving at the same moment never get the same 
     for (int i = 0; i < 3; ++i)
         children.push_back(process::child::start(
             command{.program = helper, .args = {"reserve-ports", d.registry().string(), "25"}}));
+    // Every reserver stays alive until all three are done: a reservation ends with its process,
+    // so a reserver that exited early would rightly hand its ports to the others.
     std::vector<std::int64_t> ports;
     for (auto& c : children) {
         std::string out;
         char buf[4096];
-        ssize_t n;
-        while ((n = ::read(c.stdout_fd(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-        int const st = c.wait();
-        CHECK(WIFEXITED(st));
-        CHECK(WEXITSTATUS(st) == 0);
+        while (out.find("done\n") == std::string::npos) {
+            ssize_t const n = ::read(c.stdout_fd(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            out.append(buf, static_cast<std::size_t>(n));
+        }
+        CHECK(out.ends_with("done\n"));
         std::istringstream in(out);
         for (std::int64_t p; in >> p;) ports.push_back(p);
     }
     CHECK(ports.size() == 75);
     CHECK(std::set<std::int64_t>(ports.begin(), ports.end()).size() == ports.size());
+    CHECK(port_reserver(d.registry()).reserved_by_live_process(ports.front()));
+    for (auto& c : children) {
+        c.signal_group(SIGKILL);
+        (void)c.wait();
+    }
     // The reservations outlive their (now dead) holders only as stale files: a live process may take them again.
     CHECK_FALSE(port_reserver(d.registry()).reserved_by_live_process(ports.front()));
 }
