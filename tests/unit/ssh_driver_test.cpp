@@ -688,13 +688,23 @@ TEST_CASE("ssh: the server killed mid-command is an error, and the lease can sti
                                               berth::system_clock{}.now());
     auto const acq = orch.acquire_for_run({.company_id = "company-1", .environment_id = env.id,
                                            .agent_id = std::nullopt, .heartbeat_run_id = "run-killed"});
+    // The server dies once the command has started (its first output seen), never before.
+    std::atomic<bool> started{false};
     std::thread killer([&] {
-        std::this_thread::sleep_for(500ms);
+        auto const end = std::chrono::steady_clock::now() + 20s;
+        while (!started && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(10ms);
         server.kill_all();
     });
     auto const e = ssh_error_of([&] {
-        (void)orch.execute(acq.env, acq.lease, {.program = "sh", .args = {"-c", "echo started; sleep 30"}, .timeout = 20s});
+        (void)orch.execute(acq.env, acq.lease,
+                           {.program = "sh",
+                            .args = {"-c", "echo started; sleep 30"},
+                            .timeout = 20s,
+                            .on_output = [&](berth::output_stream, std::string_view chunk) {
+                                if (chunk.find("started") != std::string_view::npos) started = true;
+                            }});
     });
+    CHECK(started);
     killer.join();
     CHECK(e.code() == ssh_errc::connection_lost);
     auto const released = orch.release_for_run({.company_id = "company-1", .agent_id = std::nullopt,
