@@ -86,6 +86,30 @@ options:
     std::exit(2);
 }
 
+#ifdef BERTH_RUN_WITH_SSH
+/// `user@host:port:/path` (or `user@host:/path`) as an SSH environment config; parse_ssh_config
+/// checks it with upstream's messages. A bad spec is a usage error, found before --db is opened.
+boost::json::object ssh_config_of(std::string const& spec) {
+    auto const at = spec.find('@');
+    auto const path = spec.find(":/");
+    if (at == std::string::npos || path == std::string::npos || path < at)
+        die_usage(fmt::format("--ssh: expected USER@HOST:PORT:/PATH, got {}", spec));
+    auto host = spec.substr(at + 1, path - at - 1);
+    boost::json::object config{{"username", spec.substr(0, at)}, {"remoteWorkspacePath", spec.substr(path + 1)}};
+    if (auto const colon = host.rfind(':'); colon != std::string::npos) {
+        config["port"] = host.substr(colon + 1);
+        host.resize(colon);
+    }
+    config["host"] = host;
+    try {
+        config["port"] = berth::parse_ssh_config(config).port;
+    } catch (berth::ssh_config_error const& e) {
+        die_usage(fmt::format("--ssh {}: {}", spec, e.what()));
+    }
+    return config;
+}
+#endif
+
 options parse(int argc, char** argv) {
     options o;
     int i = 1;
@@ -132,30 +156,13 @@ options parse(int argc, char** argv) {
     if (!o.ssh && (o.identity || o.known_hosts || o.sync)) die_usage("--identity, --known-hosts and --sync need --ssh");
 #ifndef BERTH_RUN_WITH_SSH
     if (o.ssh) die_usage("--ssh: this berth-run was built without the SSH driver (libssh-dev)");
+#else
+    if (o.ssh) (void)ssh_config_of(*o.ssh);  // a usage error must not create the --db file
 #endif
     return o;
 }
 
 #ifdef BERTH_RUN_WITH_SSH
-/// `user@host:port:/path` (or `user@host:/path`) as an SSH environment config; parse_ssh_config
-/// checks it with upstream's messages.
-boost::json::object ssh_config_of(std::string const& spec) {
-    auto const at = spec.find('@');
-    auto const path = spec.find(":/");
-    if (at == std::string::npos || path == std::string::npos || path < at)
-        die_usage(fmt::format("--ssh: expected USER@HOST:PORT:/PATH, got {}", spec));
-    auto host = spec.substr(at + 1, path - at - 1);
-    boost::json::object config{{"username", spec.substr(0, at)}, {"remoteWorkspacePath", spec.substr(path + 1)}};
-    if (auto const colon = host.rfind(':'); colon != std::string::npos) {
-        config["port"] = host.substr(colon + 1);
-        host.resize(colon);
-    }
-    config["host"] = host;
-    auto const checked = berth::parse_ssh_config(config);  // throws ssh_config_error
-    config["port"] = checked.port;
-    return config;
-}
-
 /// The id of the company's SSH environment for this config, created on first use.
 template <class Store>
 std::string ssh_environment(Store& store, options const& o) {

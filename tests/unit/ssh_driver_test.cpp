@@ -872,11 +872,23 @@ TEST_CASE("berth-run --ssh: the command runs on the SSH host through the lifecyc
     CHECK(r.stderr_text.find("environment.lease_released") != std::string::npos);
     CHECK(berth::test::ssh::read_file(local / "output.txt") == "made remotely\n");
 
-    SECTION("a malformed --ssh is a usage error") {
-        auto const bad = berth::process::run({.program = BERTH_RUN_EXE, .args = {"--ssh", "nohost", "--", "true"}},
-                                             {.inherit_sanitized_environment = true});
+    SECTION("a malformed --ssh is a usage error, and the default --db is never created") {
+        // The bug this guards: the spec was checked only after the store was opened, so a typo
+        // left a berth.db in the working directory.
+        auto const cwd = server.dir() / "usage-cwd";
+        std::filesystem::create_directories(cwd);
+        auto usage_error = [&](std::string const& spec) {
+            return berth::process::run(
+                {.program = BERTH_RUN_EXE, .args = {"--ssh", spec, "--", "true"}, .cwd = cwd.string()},
+                {.inherit_sanitized_environment = true});
+        };
+        auto const bad = usage_error("nohost");
         CHECK(bad.exit_code == 2);
-        CHECK(bad.stderr_text.find("expected USER@HOST:PORT:/PATH") != std::string::npos);
+        CHECK(bad.stderr_text.find("expected USER@HOST:PORT:/PATH, got nohost") != std::string::npos);
+        auto const bad_port = usage_error("me@host:99999:/work");
+        CHECK(bad_port.exit_code == 2);
+        CHECK(bad_port.stderr_text.find("--ssh me@host:99999:/work: SSH port must be an integer from 1 to 65535 (got \"99999\")") != std::string::npos);
+        CHECK(std::filesystem::is_empty(cwd));
     }
 }
 #endif
