@@ -445,6 +445,36 @@ TEST_CASE("supervisor: a new supervisor adopts a live service from the registry 
     CHECK(b.registry().find_by_runtime_service_id(again[0].service.id)->owner_pid == ::getpid());
     CHECK(b.stop(again[0].service.id));
     CHECK(gone(*first.service.provider_ref));
+    // The service was this process's child, detached by `a`: `b` reaps it, no zombie is left
+    // (the bug: it stayed a zombie of this process, which every later zombie check then saw).
+    CHECK_FALSE(berth::services::detail::pid_alive(std::stoll(*first.service.provider_ref)));
+}
+
+TEST_CASE("supervisor: a left-running service that fails its health check is ended, not adopted, and reaped",
+          "[services]") {
+    temp_dir d;
+    memory_store store;
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const sick{parse_runtime_service(boost::json::parse(
+        R"({"name": "sick", "command": ")" + server + R"( --health-status 500", "port": {"type": "auto"},
+            "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"))};
+    std::string first_pid;
+    {
+        auto opts = options(d);
+        opts.stop_on_destroy = false;
+        supervisor a{store, opts};
+        auto const first = a.ensure_for_run("run-1", ctx, sick)[0].service;
+        first_pid = *first.provider_ref;
+        // No readiness check, so wait for the listener: adoption looks for it.
+        REQUIRE(eventually([&] { return berth::services::detail::port_owner(*first.port).has_value(); }));
+    }
+    CHECK_FALSE(gone(first_pid));
+    supervisor b{store, options(d)};
+    auto const again = b.ensure_for_run("run-2", ctx, sick);
+    CHECK_FALSE(again[0].reused);
+    CHECK(again[0].service.provider_ref != first_pid);
+    CHECK(gone(first_pid));
+    CHECK_FALSE(berth::services::detail::pid_alive(std::stoll(first_pid)));  // reaped, not a zombie of ours
 }
 
 TEST_CASE("registry: a stale record is removed, a dead pid with a live listener is re-pointed to it", "[services]") {

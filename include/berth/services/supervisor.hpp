@@ -55,6 +55,7 @@
 //! stay, so that the next supervisor's reconcile_on_startup adopts them (upstream's server
 //! restart). Their output pipes close with this process: a service that keeps writing to
 //! stdout after that gets SIGPIPE unless it ignores it (upstream's Node children behave alike).
+//! A later supervisor of the same process that adopts one reaps it when it exits (docs/services.md).
 
 #include <berth/concepts/clock.hpp>                  // clock, system_clock
 #include <berth/concepts/runtime_service_store.hpp>  // runtime_service_store

@@ -18,7 +18,7 @@
 #include <poll.h>          // poll, pollfd
 #include <sys/eventfd.h>   // eventfd
 #include <sys/syscall.h>   // SYS_pidfd_open
-#include <sys/wait.h>      // WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
+#include <sys/wait.h>      // waitid, P_PIDFD, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
 #include <unistd.h>        // read, write, close, getpid
 
 namespace berth::services {
@@ -61,6 +61,18 @@ inline process::detail::unique_fd open_pidfd_of(pid_t pid) noexcept {
 #endif
 }
 
+/// Reaps the exited process of `pidfd` when it is a child of this process: a service that a
+/// supervisor here left running (stop_on_destroy = false) and another one here adopted. Nobody
+/// else holds its handle, so without this its zombie would stay until this process ends. A
+/// process that is not ours (ECHILD) or still runs is left alone. The pidfd names the very
+/// process adopted, so a reused pid is never reaped by mistake.
+inline void reap_if_own_child(int pidfd) noexcept {
+    if (pidfd < 0) return;
+    siginfo_t info{};
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
+    }
+}
+
 /// Keeps the last `n` bytes of `tail` + `chunk`.
 inline void append_tail(std::string& tail, std::string_view chunk, std::size_t n) {
     tail.append(chunk);
@@ -88,6 +100,7 @@ inline void signal_process(std::int64_t pid, std::optional<std::int64_t> pgid, i
 /// once it is gone (or after a further `grace`).
 inline void terminate_foreign(std::int64_t pid, std::optional<std::int64_t> pgid, std::chrono::milliseconds grace) {
     using steady = std::chrono::steady_clock;
+    auto const pidfd = open_pidfd_of(static_cast<pid_t>(pid));  // before the signal: the same process after it
     signal_process(pid, pgid, SIGTERM);
     auto deadline = steady::now() + grace;
     bool killed = false;
@@ -101,6 +114,7 @@ inline void terminate_foreign(std::int64_t pid, std::optional<std::int64_t> pgid
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (pgid && *pgid > 1) ::kill(-static_cast<pid_t>(*pgid), SIGKILL);  // anything left of the group
+    reap_if_own_child(pidfd.get());
 }
 
 }  // namespace detail
@@ -915,6 +929,7 @@ void supervisor<Store, Clock>::monitor() {
                         }
                     }
                     if (exited) {
+                        if (!e->child) detail::reap_if_own_child(e->pidfd.get());
                         e->kill_at.reset();
                         if (e->state == entry::phase::starting) {
                             e->state = entry::phase::exited;  // start_local reports it
