@@ -1,5 +1,63 @@
 // The one TU that holds Catch2's main and Boost.JSON's implementation (both costly to compile).
-#define CATCH_CONFIG_MAIN
+//
+// It also holds a suite-wide guard: a test case that leaves an unreaped child of the test process
+// (a zombie) is named on stderr and makes the run fail. ctest runs every test case in a process
+// of its own, so CI names the very test that leaked; a whole-suite run names it too, since the
+// count is compared before and after each case.
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <berth/src.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <unistd.h>
+
+namespace {
+
+/// Children of this process in state Z, from /proc/<pid>/stat ("pid (comm) state ppid ...").
+int zombie_children() {
+    int n = 0;
+    std::error_code ec;
+    for (auto const& e : std::filesystem::directory_iterator("/proc", ec)) {
+        auto const name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(e.path() / "stat");
+        std::string const stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto const close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        char state = 0;
+        int ppid = 0;
+        if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == ::getpid())
+            ++n;
+    }
+    return n;
+}
+
+int leaking_cases = 0;
+
+struct no_zombies_left : Catch::TestEventListenerBase {
+    using TestEventListenerBase::TestEventListenerBase;
+    int before = 0;
+    void testCaseStarting(Catch::TestCaseInfo const&) override { before = zombie_children(); }
+    void testCaseEnded(Catch::TestCaseStats const& stats) override {
+        if (int const after = zombie_children(); after > before) {
+            ++leaking_cases;
+            std::fprintf(stderr, "berth tests: \"%s\" left %d unreaped child process(es)\n",
+                         stats.testInfo.name.c_str(), after - before);
+        }
+    }
+};
+
+}  // namespace
+
+CATCH_REGISTER_LISTENER(no_zombies_left)
+
+int main(int argc, char* argv[]) {
+    int const failed = Catch::Session().run(argc, argv);
+    return failed != 0 ? failed : (leaking_cases != 0 ? 1 : 0);
+}
