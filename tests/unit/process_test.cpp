@@ -195,7 +195,6 @@ TEST_CASE("run streams each chunk to on_output, in order, as it arrives", "[proc
     c.on_output = [&](output_stream s, std::string_view text) {
         chunks.push_back({s, std::string(text), std::chrono::steady_clock::now()});
     };
-    auto const started = std::chrono::steady_clock::now();
     auto const r = run(c);
     auto const ended = std::chrono::steady_clock::now();
 
@@ -206,10 +205,10 @@ TEST_CASE("run streams each chunk to on_output, in order, as it arrives", "[proc
     CHECK(err == "err\n");
     CHECK(r.stdout_text == "one\ntw");
     CHECK(r.stdout_truncated);
-    // The first chunk came before the sleep ended: streamed, not delivered at exit.
+    // The first chunk came before the sleep ended: streamed, not delivered at exit. (Only a lower
+    // bound: how soon after the spawn it came depends on the machine's load.)
     CHECK(chunks.front().stream == output_stream::stdout_stream);
     CHECK(chunks.front().text == "one\n");
-    CHECK(chunks.front().at - started < 250ms);
     CHECK(ended - chunks.front().at >= 250ms);
 }
 
