@@ -15,6 +15,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -25,11 +26,13 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 using namespace berth;
@@ -507,6 +510,40 @@ TEST_CASE("registry: a stale record is removed, a dead pid with a live listener 
     // ...but not when identity differs.
     q.env_fingerprint = "other";
     CHECK_FALSE(reg.find_adoptable(q));
+}
+
+TEST_CASE("/proc reads of a process that exits after the open report it gone and never throw", "[services]") {
+    // The bug this guards: pid_running and command_line read /proc/<pid>/ with istreambuf_iterator.
+    // When the process is reaped between the open and the read, the read fails with ESRCH and
+    // libstdc++ throws std::ios_base::failure, out of the supervisor's stop and adoption paths.
+    auto vanished = [] {
+        auto c = process::child::start(command{.program = "/bin/sleep", .args = {"100"}});
+        pid_t const pid = c.pid();
+        auto const path = "/proc/" + std::to_string(pid) + "/stat";
+        int const fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        std::ifstream stream(path);
+        c.signal_group(SIGKILL);
+        (void)c.wait();
+        return std::tuple{pid, fd, std::move(stream)};
+    };
+    {
+        auto [pid, fd, stream] = vanished();
+        REQUIRE(fd >= 0);
+        std::optional<std::string> read{"not read"};
+        CHECK_NOTHROW(read = berth::services::detail::read_all(fd));
+        CHECK_FALSE(read.has_value());
+        ::close(fd);
+        // The control: the stream form of the same read throws.
+        CHECK_THROWS_AS(std::string((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>()),
+                        std::ios_base::failure);
+        CHECK_FALSE(berth::services::detail::pid_running(pid));
+        CHECK(berth::services::detail::command_line(pid).empty());
+    }
+    // A live process still reads whole.
+    auto const self = berth::services::detail::read_proc_file("/proc/self/stat");
+    REQUIRE(self);
+    CHECK(self->starts_with(std::to_string(::getpid()) + " ("));
+    CHECK(berth::services::detail::pid_running(::getpid()));
 }
 
 TEST_CASE("ports: two processes reserving at the same moment never get the same port", "[services]") {

@@ -32,6 +32,7 @@
 #include <cstdlib>     // std::getenv
 #include <filesystem>  // std::filesystem
 #include <fstream>     // std::ifstream, std::ofstream
+#include <iterator>    // std::istreambuf_iterator
 #include <optional>    // std::optional
 #include <string>      // std::string
 #include <vector>      // std::vector

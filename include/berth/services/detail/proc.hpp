@@ -5,18 +5,19 @@
 
 #include <cerrno>       // errno, EPERM
 #include <csignal>      // kill
+#include <cstddef>      // std::size_t
 #include <cstdint>      // std::int64_t
 #include <cstdio>       // std::sscanf
 #include <filesystem>   // directory_iterator, read_symlink
 #include <fstream>      // std::ifstream
-#include <iterator>     // std::istreambuf_iterator
 #include <optional>     // std::optional
 #include <set>          // std::set
 #include <string>       // std::string, std::getline
 #include <system_error> // std::error_code
 
-#include <sys/types.h>  // pid_t
-#include <unistd.h>     // getpgid
+#include <fcntl.h>      // open, O_RDONLY, O_CLOEXEC
+#include <sys/types.h>  // pid_t, ssize_t
+#include <unistd.h>     // getpgid, read, close
 
 namespace berth::services::detail {
 
@@ -26,20 +27,42 @@ namespace berth::services::detail {
     return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
 
+/// The rest of the open file `fd`, or nullopt on a read error. A /proc/<pid>/ file whose process
+/// exits after the open fails its read with ESRCH, and libstdc++'s streams throw
+/// std::ios_base::failure on that: every /proc read here goes through this instead.
+[[nodiscard]] inline std::optional<std::string> read_all(int fd) {
+    std::string out;
+    char buf[4096];
+    while (true) {
+        ssize_t const n = ::read(fd, buf, sizeof buf);
+        if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+        else if (n == 0) return out;
+        else if (errno != EINTR) return std::nullopt;
+    }
+}
+
+/// The whole of `path`, or nullopt when it cannot be opened or read (the process is gone).
+[[nodiscard]] inline std::optional<std::string> read_proc_file(std::string const& path) {
+    int const fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    auto out = read_all(fd);
+    ::close(fd);
+    return out;
+}
+
 /// True when the process exists and is not a zombie (state Z in /proc/<pid>/stat).
 [[nodiscard]] inline bool pid_running(std::int64_t pid) {
     if (!pid_alive(pid)) return false;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto const close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size()) return true;
-    return stat[close + 2] != 'Z' && stat[close + 2] != 'X';
+    auto const stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat) return pid_alive(pid);  // unreadable: it may have just exited
+    auto const close = stat->rfind(')');
+    if (close == std::string::npos || close + 2 >= stat->size()) return true;
+    return (*stat)[close + 2] != 'Z' && (*stat)[close + 2] != 'X';
 }
 
 /// `ps -o command=`: the command line with NULs as spaces ("" when unreadable).
 [[nodiscard]] inline std::string command_line(std::int64_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto s = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline").value_or(std::string());
     while (!s.empty() && s.back() == '\0') s.pop_back();
     for (auto& c : s)
         if (c == '\0') c = ' ';
@@ -89,14 +112,17 @@ namespace berth::services::detail {
 [[nodiscard]] inline std::optional<std::int64_t> port_owner(std::int64_t port) {
     auto const inodes = listening_inodes(port);
     if (inodes.empty()) return std::nullopt;
+    // Processes come and go while /proc is walked: every step takes an error_code (the range-for
+    // form of directory_iterator throws from its increment).
+    namespace fs = std::filesystem;
     std::error_code ec;
-    for (auto const& proc : std::filesystem::directory_iterator("/proc", ec)) {
-        auto const name = proc.path().filename().string();
+    for (fs::directory_iterator proc("/proc", ec), end; !ec && proc != end; proc.increment(ec)) {
+        auto const name = proc->path().filename().string();
         if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
         std::error_code fec;
-        for (auto const& fd : std::filesystem::directory_iterator(proc.path() / "fd", fec)) {
+        for (fs::directory_iterator fd(proc->path() / "fd", fec); !fec && fd != end; fd.increment(fec)) {
             std::error_code lec;
-            auto const target = std::filesystem::read_symlink(fd.path(), lec).string();
+            auto const target = fs::read_symlink(fd->path(), lec).string();
             if (lec || target.rfind("socket:[", 0) != 0) continue;
             if (inodes.contains(target.substr(8, target.size() - 9))) return std::stoll(name);
         }
