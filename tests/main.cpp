@@ -9,43 +9,20 @@
 
 #include <berth/src.hpp>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
+#include "proc_stat.hpp"
 
-#include <unistd.h>
+#include <cstdio>
 
 namespace {
-
-/// Children of this process in state Z, from /proc/<pid>/stat ("pid (comm) state ppid ...").
-int zombie_children() {
-    int n = 0;
-    std::error_code ec;
-    for (auto const& e : std::filesystem::directory_iterator("/proc", ec)) {
-        auto const name = e.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string const stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto const close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        char state = 0;
-        int ppid = 0;
-        if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == ::getpid())
-            ++n;
-    }
-    return n;
-}
 
 int leaking_cases = 0;
 
 struct no_zombies_left : Catch::TestEventListenerBase {
     using TestEventListenerBase::TestEventListenerBase;
     int before = 0;
-    void testCaseStarting(Catch::TestCaseInfo const&) override { before = zombie_children(); }
+    void testCaseStarting(Catch::TestCaseInfo const&) override { before = berth::test::zombie_children(); }
     void testCaseEnded(Catch::TestCaseStats const& stats) override {
-        if (int const after = zombie_children(); after > before) {
+        if (int const after = berth::test::zombie_children(); after > before) {
             ++leaking_cases;
             std::fprintf(stderr, "berth tests: \"%s\" left %d unreaped child process(es)\n",
                          stats.testInfo.name.c_str(), after - before);

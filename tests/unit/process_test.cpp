@@ -7,6 +7,8 @@
 #include <berth/process/environment.hpp>
 #include <berth/process/spawn.hpp>
 
+#include "proc_stat.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -32,6 +34,7 @@ using berth::command_result;
 using berth::output_stream;
 using berth::process::run;
 using berth::process::run_options;
+using berth::test::zombie_children;
 
 namespace {
 
@@ -50,32 +53,12 @@ std::size_t open_fd_count() {
     return n;  // includes the directory iterator's own descriptor, the same on both sides
 }
 
-/// Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp.
-struct proc_stat {
-    char state;
-    pid_t ppid;
-    pid_t pgrp;
-};
-std::optional<proc_stat> read_stat(std::filesystem::path const& dir) {
-    std::ifstream f(dir / "stat");
-    std::string line;
-    if (!std::getline(f, line)) return std::nullopt;
-    auto const close = line.rfind(')');  // the command name may contain spaces and parentheses
-    if (close == std::string::npos) return std::nullopt;
-    proc_stat s{};
-    std::istringstream rest(line.substr(close + 2));
-    rest >> s.state >> s.ppid >> s.pgrp;
-    return rest ? std::optional<proc_stat>(s) : std::nullopt;
-}
-
 /// Processes of group `pgid` that are still running (zombies waiting for init do not count).
 int live_members_of_group(pid_t pgid) {
     int n = 0;
-    for (auto const& e : std::filesystem::directory_iterator("/proc")) {
-        auto const name = e.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (auto s = read_stat(e.path()); s && s->pgrp == pgid && s->state != 'Z' && s->state != 'X') ++n;
-    }
+    berth::test::for_each_process([&](berth::test::proc_stat const& s) {
+        n += s.pgrp == pgid && s.state != 'Z' && s.state != 'X';
+    });
     return n;
 }
 
@@ -89,17 +72,6 @@ bool group_is_gone(pid_t pgid) {
         std::this_thread::sleep_for(10ms);
     }
     return false;
-}
-
-/// Zombie children of this process (a missed waitpid would leave one).
-int zombie_children() {
-    int n = 0;
-    for (auto const& e : std::filesystem::directory_iterator("/proc")) {
-        auto const name = e.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (auto s = read_stat(e.path()); s && s->ppid == ::getpid() && s->state == 'Z') ++n;
-    }
-    return n;
 }
 
 /// Sets an environment variable for the scope of a test.
