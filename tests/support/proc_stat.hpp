@@ -1,6 +1,7 @@
 #pragma once
 // /proc readers the tests share: a process's state, parent and group, and this process's zombies.
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -12,8 +13,9 @@
 
 namespace berth::test {
 
-/// Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp.
+/// Fields of /proc/<pid>/stat: the pid, and after the command name state, ppid, pgrp.
 struct proc_stat {
+    pid_t pid;
     char state;
     pid_t ppid;
     pid_t pgrp;
@@ -26,6 +28,7 @@ inline std::optional<proc_stat> read_stat(std::filesystem::path const& dir) {
     auto const close = line.rfind(')');  // the command name may contain spaces and parentheses
     if (close == std::string::npos || close + 2 > line.size()) return std::nullopt;
     proc_stat s{};
+    s.pid = static_cast<pid_t>(std::atol(line.c_str()));
     std::istringstream rest(line.substr(close + 2));
     rest >> s.state >> s.ppid >> s.pgrp;
     return rest ? std::optional<proc_stat>(s) : std::nullopt;

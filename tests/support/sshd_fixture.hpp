@@ -10,6 +10,8 @@
 
 #include <boost/json/object.hpp>
 
+#include "proc_stat.hpp"
+
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -188,18 +190,7 @@ private:
     /// Every process below `root` in the process tree (from /proc/<pid>/stat).
     static std::vector<pid_t> descendants(pid_t root) {
         std::multimap<pid_t, pid_t> children;
-        for (auto const& e : std::filesystem::directory_iterator("/proc")) {
-            auto const name = e.path().filename().string();
-            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-            auto const stat = read_file(e.path() / "stat");
-            auto const close = stat.rfind(')');
-            if (close == std::string::npos) continue;
-            std::istringstream rest(stat.substr(close + 2));
-            char state = 0;
-            pid_t ppid = 0;
-            rest >> state >> ppid;
-            children.emplace(ppid, static_cast<pid_t>(std::stol(name)));
-        }
+        for_each_process([&](proc_stat const& s) { children.emplace(s.ppid, s.pid); });
         std::vector<pid_t> out;
         std::vector<pid_t> todo{root};
         while (!todo.empty()) {
