@@ -18,7 +18,7 @@
 #include <poll.h>          // poll, pollfd
 #include <sys/eventfd.h>   // eventfd
 #include <sys/syscall.h>   // SYS_pidfd_open
-#include <sys/wait.h>      // waitid, P_PIDFD, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
+#include <sys/wait.h>      // waitid, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
 #include <unistd.h>        // read, write, close, getpid
 
 namespace berth::services {
@@ -68,8 +68,11 @@ inline process::detail::unique_fd open_pidfd_of(pid_t pid) noexcept {
 /// process adopted, so a reused pid is never reaped by mistake.
 inline void reap_if_own_child(int pidfd) noexcept {
     if (pidfd < 0) return;
+    // P_PIDFD is 3 in linux/wait.h; glibc names it only from 2.36 on, so the value is spelled out.
+    // A kernel before 5.4 answers EINVAL, and the zombie stays as it did before.
+    constexpr auto p_pidfd = static_cast<idtype_t>(3);
     siginfo_t info{};
-    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
+    while (::waitid(p_pidfd, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
     }
 }
 
