@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 #include <sys/types.h>
 #include <unistd.h>
