@@ -453,6 +453,37 @@ TEST_CASE("supervisor: a new supervisor adopts a live service from the registry 
     CHECK_FALSE(berth::services::detail::pid_alive(std::stoll(*first.service.provider_ref)));
 }
 
+TEST_CASE("supervisor: a left-running service still starting up is waited for and adopted, not started twice",
+          "[services]") {
+    // The hazard this guards (upstream's too): asked again before the first instance listened, the
+    // supervisor found no listener, started a second instance and overwrote the registry record,
+    // which left the first running and tracked by nothing.
+    temp_dir d;
+    memory_store store;
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const slow{parse_runtime_service(boost::json::parse(
+        R"({"name": "slow", "command": ")" + server + R"( --delay-ms 1500", "port": {"type": "auto"},
+            "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"))};
+    runtime_service_ref first;
+    {
+        auto opts = options(d);
+        opts.stop_on_destroy = false;
+        supervisor a{store, opts};
+        first = a.ensure_for_run("run-1", ctx, slow)[0];  // no readiness check: returns at once
+    }
+    // Not listening yet (it sleeps 1.5 s first); b waits for it up to health_timeout after its start.
+    CHECK_FALSE(berth::services::detail::port_owner(*first.service.port));
+    auto opts = options(d);
+    opts.health_timeout = 5s;
+    supervisor b{store, opts};
+    auto const again = b.ensure_for_run("run-2", ctx, slow);
+    CHECK(again[0].reused);
+    CHECK(again[0].service.provider_ref == first.service.provider_ref);
+    CHECK(again[0].service.port == first.service.port);
+    CHECK(b.stop(again[0].service.id));
+    CHECK(gone(*first.service.provider_ref));
+}
+
 TEST_CASE("supervisor: a left-running service that fails its health check is ended, not adopted, and reaped",
           "[services]") {
     temp_dir d;

@@ -201,6 +201,7 @@ private:
     entry_ptr start_local(std::string const& run_id, std::optional<std::string> const& lease_run,
                           service_context const& ctx, runtime_service_config const& service,
                           service_scope const& scope, reuse_identity const& identity);
+    void wait_for_young_listener(std::string const& service_key) const;
     entry_ptr try_adopt(registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
                         std::string const& env_fingerprint, runtime_service_config const* config);
     void register_entry(entry_ptr const& e);

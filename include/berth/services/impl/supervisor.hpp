@@ -307,6 +307,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
     (void)run_id;
 
     // Adoption: a live process of the same identity, left by an earlier supervisor.
+    wait_for_young_listener(key);
     if (auto rec = registry_.find_adoptable({key, name, service.command, identity.service_cwd, fingerprint,
                                              identity.identity_port})) {
         if (auto e = try_adopt(*rec, row, key, identity.env_fingerprint, &service)) {
@@ -441,6 +442,30 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
     register_entry(e);
     persist(*e);
     return e;
+}
+
+/// A record of `service_key` whose process runs but does not listen on its port yet, started less
+/// than `health_timeout` ago: a service without a readiness check, asked for again while it starts.
+/// Adoption needs the listener, and a second start would overwrite the record and leave the first
+/// instance running, tracked by nothing; so wait for the listener until `health_timeout` after the
+/// record's start (measured on the steady clock from here: an injected clock need not advance).
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::wait_for_young_listener(std::string const& service_key) const {
+    auto const rec = registry_.read(service_key);
+    if (!rec || !rec->port || rec->started_at.empty() || !detail::pid_running(rec->pid) ||
+        detail::port_owner(*rec->port))
+        return;
+    timestamp started{};
+    try {
+        started = parse_iso8601(rec->started_at, "startedAt");
+    } catch (parse_error const&) {
+        return;
+    }
+    auto const age = clock_.now() - started;
+    if (age < decltype(age)::zero() || age >= options_.health_timeout) return;
+    auto const until = steady::now() + (options_.health_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(age));
+    while (steady::now() < until && detail::pid_running(rec->pid) && !detail::port_owner(*rec->port))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 template <runtime_service_store Store, clock Clock>
