@@ -125,6 +125,24 @@ supervisor_options options(temp_dir const& d, log_sink* logs = nullptr) {
     return o;
 }
 
+/// A service without a readiness check, exposing /health on its automatic port.
+runtime_service_config exposed(std::string const& name, std::string const& server_args) {
+    return parse_runtime_service(boost::json::parse(
+        R"({"name": ")" + name + R"(", "command": ")" + server + " " + server_args + R"(", "port": {"type": "auto"},
+            "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"));
+}
+
+/// Starts `services` under a supervisor that leaves them running when it is destroyed (as a
+/// process that ends does), and returns the first one's ref.
+template <class Store>
+runtime_service_ref left_running(Store& store, temp_dir const& d, service_context const& ctx,
+                                 std::vector<runtime_service_config> const& services) {
+    auto opts = options(d);
+    opts.stop_on_destroy = false;
+    supervisor a{store, opts};
+    return a.ensure_for_run("run-1", ctx, services)[0];
+}
+
 /// A listening socket on 127.0.0.1 held by this process.
 struct listener {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -432,13 +450,7 @@ TEST_CASE("supervisor: a new supervisor adopts a live service from the registry 
     memory_store store;
     auto const ctx = context(d.ws());
     std::vector<runtime_service_config> const shared{web("adoptable")};
-    runtime_service_ref first;
-    {
-        auto opts = options(d);
-        opts.stop_on_destroy = false;
-        supervisor a{store, opts};
-        first = a.ensure_for_run("run-1", ctx, shared)[0];
-    }
+    auto const first = left_running(store, d, ctx, shared);
     CHECK_FALSE(gone(*first.service.provider_ref));  // left running
     supervisor b{store, options(d)};
     auto const again = b.ensure_for_run("run-2", ctx, shared);
@@ -461,16 +473,8 @@ TEST_CASE("supervisor: a left-running service still starting up is waited for an
     temp_dir d;
     memory_store store;
     auto const ctx = context(d.ws());
-    std::vector<runtime_service_config> const slow{parse_runtime_service(boost::json::parse(
-        R"({"name": "slow", "command": ")" + server + R"( --delay-ms 1500", "port": {"type": "auto"},
-            "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"))};
-    runtime_service_ref first;
-    {
-        auto opts = options(d);
-        opts.stop_on_destroy = false;
-        supervisor a{store, opts};
-        first = a.ensure_for_run("run-1", ctx, slow)[0];  // no readiness check: returns at once
-    }
+    std::vector<runtime_service_config> const slow{exposed("slow", "--delay-ms 1500")};
+    auto const first = left_running(store, d, ctx, slow);  // no readiness check: returns at once
     // Not listening yet (it sleeps 1.5 s first); b waits for it up to health_timeout after its start.
     CHECK_FALSE(berth::services::detail::port_owner(*first.service.port));
     auto opts = options(d);
@@ -489,19 +493,11 @@ TEST_CASE("supervisor: a left-running service that fails its health check is end
     temp_dir d;
     memory_store store;
     auto const ctx = context(d.ws());
-    std::vector<runtime_service_config> const sick{parse_runtime_service(boost::json::parse(
-        R"({"name": "sick", "command": ")" + server + R"( --health-status 500", "port": {"type": "auto"},
-            "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"))};
-    std::string first_pid;
-    {
-        auto opts = options(d);
-        opts.stop_on_destroy = false;
-        supervisor a{store, opts};
-        auto const first = a.ensure_for_run("run-1", ctx, sick)[0].service;
-        first_pid = *first.provider_ref;
-        // No readiness check, so wait for the listener: adoption looks for it.
-        REQUIRE(eventually([&] { return berth::services::detail::port_owner(*first.port).has_value(); }));
-    }
+    std::vector<runtime_service_config> const sick{exposed("sick", "--health-status 500")};
+    auto const first = left_running(store, d, ctx, sick).service;
+    auto const first_pid = *first.provider_ref;
+    // No readiness check, so wait for the listener: adoption looks for it.
+    REQUIRE(eventually([&] { return berth::services::detail::port_owner(*first.port).has_value(); }));
     CHECK_FALSE(gone(first_pid));
     supervisor b{store, options(d)};
     auto const again = b.ensure_for_run("run-2", ctx, sick);
