@@ -452,9 +452,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
 template <runtime_service_store Store, clock Clock>
 void supervisor<Store, Clock>::wait_for_young_listener(std::string const& service_key) const {
     auto const rec = registry_.read(service_key);
-    if (!rec || !rec->port || rec->started_at.empty() || !detail::pid_running(rec->pid) ||
-        detail::port_owner(*rec->port))
-        return;
+    if (!rec || !rec->port || rec->started_at.empty()) return;
     timestamp started{};
     try {
         started = parse_iso8601(rec->started_at, "startedAt");
@@ -462,7 +460,10 @@ void supervisor<Store, Clock>::wait_for_young_listener(std::string const& servic
         return;
     }
     auto const age = clock_.now() - started;
+    // The cheap checks first: an older record goes straight to find_adoptable, which walks /proc
+    // for the listener itself.
     if (age < decltype(age)::zero() || age >= options_.health_timeout) return;
+    if (!detail::pid_running(rec->pid) || detail::port_owner(*rec->port)) return;
     auto const until = steady::now() + (options_.health_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(age));
     while (steady::now() < until && detail::pid_running(rec->pid) && !detail::port_owner(*rec->port))
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
