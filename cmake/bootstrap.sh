@@ -32,13 +32,18 @@ test  installs what is missing (the test tools too), builds everything, compiles
       on its own (VERIFY_INTERFACE_HEADER_SETS), runs ctest; the exit code
       is ctest's. CTEST-ARGS are added to the ctest line (e.g. `test -- -R package`).
 
-Steps: packages (apt-get, only when something is missing; needs root) -> configure (CMake preset
-"default": Ninja, ccache, build dir build/, only when not configured yet) -> build -> run.
+Steps: packages (apt-get, only when something is missing; needs root) -> configure (only when not
+configured yet; Ninja, ccache) -> build -> run. `demo` configures the CMake preset "demo" in
+build-demo/ (no tests, no benchmarks: Catch2 and Google Benchmark are not needed); `test` the preset
+"default" in build/. The two build trees live side by side, so either command works after the other.
 
 Environment:
   BERTH_BOOTSTRAP_DRY_RUN=1           print the commands instead of running them
   BERTH_BOOTSTRAP_ASSUME_MISSING=...  treat these packages as not installed (tests the apt path)
   BERTH_BOOTSTRAP_JOBS=N              parallel jobs for build and ctest (default: nproc)
+  BERTH_BOOTSTRAP_BUILD_DIR=DIR       build tree instead of the preset's (always configured afresh)
+  BERTH_BOOTSTRAP_CMAKE_ARGS="..."    extra configure arguments, e.g. the CI test's
+                                      -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON (always configures)
 EOF
 }
 
@@ -133,27 +138,42 @@ fi
 # ---- 2. configure -----------------------------------------------------------------------------------
 # Only when the preset's build tree does not exist yet or a previous configure did not finish. After
 # that, Ninja re-runs CMake by itself whenever a CMakeLists.txt (or a globbed directory) changes.
-build_dir=build
+# The demo has a preset and a build tree of its own: it must configure without the test-only
+# packages, and a later `test` must still find its tests configured in build/.
+if [[ "$mode" == demo ]]; then
+    preset=demo
+else
+    preset=default
+fi
+build_dir="build"
+[[ "$preset" == demo ]] && build_dir="build-demo"
+read -r -a cmake_args <<<"${BERTH_BOOTSTRAP_CMAKE_ARGS:-}"
+configure=(cmake --preset "$preset")
+if [[ -n "${BERTH_BOOTSTRAP_BUILD_DIR:-}" ]]; then
+    build_dir="$BERTH_BOOTSTRAP_BUILD_DIR"
+    configure+=(-B "$build_dir")
+fi
+configure+=("${cmake_args[@]}")
 if [[ -f "$build_dir/CMakeCache.txt" ]] && ! grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$build_dir/CMakeCache.txt"; then
     die "$build_dir/ was configured with another generator than the preset's Ninja; remove it (rm -rf $build_dir) and rerun"
 fi
-if [[ -f "$build_dir/CMakeCache.txt" && -f "$build_dir/build.ninja" ]]; then
+if [[ -f "$build_dir/CMakeCache.txt" && -f "$build_dir/build.ninja" && -z "${BERTH_BOOTSTRAP_BUILD_DIR:-}${cmake_args[*]}" ]]; then
     step "configure: $build_dir/ is configured (Ninja regenerates it when CMake files change)"
 else
-    step "configure: cmake --preset default ($build_dir/, Ninja, ccache)"
-    run cmake --preset default
+    step "configure: cmake --preset $preset ($build_dir/, Ninja, ccache)"
+    run "${configure[@]}"
 fi
 
 # ---- 3. build ---------------------------------------------------------------------------------------
 if [[ "$mode" == demo ]]; then
     step "build: berth-run (-j$jobs)"
-    run cmake --build --preset default --target berth-run -j "$jobs"
+    run cmake --build "$build_dir" --target berth-run -j "$jobs"
 else
     # all_verify_interface_header_sets compiles every public header on its own (CMake's
     # VERIFY_INTERFACE_HEADER_SETS); it is not part of `all`, and CI must catch a header that is
     # not self-contained.
     step "build: everything + header self-containment check (-j$jobs)"
-    run cmake --build --preset default -j "$jobs" --target all all_verify_interface_header_sets
+    run cmake --build "$build_dir" -j "$jobs" --target all all_verify_interface_header_sets
 fi
 
 # ---- 4. run -----------------------------------------------------------------------------------------
@@ -177,7 +197,7 @@ fi
 # terminal (CI has none).
 step "test: ctest (-j$jobs)"
 rc=0
-run ctest --preset default -j "$jobs" --output-on-failure --timeout 600 "${extra_args[@]}" </dev/null || rc=$?
+run ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure --timeout 600 "${extra_args[@]}" </dev/null || rc=$?
 if [[ "$rc" -eq 0 ]]; then
     step "test: all passed"
 else
