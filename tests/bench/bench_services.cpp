@@ -8,12 +8,16 @@
 //   reuse_hit           ensure_for_run of a run whose shared service is already running (memory store)
 //   reconcile_10k       reconcile_on_startup over 10,000 live rows in SQLite with no registry
 //                       records (the state after a machine restart): all marked stopped
+//   adopt_by_port_100   reconcile_on_startup over 100 live services (real processes, SQLite rows)
+//                       whose registry records were removed: each found as its port's listener,
+//                       checked (cwd, command line, no other service's), health-checked and adopted
 //
 // Both cold starts use /bin/sh as the shell: a login bash reads the machine's profile scripts
 // (≈200 ms on the benchmark machine), which is the machine's cost, not berth's.
 //
 // Ratio lines: cold start over the floor; cold start over upstream's ≈25 ms; reuse hit in µs
-// (target ≤ 10); reconcile in seconds (target ≤ 1).
+// (target ≤ 10); reconcile in seconds (target ≤ 1); adoption by port of 100 services in seconds
+// (target ≤ 1).
 #include "bench_support.hpp"
 
 #include <berth/model/ids.hpp>
@@ -34,6 +38,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -190,12 +195,43 @@ void reconcile_10k(benchmark::State& state) {
     sqlite3_close(raw);
 }
 
+void adopt_by_port_100(benchmark::State& state) {
+    temp_dir d;
+    auto store = sqlite_store::open((d.path / "berth.db").string());
+    auto const registry = d.path / "registry";
+    auto const ctx = context((d.path / "ws").string());
+    std::vector<runtime_service_config> services;
+    for (int i = 0; i < 100; ++i) {
+        auto c = service_config("shared");
+        c.name = "svc-" + std::to_string(i);
+        services.push_back(c);
+    }
+    {
+        supervisor a{store, {.registry_dir = registry, .shell = "/bin/sh", .stop_on_destroy = false}};
+        (void)a.ensure_for_run("run-0", ctx, services);
+    }
+    for (auto _ : state) {
+        service_registry const reg(registry);
+        for (auto const& r : reg.list()) reg.remove(r.service_key);  // the records are gone
+        supervisor b{store, {.registry_dir = registry, .stop_on_destroy = false}};
+        auto const t0 = steady::now();
+        auto const r = b.reconcile_on_startup();
+        auto const t1 = steady::now();
+        if (r.adopted_by_port != 100) state.SkipWithError("reconcile did not adopt 100 services by their ports");
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    }
+    // Ends them all: adopted through the records the last reconcile wrote, stopped on destruction.
+    supervisor c{store, {.registry_dir = registry, .kill_grace = std::chrono::milliseconds(500)}};
+    if (c.reconcile_on_startup().adopted != 100) std::fprintf(stderr, "adopt_by_port_100: cleanup adopted fewer than 100\n");
+}
+
 }  // namespace
 
 BENCHMARK(raw_spawn_floor)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(berth_cold_start)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(reuse_hit)->Unit(benchmark::kMicrosecond);
 BENCHMARK(reconcile_10k)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(adopt_by_port_100)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 
 int main(int argc, char** argv) {
     return berth::bench::run_and_report(
@@ -203,5 +239,6 @@ int main(int argc, char** argv) {
         {{"services_cold_start_over_raw_spawn", "berth_cold_start/manual_time", "raw_spawn_floor/manual_time", 1.5},
          {"services_cold_start_over_upstream_25ms", "berth_cold_start/manual_time", "", 1.0, 25e6},
          {"services_reuse_hit_us", "reuse_hit", "", 10.0},
-         {"services_reconcile_10k_s", "reconcile_10k/manual_time", "", 1.0, 1e9}});
+         {"services_reconcile_10k_s", "reconcile_10k/manual_time", "", 1.0, 1e9},
+         {"services_adopt_by_port_100_s", "adopt_by_port_100/iterations:5/manual_time", "", 1.0, 1e9}});
 }

@@ -8,6 +8,7 @@
 #include <berth/services/detail/proc.hpp>
 #include <berth/services/identity.hpp>
 #include <berth/services/ready_comment.hpp>
+#include <berth/services/run_environment.hpp>
 #include <berth/services/registry.hpp>
 #include <berth/services/template.hpp>
 #include <berth/stores/memory.hpp>
@@ -15,6 +16,7 @@
 #include <boost/json/parse.hpp>
 
 #include <cstdlib>
+#include <map>
 #include <string>
 
 using namespace berth;
@@ -313,7 +315,19 @@ TEST_CASE("workspace-ready summary", "[services]") {
     refs[1].reused = true;
     CHECK(build_workspace_ready_comment(w, refs) ==
           "## Workspace Ready\n\n- Strategy: `git_worktree`\n- Branch: `PAP-7-fix`\n- CWD: `/wt/PAP-7`\n"
-          "- Service: web: http://127.0.0.1:4100\n- Service: worker: running (reused)");
+          "- Service: web: http://127.0.0.1:4100 (`$BERTH_SERVICE_WEB_URL`)\n- Service: worker: running (reused)");
+    refs[0].service.port = 4100;
+    refs[1].service.service_name = "job-queue";
+    refs[1].service.port = 4200;
+    CHECK(build_workspace_ready_comment(w, refs) ==
+          "## Workspace Ready\n\n- Strategy: `git_worktree`\n- Branch: `PAP-7-fix`\n- CWD: `/wt/PAP-7`\n"
+          "- Service: web: http://127.0.0.1:4100 (port 4100; `$BERTH_SERVICE_WEB_URL`, `$BERTH_SERVICE_WEB_PORT`)\n"
+          "- Service: job-queue: running (port 4200; `$BERTH_SERVICE_JOB_QUEUE_PORT`) (reused)");
+    CHECK(service_environment(refs) ==
+          std::map<std::string, std::string>{{"BERTH_SERVICE_JOB_QUEUE_PORT", "4200"},
+                                             {"BERTH_SERVICE_WEB_PORT", "4100"},
+                                             {"BERTH_SERVICE_WEB_URL", "http://127.0.0.1:4100"}});
+    CHECK(service_env_prefix("") == "BERTH_SERVICE__");
     w.worktree_path = "/wt/other";
     w.branch_name.reset();
     CHECK(build_workspace_ready_comment(w, {}) ==

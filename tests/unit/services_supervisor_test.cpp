@@ -273,9 +273,12 @@ TEST_CASE("supervisor: an explicit port owned by another process is refused nami
     auto svc = parse_runtime_service(boost::json::parse(R"({"name": "api", "command": "sleep 30", "port": )" +
                                                         std::to_string(taken.port) + "}"));
     std::vector<runtime_service_config> const services{svc};
+    // This process listens, outside the workspace: upstream's cross-workspace wording.
     CHECK_THROWS_WITH(sup.ensure_for_run("run-1", context(d.ws()), services),
                       "Runtime service \"api\" could not start because port " + std::to_string(taken.port) +
-                          " is already in use by pid " + std::to_string(::getpid()));
+                          " has a cross-workspace port conflict with pid " + std::to_string(::getpid()) +
+                          " (cwd: " + fs::read_symlink("/proc/self/cwd").string() + "); requested workspace: " +
+                          d.ws() + ". Stop the other service or configure a different port.");
     CHECK(store.list_runtime_services({}).empty());
 }
 

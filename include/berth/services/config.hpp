@@ -13,7 +13,7 @@
 //! | `port`                | a number, or `{type: "auto", envKey ("PORT")}`, or `{value, envKey}`   |
 //! | `env`                 | object of template strings (non-string values are skipped, as upstream) |
 //! | `expose.urlTemplate`  | template string                                                         |
-//! | `readiness`           | `{type: "http", urlTemplate, timeoutSec (30), intervalMs (500)}`        |
+//! | `readiness`           | `{type: "http", urlTemplate, timeoutSec (90 for a dev server, else 30), intervalMs (500)}` |
 //! | `stopPolicy`          | `{type: manual \| on_run_finish \| idle_timeout, idleSeconds (1800)}`   |
 //!
 //! Upstream reads these leniently (a wrong type silently becomes the default); berth refuses
@@ -32,6 +32,7 @@
 #include <map>       // std::map
 #include <optional>  // std::optional
 #include <string>    // std::string
+#include <string_view>  // std::string_view
 #include <vector>    // std::vector
 
 namespace berth::services {
@@ -63,7 +64,7 @@ struct port_config {
 /// `readiness` (only `http` exists upstream).
 struct readiness_config {
     std::optional<std::string> url_template{};
-    std::int64_t timeout_sec = 30;   ///< at least 1
+    std::int64_t timeout_sec = 30;   ///< at least 1; parsed: default_readiness_timeout_sec when not given
     std::int64_t interval_ms = 500;  ///< at least 100: the longest gap between two attempts
 };
 
@@ -106,6 +107,11 @@ struct runtime_service_config {
         return std::nullopt;
     }
 };
+
+/// upstream resolveWorkspaceRuntimeReadinessTimeoutSec: the readiness timeout of a service whose
+/// `readiness` gives no `timeoutSec` — 90 s for a dev server (`pnpm|npm|yarn|bun [run] dev`, the
+/// runner as a word of the command, with or without a path), else 30 s.
+[[nodiscard]] std::int64_t default_readiness_timeout_sec(std::string_view command);
 
 /// Checks one service entry (`index` is its position, for messages).
 /// @throws config_error naming the service, the field and the value.

@@ -26,6 +26,10 @@ struct workspace_context {
     std::optional<std::string> worktree_path{};
     std::optional<std::string> repo_url{};
     std::optional<std::string> repo_ref{};
+    /// upstream `runtimeProvisionCommand`: run once per workspace (by cwd), lazily, before the first
+    /// service of the workspace is started (not when every service is reused or adopted); retried
+    /// after a failure (parse_workspace_runtime reads it from a workspace config).
+    std::optional<std::string> runtime_provision_command{};
 };
 
 struct agent_ref {

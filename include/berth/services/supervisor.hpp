@@ -16,6 +16,9 @@
 //! @endcode
 //!
 //! Start (upstream startLocalRuntimeService), for a service no running one can serve:
+//!  0. a stopped row of the same reuse key donates its id (upstream
+//!     findStoppedRuntimeServiceReuseCandidate), and its port in step 1 when the port is automatic
+//!     and free; a live row of the key that nothing supervises gives its id and port to step 3b;
 //!  1. the port: `{type: auto}` reserves one (port_reserver: never the same for two processes),
 //!     a number is used as given;
 //!  2. the environment: service_base_environment() (this process's minus secrets and `BERTH_*`),
@@ -23,8 +26,17 @@
 //!  3. the registry: a live process with the same identity (service_registry::find_adoptable) is
 //!     adopted (`reused = true`) instead of started twice; one that fails its health check is
 //!     terminated and replaced;
-//!  4. an explicit port with a listener → `Runtime service "<name>" could not start because port
-//!     <N> is already in use by pid <P>`;
+//!  3b. no record: the listener of the explicit port (or of the live row's port) is adopted when
+//!     it passes the registry's checks (cwd inside the service cwd, command line) and no other
+//!     service's registry record or live row of another workspace names it;
+//!  4. an explicit port with a listener → upstream's words: `Runtime service "<name>" could not
+//!     start because port <N> has a cross-workspace port conflict with pid <P> (cwd: <C>);
+//!     requested workspace: <W>. Stop the other service or configure a different port.` when the
+//!     listener's cwd is outside the workspace, else `... is already in use by pid <P> (cwd: <C>)`;
+//!  4b. the workspace's `runtimeProvisionCommand` (service_context), once per workspace: the row is
+//!     persisted `provisioning` while it runs; a failure persists it `failed`/`unhealthy` and throws
+//!     `Failed to start runtime service "<name>": runtime provision command "<c>" exited with code
+//!     <n> | stderr: <tail>` (retried by the next start);
 //!  5. `$SHELL -lc <command>` (resolve_shell) in the service cwd, in its own process group; the
 //!     last 4 KiB of stdout and stderr are kept, and each line is passed to `on_log` as
 //!     `[service:<name>] <line>`; the row is persisted `starting` and the registry record written;
@@ -58,12 +70,16 @@
 //! A later supervisor of the same process that adopts one reaps it when it exits (docs/services.md).
 
 #include <berth/concepts/clock.hpp>                  // clock, system_clock
+#include <berth/concepts/execution_workspace_store.hpp>  // execution_workspace_store (desired states)
+#include <berth/concepts/operation_store.hpp>        // operation_store (runtime provision, when the store has it)
 #include <berth/concepts/runtime_service_store.hpp>  // runtime_service_store
 #include <berth/model/command.hpp>                   // output_stream
 #include <berth/model/runtime_service.hpp>           // workspace_runtime_service
 #include <berth/process/child.hpp>                   // process::child
 #include <berth/services/config.hpp>                 // runtime_service_config
 #include <berth/services/context.hpp>                // service_context, runtime_service_ref
+#include <berth/services/desired_state.hpp>          // workspace_runtime, runtime_control_action
+#include <berth/services/run_environment.hpp>        // service_environment (for the run's command)
 #include <berth/services/identity.hpp>               // service_scope, reuse_identity
 #include <berth/services/registry.hpp>               // service_registry, default_registry_dir
 
@@ -109,6 +125,7 @@ struct reconcile_result {
     std::size_t stopped = 0;             ///< rows marked stopped
     std::size_t orphans_stopped = 0;     ///< registry records of dead owners whose process was ended
     std::size_t left_to_live_owner = 0;  ///< rows whose registry record names another live supervisor
+    std::size_t adopted_by_port = 0;     ///< of `adopted`: no registry record, found as the owner of the row's port
 };
 
 /// One workspace whose services may need starting after a restart.
@@ -121,6 +138,14 @@ struct desired_workspace {
 struct restart_result {
     std::size_t restarted = 0;  ///< services started (not reused)
     std::size_t failed = 0;     ///< workspaces whose start failed
+};
+
+/// What supervisor::control did.
+struct control_result {
+    std::vector<runtime_service_ref> started{};  ///< start / restart: the targeted services, started or reused
+    std::size_t stopped = 0;                     ///< stop / restart: supervised services stopped
+    workspace_runtime_states states{};           ///< the desired states after the action (desired_state_patch)
+    bool persisted = false;                      ///< written to the execution workspace's metadata.config
 };
 
 template <runtime_service_store Store, clock Clock = system_clock>
@@ -140,12 +165,27 @@ public:
     std::vector<runtime_service_ref> ensure_for_run(std::string const& run_id, service_context const& ctx,
                                                     std::span<runtime_service_config const> services);
 
+    /// (ensure_for_run, continued) Only services whose desired state is `running` or unset are
+    /// ensured: a `manual` or `stopped` one (its `serviceStates` entry, see desired_state.hpp) is
+    /// left alone, as upstream. Pass the refs to service_environment() for the run's command.
+
     /// Manual control (upstream startRuntimeServicesForWorkspaceControl): like ensure_for_run,
     /// but started services hold no run lease and have no started_by_run_id; `invocation_id`
     /// (default: a new id) stands in for the run in `run`-scoped services.
     std::vector<runtime_service_ref> start_for_control(service_context const& ctx,
                                                        std::span<runtime_service_config const> services,
                                                        std::optional<std::string> invocation_id = std::nullopt);
+
+    /// A workspace control (upstream's start / stop / restart of a workspace's services, with
+    /// buildWorkspaceRuntimeDesiredStatePatch): `service_index` names one service of
+    /// `runtime.services`, else every service that is not `manual`. Stop (and restart) stops the
+    /// supervised services of those definitions in this workspace; start (and restart) starts them
+    /// under manual control. The new desired states are returned and, when the store keeps
+    /// execution workspaces and `ctx` names one, written to its `metadata.config` (so that
+    /// restart_desired_on_startup and later runs see them).
+    /// @throws config_error for an index out of range; berth::error / store_error as start_for_control.
+    control_result control(runtime_control_action action, service_context const& ctx, workspace_runtime const& runtime,
+                           std::optional<std::size_t> service_index = std::nullopt);
 
     /// Drops the run's leases. A service left without leases: ephemeral or `on_run_finish` →
     /// stopped now; `idle_timeout` → stopped after idleSeconds unless a run takes it again;
@@ -167,14 +207,25 @@ public:
 
     /// After a restart (upstream reconcilePersistedRuntimeServicesOnStartup): every live
     /// local_process row whose registry record names a live, healthy process is adopted
-    /// (`running`/`healthy`, reused); the rest are marked stopped and their records removed.
+    /// (`running`/`healthy`, reused); so is one without a record whose port's listener passes the
+    /// same checks (its cwd inside the row's cwd, its command line naming the command or the
+    /// service, no other service's process); the rest are marked stopped and their records removed.
     /// Beyond upstream, no process is left unowned: a live process whose record fails the checks,
     /// and any registry record of a dead supervisor that no row adopted, has its group terminated.
     reconcile_result reconcile_on_startup();
 
     /// Starts (manual control) the services of every workspace whose desired state is `running`
-    /// (a service whose own desiredState is not `running` is skipped).
+    /// (a service whose own desiredState is not `running` is skipped). For workspaces the store
+    /// does not keep (berth has no project-workspace table): the application lists them.
     restart_result restart_desired_on_startup(std::span<desired_workspace const> workspaces);
+
+    /// upstream restartDesiredRuntimeServicesOnStartup over the store's execution workspaces of
+    /// `company_id`: each open one (active, idle, in_review, cleanup_failed) with a cwd whose
+    /// `metadata.config` has `desiredState: running` and a `workspaceRuntime` gets its services
+    /// whose state (`serviceStates`, else the aggregate) is `running` started under manual control.
+    /// A config berth cannot read counts as failed.
+    restart_result restart_desired_on_startup(std::string_view company_id)
+        requires execution_workspace_store<Store>;
 
     /// The services this supervisor runs now.
     [[nodiscard]] std::vector<runtime_service_ref> running() const;
@@ -197,7 +248,14 @@ private:
 
     std::vector<runtime_service_ref> ensure(std::string const& run_id, std::optional<std::string> const& lease_run,
                                             service_context const& ctx,
-                                            std::span<runtime_service_config const> services);
+                                            std::span<runtime_service_config const> services, bool for_run);
+    std::optional<registry_record> port_adoption_record(std::int64_t port, std::optional<std::int64_t> owner,
+                                                        workspace_runtime_service const& row,
+                                                        std::string const& service_key,
+                                                        std::string const& fingerprint,
+                                                        std::span<workspace_runtime_service const> live_rows,
+                                                        std::span<registry_record const> records) const;
+    void provision_workspace(service_context const& ctx, workspace_runtime_service row);
     entry_ptr start_local(std::string const& run_id, std::optional<std::string> const& lease_run,
                           service_context const& ctx, runtime_service_config const& service,
                           service_scope const& scope, reuse_identity const& identity);
@@ -208,6 +266,7 @@ private:
     void initiate_stop(entry_ptr const& e);
     void finalize(entry_ptr const& e);
     void persist(entry const& e);
+    void persist_row(workspace_runtime_service const& row);
     void terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock);
     std::optional<std::string> wait_ready(entry_ptr const& e, std::string const& url, readiness_config const& r);
     void wake() noexcept;
@@ -227,6 +286,11 @@ private:
     std::map<std::string, std::vector<std::string>, std::less<>> leases_by_run_;
     std::vector<entry_ptr> watched_;  // every entry with a process the monitor watches
     std::set<std::string, std::less<>> starting_keys_;
+    // Runtime provision (once per workspace, retried after a failure): the workspaces done, and
+    // one mutex per workspace so that a second start waits for the first's provision.
+    std::mutex provision_mutex_;
+    std::set<std::string, std::less<>> provisioned_;
+    std::map<std::string, std::shared_ptr<std::mutex>, std::less<>> provision_locks_;
     bool quit_ = false;
     int wake_fd_ = -1;
     std::thread monitor_;

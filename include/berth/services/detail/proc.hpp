@@ -10,6 +10,7 @@
 #include <cstdio>       // std::sscanf
 #include <filesystem>   // directory_iterator, read_symlink
 #include <fstream>      // std::ifstream
+#include <map>          // std::map
 #include <optional>     // std::optional
 #include <set>          // std::set
 #include <string>       // std::string, std::getline
@@ -84,9 +85,9 @@ namespace berth::services::detail {
     return g;
 }
 
-/// Socket inodes listening on TCP `port` (IPv4 and IPv6).
-[[nodiscard]] inline std::set<std::string> listening_inodes(std::int64_t port) {
-    std::set<std::string> out;
+/// Socket inodes listening on any TCP port of `ports` (IPv4 and IPv6), each with its port.
+[[nodiscard]] inline std::map<std::string, std::int64_t> listening_inodes(std::set<std::int64_t> const& ports) {
+    std::map<std::string, std::int64_t> out;
     for (char const* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
         std::ifstream in(file);
         std::string line;
@@ -101,17 +102,22 @@ namespace berth::services::detail {
             std::string const l(local);
             auto const colon = l.rfind(':');
             if (colon == std::string::npos) continue;
-            if (std::stol(l.substr(colon + 1), nullptr, 16) == port) out.insert(std::to_string(inode));
+            auto const port = std::stol(l.substr(colon + 1), nullptr, 16);
+            if (ports.contains(port)) out.emplace(std::to_string(inode), port);
         }
     }
     return out;
 }
 
-/// `lsof -nP -iTCP:<port> -sTCP:LISTEN -t`: a pid that holds a socket listening on `port`, or
-/// nullopt. (Only processes whose /proc/<pid>/fd this process may read are seen.)
-[[nodiscard]] inline std::optional<std::int64_t> port_owner(std::int64_t port) {
-    auto const inodes = listening_inodes(port);
-    if (inodes.empty()) return std::nullopt;
+/// `lsof -nP -iTCP:<port> -sTCP:LISTEN -t` for many ports in one walk of /proc: for each port of
+/// `ports` with a listener, a pid that holds the listening socket. (Only processes whose
+/// /proc/<pid>/fd this process may read are seen.)
+[[nodiscard]] inline std::map<std::int64_t, std::int64_t> port_owners(std::set<std::int64_t> const& ports) {
+    std::map<std::int64_t, std::int64_t> owners;
+    auto const inodes = listening_inodes(ports);
+    if (inodes.empty()) return owners;
+    std::set<std::int64_t> wanted;
+    for (auto const& [inode, port] : inodes) wanted.insert(port);
     // Processes come and go while /proc is walked: every step takes an error_code (the range-for
     // form of directory_iterator throws from its increment).
     namespace fs = std::filesystem;
@@ -124,10 +130,20 @@ namespace berth::services::detail {
             std::error_code lec;
             auto const target = fs::read_symlink(fd->path(), lec).string();
             if (lec || target.rfind("socket:[", 0) != 0) continue;
-            if (inodes.contains(target.substr(8, target.size() - 9))) return std::stoll(name);
+            auto const hit = inodes.find(target.substr(8, target.size() - 9));
+            if (hit == inodes.end() || owners.contains(hit->second)) continue;
+            owners.emplace(hit->second, std::stoll(name));
+            if (owners.size() == wanted.size()) return owners;
         }
     }
-    return std::nullopt;
+    return owners;
+}
+
+/// `lsof -nP -iTCP:<port> -sTCP:LISTEN -t`: a pid that holds a socket listening on `port`, or nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> port_owner(std::int64_t port) {
+    auto const owners = port_owners({port});
+    if (owners.empty()) return std::nullopt;
+    return owners.begin()->second;
 }
 
 /// `path` is `root` or inside it (lexically, after normalisation): never a sibling (`/a/bc` is

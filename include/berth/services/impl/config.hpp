@@ -135,6 +135,7 @@ inline runtime_service_config parse_runtime_service(boost::json::value const& en
             readiness_config rc;
             rc.url_template = string_field(*r, "urlTemplate", n, "readiness.urlTemplate");
             if (auto t = integer_field(*r, "timeoutSec", n, "readiness.timeoutSec")) rc.timeout_sec = std::max<std::int64_t>(1, *t);
+            else rc.timeout_sec = default_readiness_timeout_sec(c.command);
             if (auto i = integer_field(*r, "intervalMs", n, "readiness.intervalMs")) rc.interval_ms = std::max<std::int64_t>(100, *i);
             c.readiness = rc;
         }
@@ -148,6 +149,26 @@ inline runtime_service_config parse_runtime_service(boost::json::value const& en
     }
     c.desired_state = enum_field<runtime_desired_state>(o, "desiredState", n, "desiredState", "running, stopped, manual");
     return c;
+}
+
+inline std::int64_t default_readiness_timeout_sec(std::string_view command) {
+    // Words of the command; a word is a dev-server runner when its last path part is one.
+    std::vector<std::string_view> words;
+    for (std::size_t i = 0; i < command.size();) {
+        auto const b = command.find_first_not_of(" \t\r\n;&|()", i);
+        if (b == std::string_view::npos) break;
+        auto const e = command.find_first_of(" \t\r\n;&|()", b);
+        words.push_back(command.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+        i = e == std::string_view::npos ? command.size() : e;
+    }
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        auto const w = words[i].substr(words[i].rfind('/') == std::string_view::npos ? 0 : words[i].rfind('/') + 1);
+        if (w != "pnpm" && w != "npm" && w != "yarn" && w != "bun") continue;
+        auto j = i + 1;
+        if (j < words.size() && words[j] == "run") ++j;
+        if (j < words.size() && words[j] == "dev") return 90;
+    }
+    return 30;
 }
 
 inline std::vector<runtime_service_config> parse_runtime_services(boost::json::value const& config) {

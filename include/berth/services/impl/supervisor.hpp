@@ -8,6 +8,7 @@
 #include <berth/services/identity.hpp>     // resolve_scope, resolve_reuse_identity, service_key, ...
 #include <berth/services/ports.hpp>        // port_reserver
 #include <berth/services/template.hpp>     // build_template_data, render_template, render_service_env
+#include <berth/process/spawn.hpp>         // process::run (the runtime provision command)
 
 #include <algorithm>  // std::find, std::min, std::erase
 #include <array>      // std::array
@@ -23,34 +24,49 @@
 
 namespace berth::services {
 
-template <runtime_service_store Store, clock Clock>
-struct supervisor<Store, Clock>::entry {
-    workspace_runtime_service row;
-    std::string service_key;
-    std::string env_fingerprint;
-    stop_policy_type stop_type = stop_policy_type::manual;
-    std::int64_t idle_seconds = 1800;
-    std::set<std::string> lease_run_ids;
-    std::optional<steady::time_point> idle_deadline;
+namespace detail {
 
-    std::optional<process::child> child;  // a process we started
-    pid_t pid = 0;                        // ours or adopted
-    std::optional<std::int64_t> pgid;
-    process::detail::unique_fd pidfd;     // readable once the process exited
-    process::detail::unique_fd out, err;  // our read ends of its stdout / stderr
-    std::string out_tail, err_tail, out_line, err_line;
-    std::optional<std::int64_t> reserved_port;
-    steady::time_point last_touch{};
+/// The registry records (by service key) that a live supervisor of this process holds: it started,
+/// adopted or is starting their service. A record whose `ownerPid` is this process but which no
+/// live supervisor holds was left by one that is gone (stop_on_destroy = false): the next
+/// supervisor here adopts it like any dead owner's. (The bug this replaces: every record naming
+/// this pid was skipped as "ours", so a supervisor restarted in the same process adopted nothing.)
+class process_holdings {
+public:
+    static process_holdings& instance() {
+        static process_holdings h;
+        return h;
+    }
+    void hold(std::string const& key) {
+        std::lock_guard lock(mutex_);
+        ++count_[key];
+    }
+    void release(std::string const& key) {
+        std::lock_guard lock(mutex_);
+        auto it = count_.find(key);
+        if (it != count_.end() && --it->second == 0) count_.erase(it);
+    }
+    [[nodiscard]] bool held(std::string const& key) const {
+        std::lock_guard lock(mutex_);
+        return count_.contains(key);
+    }
 
-    enum class phase { starting, running, stopping, exited };
-    phase state = phase::starting;
-    bool registered = false;  // in by_id_ (running)
-    bool finalized = false;
-    std::optional<steady::time_point> kill_at;
-    std::optional<int> wait_status;  // own children only
+private:
+    mutable std::mutex mutex_;
+    std::map<std::string, int, std::less<>> count_;
 };
 
-namespace detail {
+/// One hold of process_holdings, released when it is destroyed.
+class holding {
+public:
+    explicit holding(std::string key) : key_(std::move(key)) { process_holdings::instance().hold(key_); }
+    holding(holding const&) = delete;
+    holding& operator=(holding const&) = delete;
+    ~holding() { process_holdings::instance().release(key_); }
+
+private:
+    std::string key_;
+};
 
 inline process::detail::unique_fd open_pidfd_of(pid_t pid) noexcept {
 #ifdef SYS_pidfd_open
@@ -122,6 +138,34 @@ inline void terminate_foreign(std::int64_t pid, std::optional<std::int64_t> pgid
 
 }  // namespace detail
 
+template <runtime_service_store Store, clock Clock>
+struct supervisor<Store, Clock>::entry {
+    workspace_runtime_service row;
+    std::string service_key;
+    std::string env_fingerprint;
+    stop_policy_type stop_type = stop_policy_type::manual;
+    std::int64_t idle_seconds = 1800;
+    std::set<std::string> lease_run_ids;
+    std::optional<steady::time_point> idle_deadline;
+
+    std::optional<process::child> child;  // a process we started
+    pid_t pid = 0;                        // ours or adopted
+    std::optional<std::int64_t> pgid;
+    process::detail::unique_fd pidfd;     // readable once the process exited
+    process::detail::unique_fd out, err;  // our read ends of its stdout / stderr
+    std::string out_tail, err_tail, out_line, err_line;
+    std::optional<std::int64_t> reserved_port;
+    steady::time_point last_touch{};
+
+    enum class phase { starting, running, stopping, exited };
+    phase state = phase::starting;
+    bool registered = false;  // in by_id_ (running)
+    bool finalized = false;
+    std::optional<steady::time_point> kill_at;
+    std::optional<int> wait_status;  // own children only
+    std::optional<detail::holding> held;  // its registry record, while this supervisor has it
+};
+
 // ---- construction ----------------------------------------------------------------------------------
 
 template <runtime_service_store Store, clock Clock>
@@ -153,6 +197,7 @@ supervisor<Store, Clock>::~supervisor() {
                 if (e->child) (void)e->child->detach();
                 e->out.reset();
                 e->err.reset();
+                e->held.reset();  // left for the next supervisor, of this process or another
             }
         }
         quit_ = true;
@@ -173,6 +218,11 @@ void supervisor<Store, Clock>::persist(entry const& e) {
     store_.upsert_runtime_service(e.row, clock_.now());
 }
 
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::persist_row(workspace_runtime_service const& row) {
+    store_.upsert_runtime_service(row, clock_.now());
+}
+
 // ---- runs and manual control ------------------------------------------------------------------------
 
 template <runtime_service_store Store, clock Clock>
@@ -183,7 +233,7 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure_for_run(
         leases_by_run_[run_id];
     }
     try {
-        return ensure(run_id, run_id, ctx, services);
+        return ensure(run_id, run_id, ctx, services, true);
     } catch (...) {
         release_for_run(run_id);
         throw;
@@ -194,17 +244,21 @@ template <runtime_service_store Store, clock Clock>
 std::vector<runtime_service_ref> supervisor<Store, Clock>::start_for_control(
     service_context const& ctx, std::span<runtime_service_config const> services,
     std::optional<std::string> invocation_id) {
-    return ensure(invocation_id ? *invocation_id : new_id(), std::nullopt, ctx, services);
+    return ensure(invocation_id ? *invocation_id : new_id(), std::nullopt, ctx, services, false);
 }
 
 template <runtime_service_store Store, clock Clock>
 std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string const& run_id,
                                                                   std::optional<std::string> const& lease_run,
                                                                   service_context const& ctx,
-                                                                  std::span<runtime_service_config const> services) {
+                                                                  std::span<runtime_service_config const> services,
+                                                                  bool for_run) {
     std::vector<runtime_service_ref> refs;
     refs.reserve(services.size());
     for (auto const& service : services) {
+        // Runs leave `manual` and `stopped` services alone (upstream: only desired `running` ones).
+        if (for_run && service_state(service, runtime_desired_state::running) != runtime_desired_state::running)
+            continue;
         auto const scope = resolve_scope(service, ctx, run_id);
         auto const identity = resolve_reuse_identity(service, ctx, scope);
         std::unique_lock lock(mutex_);
@@ -306,29 +360,100 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
                                   .updated_at = now};
     (void)run_id;
 
+    // The store's rows of this reuse key that no supervisor here runs: a stopped one donates its
+    // id (and its port, below) — upstream findStoppedRuntimeServiceReuseCandidate; a live one whose
+    // registry record is gone may still have its process, found below by its port.
+    std::optional<workspace_runtime_service> donor, live_orphan;
+    std::vector<workspace_runtime_service> live_rows;
+    if (identity.reuse_key) {
+        runtime_service_filter f{.company_id = ctx.agent.company_id, .provider = runtime_service_provider::local_process};
+        if (scope.type == runtime_service_scope_type::project_workspace && ctx.workspace.project_workspace_id)
+            f.project_workspace_id = ctx.workspace.project_workspace_id;
+        if (scope.type == runtime_service_scope_type::execution_workspace && ctx.workspace.execution_workspace_id)
+            f.execution_workspace_id = ctx.workspace.execution_workspace_id;
+        for (auto& r : store_.list_runtime_services(f)) {
+            if (r.reuse_key != identity.reuse_key) continue;
+            if (r.status == runtime_service_status::stopped) {
+                if (!donor) donor = r;
+            } else if (is_live_status(r.status) && !live_orphan) {
+                std::lock_guard lock(mutex_);
+                if (!by_id_.contains(r.id)) live_orphan = r;
+            }
+        }
+    }
+    if (live_orphan) {
+        row.id = live_orphan->id;
+        row.created_at = live_orphan->created_at;  // what the store keeps
+    } else if (donor) {
+        row.id = donor->id;
+        row.created_at = donor->created_at;
+    }
+
     // Adoption: a live process of the same identity, left by an earlier supervisor.
     wait_for_young_listener(key);
     if (auto rec = registry_.find_adoptable({key, name, service.command, identity.service_cwd, fingerprint,
                                              identity.identity_port})) {
-        if (auto e = try_adopt(*rec, row, key, identity.env_fingerprint, &service)) {
+        auto adopt_row = row;
+        if (rec->runtime_service_id) adopt_row.id = *rec->runtime_service_id;
+        if (auto e = try_adopt(*rec, adopt_row, key, identity.env_fingerprint, &service)) {
             std::lock_guard lock(mutex_);
             if (lease_run) e->lease_run_ids.insert(*lease_run);
             return e;
         }
     }
 
-    if (identity.identity_port) {
-        if (auto const owner = detail::port_owner(*identity.identity_port))
-            throw error("Runtime service \"" + name + "\" could not start because port " +
-                        std::to_string(*identity.identity_port) + " is already in use by pid " +
-                        std::to_string(*owner));
+    // Adoption by port ownership (upstream: a port-owner-only adoption creates the record): no
+    // registry record, but the service's port — explicit, or the live row's — has a listener that
+    // passes registry adoption's checks.
+    std::optional<std::int64_t> const owned_port =
+        identity.identity_port ? identity.identity_port : live_orphan ? live_orphan->port : std::nullopt;
+    std::optional<std::int64_t> owner;
+    if (owned_port) {
+        owner = detail::port_owner(*owned_port);
+        if (owner && !registry_.read(key)) {
+            auto probe = row;
+            probe.port = owned_port;
+            if (auto const t = service.url_template())
+                probe.url = render_template(*t, build_template_data(ctx, owned_port));
+            if (live_orphan) probe.started_at = live_orphan->started_at;
+            auto const live = store_.list_runtime_services(
+                {.provider = runtime_service_provider::local_process,
+                 .statuses = {runtime_service_status::provisioning, runtime_service_status::starting,
+                              runtime_service_status::running}});
+            if (auto rec = port_adoption_record(*owned_port, owner, probe, key, fingerprint, live, registry_.list())) {
+                if (auto e = try_adopt(*rec, probe, key, identity.env_fingerprint, &service)) {
+                    std::lock_guard lock(mutex_);
+                    if (lease_run) e->lease_run_ids.insert(*lease_run);
+                    return e;
+                }
+                owner = detail::port_owner(*owned_port);  // it failed its health check and was ended
+            }
+        }
     }
+
+    if (identity.identity_port && owner) {
+        // upstream's two wordings: a listener outside this workspace is a cross-workspace conflict.
+        auto const owner_cwd = detail::process_cwd(*owner);
+        auto const head = "Runtime service \"" + name + "\" could not start because port " +
+                          std::to_string(*identity.identity_port);
+        if (owner_cwd && !detail::path_within(*owner_cwd, ctx.workspace.cwd))
+            throw error(head + " has a cross-workspace port conflict with pid " + std::to_string(*owner) +
+                        " (cwd: " + *owner_cwd + "); requested workspace: " + ctx.workspace.cwd +
+                        ". Stop the other service or configure a different port.");
+        throw error(head + " is already in use by pid " + std::to_string(*owner) + " (cwd: " +
+                    owner_cwd.value_or("unknown") + ")");
+    }
+
+    // The workspace's runtime provision command, once, before its first start.
+    if (ctx.workspace.runtime_provision_command) provision_workspace(ctx, row);
 
     std::optional<std::int64_t> port = identity.identity_port;
     std::optional<std::int64_t> reserved;
     port_reserver const ports(options_.registry_dir);
     if (service.port.mode == port_config::kind::automatic) {
-        reserved = ports.reserve(key);
+        // A donor's port when it is free (upstream: only for an automatic port), else a new one.
+        if (donor && donor->port) reserved = ports.try_reserve(*donor->port, key);
+        if (!reserved) reserved = ports.reserve(key);
         port = reserved;
     }
     struct release_port {
@@ -355,6 +480,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
 
     auto e = std::make_shared<entry>();
     e->service_key = key;
+    e->held.emplace(key);
     e->env_fingerprint = identity.env_fingerprint;
     e->stop_type = service.stop_type();
     e->idle_seconds = service.stop_policy.idle_seconds;
@@ -388,6 +514,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
         e->row.stopped_at = clock_.now();
         e->row.last_used_at = e->row.stopped_at;
         registry_.remove(e->service_key);
+        e->held.reset();
         if (e->reserved_port) ports.release(*e->reserved_port);
         try {
             persist(*e);
@@ -481,6 +608,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::try_adopt
     }
     auto e = std::make_shared<entry>();
     e->service_key = service_key;
+    e->held.emplace(service_key);
     e->env_fingerprint = env_fingerprint;
     if (config) {
         e->stop_type = config->stop_type();
@@ -640,6 +768,7 @@ void supervisor<Store, Clock>::finalize(entry_ptr const& e) {
         registry_.remove(e->service_key);
     } catch (std::exception const&) {
     }
+    e->held.reset();
     if (e->reserved_port) port_reserver(options_.registry_dir).release(*e->reserved_port);
     try {
         persist(*e);
@@ -744,7 +873,8 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
     out.reconciled = rows.size();
     std::map<std::string, registry_record> by_service;
     std::vector<registry_record> unnamed;
-    for (auto& r : registry_.list()) {
+    auto const records = registry_.list();
+    for (auto r : records) {
         if (r.runtime_service_id) by_service.emplace(*r.runtime_service_id, std::move(r));
         else unnamed.push_back(std::move(r));
     }
@@ -752,8 +882,14 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
     auto owned_by_live_other = [&](registry_record const& r) {
         return r.owner_pid && *r.owner_pid != self && detail::pid_alive(*r.owner_pid);
     };
+    // Held by a live supervisor of this process (being started or supervised): not ours to take.
+    // A record naming this pid that no live supervisor holds was left by one that is gone.
+    auto held_here = [&](registry_record const& r) {
+        return r.owner_pid == self && detail::process_holdings::instance().held(r.service_key);
+    };
     std::vector<std::string> to_stop;
     std::set<std::string> handled;
+    std::vector<workspace_runtime_service const*> no_record;  // port adoption candidates
     for (auto const& row : rows) {
         {
             std::lock_guard lock(mutex_);
@@ -766,7 +902,7 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
         if (rec != by_service.end()) {
             handled.insert(row.id);
             auto const& r = rec->second;
-            if (r.owner_pid == self) continue;  // ours already (being started now)
+            if (held_here(r)) continue;
             if (owned_by_live_other(r)) {
                 ++out.left_to_live_owner;
                 continue;
@@ -783,13 +919,40 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
             } else {
                 registry_.remove(r.service_key);
             }
+        } else if (row.port && row.cwd && row.command) {
+            no_record.push_back(&row);
+            continue;
         }
         to_stop.push_back(row.id);
+    }
+    // Rows whose registry record is gone: the listener of the row's port, when it is the service's
+    // process (upstream's port-owner adoption). One walk of /proc finds every owner.
+    if (!no_record.empty()) {
+        std::set<std::int64_t> ports;
+        for (auto const* row : no_record) ports.insert(*row->port);
+        auto const owners = detail::port_owners(ports);
+        std::set<std::int64_t> taken;
+        for (auto const* row : no_record) {
+            auto const owner = owners.find(*row->port);
+            std::optional<registry_record> rec;
+            if (owner != owners.end() && !taken.contains(owner->second)) {
+                auto const key = "workspace-runtime-" + sanitize_slug(row->service_name, "service") + "-" +
+                                 sha256_hex("port-adopted:" + row->id).substr(0, 24);
+                rec = port_adoption_record(*row->port, owner->second, *row, key, "", rows, records);
+            }
+            if (rec && try_adopt(*rec, *row, rec->service_key, rec->env_fingerprint, nullptr)) {
+                taken.insert(owner->second);
+                ++out.adopted;
+                ++out.adopted_by_port;
+                continue;
+            }
+            to_stop.push_back(row->id);
+        }
     }
     if (!to_stop.empty()) out.stopped = store_.stop_runtime_services({.ids = to_stop}, clock_.now()).size();
     // Orphans: records of dead supervisors that no live row adopted.
     auto end_orphan = [&](registry_record const& r) {
-        if (r.owner_pid == self || owned_by_live_other(r)) return;
+        if (held_here(r) || owned_by_live_other(r)) return;
         if (detail::pid_running(r.pid)) {
             detail::terminate_foreign(r.pid, r.process_group_id, options_.kill_grace);
             ++out.orphans_stopped;
@@ -810,6 +973,208 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
     return out;
 }
 
+
+/// The registry record that adopting the listener of `port` would write, when that listener is
+/// this service's process: not this process nor in its process group, its cwd inside the
+/// service's cwd, its command line naming the command or the service (registry adoption's
+/// checks), and no other service's process — no live registry record of another service names
+/// its pid or group, and no other live row of another workspace names its pid. Else nullopt.
+template <runtime_service_store Store, clock Clock>
+std::optional<registry_record> supervisor<Store, Clock>::port_adoption_record(
+    std::int64_t port, std::optional<std::int64_t> owner, workspace_runtime_service const& row,
+    std::string const& service_key, std::string const& fingerprint,
+    std::span<workspace_runtime_service const> live_rows, std::span<registry_record const> records) const {
+    if (!owner || !row.cwd || !row.command) return std::nullopt;
+    auto const self = static_cast<std::int64_t>(::getpid());
+    if (*owner == self) return std::nullopt;
+    auto group = detail::process_group(*owner);
+    if (group && *group == static_cast<std::int64_t>(::getpgrp())) return std::nullopt;  // never signal our own group
+    auto const cwd = detail::process_cwd(*owner);
+    if (!cwd || !detail::path_within(*cwd, *row.cwd)) return std::nullopt;
+    registry_record rec{.service_key = service_key,
+                        .service_name = row.service_name,
+                        .command = *row.command,
+                        .cwd = *row.cwd,
+                        .env_fingerprint = fingerprint,
+                        .port = port,
+                        .url = row.url,
+                        .pid = *owner,
+                        .process_group_id = group,
+                        .runtime_service_id = row.id,
+                        .reuse_key = row.reuse_key,
+                        .started_at = to_iso8601(row.started_at),
+                        .last_seen_at = to_iso8601(clock_.now()),
+                        .metadata = {{"projectId", detail::opt(row.project_id)},
+                                     {"projectWorkspaceId", detail::opt(row.project_workspace_id)},
+                                     {"executionWorkspaceId", detail::opt(row.execution_workspace_id)},
+                                     {"issueId", detail::opt(row.issue_id)},
+                                     {"scopeType", to_string(row.scope_type)},
+                                     {"scopeId", detail::opt(row.scope_id)}},
+                        .owner_pid = self};
+    if (!command_matches(rec, *row.command, row.service_name, owner)) return std::nullopt;
+    // The group's leader, when it still runs, is what berth started (`$SHELL -lc`, which may not
+    // exec the command): supervise it, as a registry record does, so that its exit is seen and, when
+    // it is this process's child, it is reaped.
+    if (group && *group != *owner && detail::pid_running(*group) && detail::process_group(*group) == group)
+        rec.pid = *group;
+    for (auto const& other : records) {
+        if (other.runtime_service_id == row.id || other.service_key == service_key) continue;
+        bool const same_process = other.pid == *owner || (group && other.process_group_id == group);
+        if (same_process && detail::pid_running(other.pid)) return std::nullopt;
+    }
+    auto const pid_text = std::to_string(*owner);
+    auto const group_text = group ? std::optional<std::string>(std::to_string(*group)) : std::nullopt;
+    for (auto const& other : live_rows)
+        if (other.id != row.id && (other.provider_ref == pid_text || other.provider_ref == group_text) &&
+            (other.execution_workspace_id != row.execution_workspace_id ||
+             other.project_workspace_id != row.project_workspace_id))
+            return std::nullopt;
+    return rec;
+}
+
+/// Runs the workspace's runtime provision command once (upstream: under a mutex, before the first
+/// service start, retried after a failure): the row is persisted `provisioning` first; a failure
+/// persists it `failed`/`unhealthy`, logs the error and throws it.
+template <runtime_service_store Store, clock Clock>
+void supervisor<Store, Clock>::provision_workspace(service_context const& ctx, workspace_runtime_service row) {
+    auto const& workspace = ctx.workspace.cwd;
+    std::shared_ptr<std::mutex> m;
+    {
+        std::lock_guard lock(provision_mutex_);
+        if (provisioned_.contains(workspace)) return;
+        auto& slot = provision_locks_[workspace];
+        if (!slot) slot = std::make_shared<std::mutex>();
+        m = slot;
+    }
+    std::lock_guard one_at_a_time(*m);
+    {
+        std::lock_guard lock(provision_mutex_);
+        if (provisioned_.contains(workspace)) return;  // a concurrent start did it
+    }
+    auto const& command = *ctx.workspace.runtime_provision_command;
+    row.status = runtime_service_status::provisioning;
+    persist_row(row);
+    std::optional<std::string> operation;
+    if constexpr (operation_store<Store>) {
+        operation = store_
+                        .begin_operation({.company_id = row.company_id,
+                                          .execution_workspace_id = row.execution_workspace_id,
+                                          .heartbeat_run_id = row.started_by_run_id,
+                                          .issue_id = row.issue_id,
+                                          .phase = workspace_operation_phase::workspace_runtime_provision,
+                                          .command = command,
+                                          .cwd = workspace},
+                                         clock_.now())
+                        .id;
+    }
+    environment_map env = base_env_;
+    for (auto const& [k, v] : ctx.adapter_env) env[k] = v;
+    command_result result;
+    std::string why;
+    try {
+        result = process::run(berth::command{.program = shell_, .args = {"-lc", command}, .cwd = workspace,
+                                             .timeout = std::chrono::minutes(5), .max_output_bytes = 64 * 1024},
+                              {.base_environment = std::move(env), .kill_grace = options_.kill_grace});
+        if (result.timed_out) why = "timed out";
+        else if (!result.exit_code) why = "was killed by signal " + std::to_string(result.signal.value_or(0));
+        else if (*result.exit_code != 0) why = "exited with code " + std::to_string(*result.exit_code);
+    } catch (std::exception const& ex) {
+        why = ex.what();
+    }
+    auto tail = [](std::string const& s) { return detail::trimmed(s.size() > 4096 ? s.substr(s.size() - 4096) : s); };
+    if constexpr (operation_store<Store>) {
+        try {
+            store_.update_operation(
+                *operation,
+                {.status = why.empty() ? workspace_operation_status::succeeded : workspace_operation_status::failed,
+                 .exit_code = result.exit_code,
+                 .stdout_excerpt = tail(result.stdout_text),
+                 .stderr_excerpt = tail(result.stderr_text),
+                 .finished_at = clock_.now()},
+                clock_.now());
+        } catch (std::exception const&) {
+        }
+    }
+    if (why.empty()) {
+        std::lock_guard lock(provision_mutex_);
+        provisioned_.insert(workspace);
+        return;
+    }
+    auto const err_tail = tail(result.stderr_text);
+    error const failure("Failed to start runtime service \"" + row.service_name + "\": runtime provision command \"" +
+                        command + "\" " + why + (err_tail.empty() ? std::string() : " | stderr: " + err_tail));
+    row.status = runtime_service_status::failed;
+    row.health_status = runtime_service_health::unhealthy;
+    row.stopped_at = clock_.now();
+    try {
+        persist_row(row);
+    } catch (std::exception const&) {
+    }
+    if (options_.on_log) {
+        try {
+            options_.on_log(output_stream::stderr_stream, std::string("[service:") + row.service_name + "] " + failure.what());
+        } catch (...) {
+        }
+    }
+    throw failure;
+}
+
+template <runtime_service_store Store, clock Clock>
+control_result supervisor<Store, Clock>::control(runtime_control_action action, service_context const& ctx,
+                                                 workspace_runtime const& runtime,
+                                                 std::optional<std::size_t> service_index) {
+    control_result out;
+    auto const& services = runtime.services;
+    out.states = desired_state_patch(runtime.states, services.size(), action, service_index);
+    std::vector<runtime_service_config> targets;
+    for (std::size_t i = 0; i < services.size(); ++i) {
+        if (service_index ? *service_index != i
+                          : service_state(services[i], runtime.states.desired_state.value_or(
+                                                           runtime_desired_state::stopped)) ==
+                                runtime_desired_state::manual)
+            continue;
+        targets.push_back(services[i]);
+    }
+    auto context = ctx;
+    if (!context.workspace.runtime_provision_command) context.workspace.runtime_provision_command = runtime.runtime_provision_command;
+    if (action != runtime_control_action::start) {
+        // The supervised services of these definitions in this workspace (any scope, any run).
+        std::vector<entry_ptr> hit;
+        std::unique_lock lock(mutex_);
+        for (auto const& t : targets) {
+            auto const cwd = resolve_reuse_identity(t, context, resolve_scope(t, context, "control")).service_cwd;
+            for (auto const& [id, e] : by_id_)
+                if (e->row.service_name == t.name && e->row.cwd && detail::path_within(*e->row.cwd, cwd) &&
+                    e->row.execution_workspace_id == context.workspace.execution_workspace_id &&
+                    e->row.project_workspace_id == context.workspace.project_workspace_id &&
+                    std::find(hit.begin(), hit.end(), e) == hit.end())
+                    hit.push_back(e);
+        }
+        for (auto const& e : hit) initiate_stop(e);
+        changed_.wait(lock, [&] {
+            return std::all_of(hit.begin(), hit.end(), [](entry_ptr const& e) { return e->finalized; });
+        });
+        out.stopped = hit.size();
+    }
+    if (action != runtime_control_action::stop) out.started = start_for_control(context, targets);
+    if constexpr (execution_workspace_store<Store>) {
+        if (context.workspace.execution_workspace_id) {
+            if (auto w = store_.get_execution_workspace(*context.workspace.execution_workspace_id)) {
+                json_object metadata = w->metadata.value_or(json_object{});
+                json_object config;
+                if (auto const* c = metadata.if_contains("config"); c && c->is_object()) config = c->get_object();
+                write_runtime_states(config, out.states);
+                metadata["config"] = std::move(config);
+                out.persisted = store_
+                                    .update_execution_workspace(w->id, {.metadata = std::optional<json_object>(metadata)},
+                                                                clock_.now())
+                                    .has_value();
+            }
+        }
+    }
+    return out;
+}
+
 template <runtime_service_store Store, clock Clock>
 restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::span<desired_workspace const> workspaces) {
     restart_result out;
@@ -822,6 +1187,48 @@ restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::span<de
         try {
             auto const refs = start_for_control(w.context, wanted);
             for (auto const& r : refs)
+                if (!r.reused) ++out.restarted;
+        } catch (std::exception const&) {
+            ++out.failed;
+        }
+    }
+    return out;
+}
+
+template <runtime_service_store Store, clock Clock>
+restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::string_view company_id)
+    requires execution_workspace_store<Store>
+{
+    restart_result out;
+    for (auto const& w : store_.list_execution_workspaces(company_id, {})) {
+        if (w.status == execution_workspace_status::archived || !w.cwd || w.cwd->empty() || !w.metadata) continue;
+        auto const* c = w.metadata->if_contains("config");
+        if (!c || !c->is_object()) continue;
+        auto const& config = c->get_object();
+        auto const* d = config.if_contains("desiredState");
+        if (!d || !d->is_string() || d->get_string() != "running" || !config.contains("workspaceRuntime")) continue;
+        try {
+            auto const runtime = parse_workspace_runtime(config);
+            std::vector<runtime_service_config> wanted;
+            for (auto const& s : runtime.services)
+                if (service_state(s, runtime_desired_state::running) == runtime_desired_state::running)
+                    wanted.push_back(s);
+            if (wanted.empty()) continue;
+            service_context ctx;
+            ctx.workspace.cwd = *w.cwd;
+            ctx.workspace.strategy =
+                w.strategy_type == workspace_strategy_type::git_worktree ? "git_worktree" : "project_primary";
+            ctx.workspace.project_id = w.project_id;
+            ctx.workspace.project_workspace_id = w.project_workspace_id;
+            ctx.workspace.execution_workspace_id = w.id;
+            ctx.workspace.branch_name = w.branch_name;
+            if (w.strategy_type == workspace_strategy_type::git_worktree) ctx.workspace.worktree_path = w.cwd;
+            ctx.workspace.repo_url = w.repo_url;
+            ctx.workspace.repo_ref = w.base_ref;
+            ctx.workspace.runtime_provision_command = runtime.runtime_provision_command;
+            ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
+            if (w.source_issue_id) ctx.issue = issue_ref{.id = *w.source_issue_id, .identifier = std::nullopt, .title = w.name};
+            for (auto const& r : start_for_control(ctx, wanted))
                 if (!r.reused) ++out.restarted;
         } catch (std::exception const&) {
             ++out.failed;
