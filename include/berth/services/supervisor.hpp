@@ -161,13 +161,12 @@ public:
     /// The run's services (upstream ensureRuntimeServicesForRun): each reused when a running one
     /// has its reuse key (the run takes a lease), else started (the run holds the lease and is
     /// `started_by_run_id`). On any failure the run's leases are released and the error rethrown.
+    /// Only services whose desired state is `running` or unset are ensured: a `manual` or
+    /// `stopped` one (its `serviceStates` entry, desired_state.hpp) is left alone, as upstream.
+    /// Pass the refs to service_environment() for the run's command.
     /// @throws berth::error (a start failure, see the file comment); store_error.
     std::vector<runtime_service_ref> ensure_for_run(std::string const& run_id, service_context const& ctx,
                                                     std::span<runtime_service_config const> services);
-
-    /// (ensure_for_run, continued) Only services whose desired state is `running` or unset are
-    /// ensured: a `manual` or `stopped` one (its `serviceStates` entry, see desired_state.hpp) is
-    /// left alone, as upstream. Pass the refs to service_environment() for the run's command.
 
     /// Manual control (upstream startRuntimeServicesForWorkspaceControl): like ensure_for_run,
     /// but started services hold no run lease and have no started_by_run_id; `invocation_id`

@@ -364,7 +364,6 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
     // id (and its port, below) — upstream findStoppedRuntimeServiceReuseCandidate; a live one whose
     // registry record is gone may still have its process, found below by its port.
     std::optional<workspace_runtime_service> donor, live_orphan;
-    std::vector<workspace_runtime_service> live_rows;
     if (identity.reuse_key) {
         runtime_service_filter f{.company_id = ctx.agent.company_id, .provider = runtime_service_provider::local_process};
         if (scope.type == runtime_service_scope_type::project_workspace && ctx.workspace.project_workspace_id)
