@@ -9,13 +9,13 @@
 #include <berth/model/json.hpp>  // berth::to_json
 #include <berth/services/config.hpp>
 #include <berth/services/ready_comment.hpp>
+#include <berth/services/run_environment.hpp>
 #include <berth/services/supervisor.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <fmt/format.h>
 
-#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -32,14 +32,6 @@ inline std::string readiness_text(berth::services::runtime_service_config const&
     if (!s.readiness || !s.readiness->url_template) return fmt::format("{} (no readiness check)", s.name);
     auto url = s.url_template().value_or(*s.readiness->url_template);
     return fmt::format("{}: GET {} (timeout {} s)", s.name, url, s.readiness->timeout_sec);
-}
-
-/// `BERTH_SERVICE_<NAME>_URL` / `_PORT`: the name upper-cased, every other character than a
-/// letter or a digit made `_` (`web-api` → `BERTH_SERVICE_WEB_API_URL`).
-inline std::string service_env_prefix(std::string const& name) {
-    std::string out = "BERTH_SERVICE_";
-    for (unsigned char c : name) out += std::isalnum(c) ? char(std::toupper(c)) : '_';
-    return out + "_";
 }
 
 template <class Store>
@@ -74,15 +66,10 @@ public:
     run_services& operator=(run_services const&) = delete;
     ~run_services() { supervisor_.release_for_run(run_id_); }
 
-    /// COMMAND's environment additions: each service's URL and port.
+    /// COMMAND's environment additions: `BERTH_SERVICE_<NAME>_URL` / `_PORT` of each service
+    /// (berth::services::service_environment, services/run_environment.hpp).
     [[nodiscard]] std::map<std::string, std::string> command_env() const {
-        std::map<std::string, std::string> env;
-        for (auto const& r : refs_) {
-            auto const prefix = service_env_prefix(r.service.service_name);
-            if (r.service.url) env[prefix + "URL"] = *r.service.url;
-            if (r.service.port) env[prefix + "PORT"] = std::to_string(*r.service.port);
-        }
-        return env;
+        return berth::services::service_environment(refs_);
     }
 
     /// The services as the store holds them, for --json.
