@@ -1,4 +1,4 @@
-# cmake -DMODE=<install|find_package|component_sqlite|component_services|component_ssh|unknown_component|add_subdirectory> ... -P run_consumer.cmake
+# cmake -DMODE=<install|find_package|component_sqlite|component_postgres|component_services|component_ssh|unknown_component|add_subdirectory> ... -P run_consumer.cmake
 # (tests/package/CMakeLists.txt passes the other -D variables.) Prints every command it runs.
 cmake_minimum_required(VERSION 3.25)
 foreach(_v MODE WORK_DIR PREFIX BERTH_BUILD_DIR BERTH_SOURCE_DIR BERTH_VERSION CONSUMERS_DIR GENERATOR CXX)
@@ -104,6 +104,11 @@ elseif(MODE STREQUAL "find_package")
 elseif(MODE STREQUAL "component_sqlite")
   _berth_consumer(component_sqlite ${CONSUMERS_DIR}/consumer "lease status retained"
     -DCMAKE_PREFIX_PATH=${PREFIX} -DBERTH_COMPONENT=sqlite)
+  _berth_check_found_in_prefix(${_bin})
+
+elseif(MODE STREQUAL "component_postgres")
+  _berth_consumer(component_postgres ${CONSUMERS_DIR}/consumer "lease status retained"
+    -DCMAKE_PREFIX_PATH=${PREFIX} -DBERTH_COMPONENT=postgres)
   _berth_check_found_in_prefix(${_bin})
 
 elseif(MODE STREQUAL "component_services")

@@ -1,7 +1,7 @@
 #pragma once
 //! @file
 //! berth's logical database schema and its versioned migrations, written once and rendered by each
-//! SQL store in its own dialect (berth::sqlite_store today; a PostgreSQL store shares it later).
+//! SQL store in its own dialect (berth::sqlite_store and berth::postgres_store).
 //!
 //! Table and column names are upstream's (Paperclip `environments`, `environment_leases`,
 //! `activity_log`; snake_case), with `company_id` on environments as in the seed schema. What differs
@@ -89,10 +89,19 @@ struct migration {
 struct dialect {
     std::string_view name;
     std::string_view id_type, text_type, json_type, timestamp_type, integer_type;
+    /// The column that orders a table's rows by insertion (list orders break ties with it), and
+    /// its definition when the engine has none of its own: SQLite's implicit `rowid` needs none;
+    /// PostgreSQL gets an identity column added to every table it creates.
+    std::string_view insertion_order = "rowid";
+    std::string_view insertion_order_ddl{};
 };
 
 inline constexpr dialect sqlite_dialect{"sqlite", "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER"};
-inline constexpr dialect postgres_dialect{"postgres", "text", "text", "jsonb", "timestamptz", "bigint"};
+// Ids are text, not upstream's uuid: berth takes ids from its callers (leases, runs, events), and
+// those need not be UUIDs (the conformance kit's are not). Timestamps and documents are upstream's
+// timestamptz and jsonb.
+inline constexpr dialect postgres_dialect{"postgres", "text",    "text", "jsonb", "timestamptz",
+                                          "bigint",   "row_seq", "row_seq bigint GENERATED ALWAYS AS IDENTITY"};
 
 /// The predicate of `workspace_runtime_services_live_idx`: the statuses in which a service may
 /// still have a process (berth::is_live_status). A query uses that partial index only if its WHERE
@@ -373,7 +382,9 @@ inline constexpr int current_version = 4;
             if constexpr (std::is_same_v<S, create_table>) {
                 ((out += "CREATE TABLE ") += s.name) += " (\n";
                 for (std::size_t i = 0; i < s.columns.size(); ++i)
-                    ((out += "  ") += render_column(s.columns[i], d)) += i + 1 < s.columns.size() ? ",\n" : "\n";
+                    ((out += "  ") += render_column(s.columns[i], d)) +=
+                        i + 1 < s.columns.size() || !d.insertion_order_ddl.empty() ? ",\n" : "\n";
+                if (!d.insertion_order_ddl.empty()) ((out += "  ") += d.insertion_order_ddl) += "\n";
                 out += ")";
             } else if constexpr (std::is_same_v<S, add_column>) {
                 ((out += "ALTER TABLE ") += s.table) += " ADD COLUMN " + render_column(s.col, d);

@@ -5,6 +5,9 @@
 #ifdef BERTH_CONSUMER_SQLITE
 #include <berth/stores/sqlite.hpp>
 #endif
+#ifdef BERTH_CONSUMER_POSTGRES
+#include <berth/stores/postgres.hpp>  // links libpq
+#endif
 #ifdef BERTH_CONSUMER_SERVICES
 #include <berth/services/identity.hpp>  // links OpenSSL's libcrypto
 #endif
