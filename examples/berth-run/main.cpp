@@ -17,6 +17,9 @@
 #include <berth/drivers/local.hpp>
 #include <berth/src.hpp>
 #include <berth/stores/sqlite.hpp>
+#ifdef BERTH_RUN_WITH_POSTGRES
+#include <berth/stores/postgres.hpp>  // --db postgresql://...
+#endif
 
 #include "options.hpp"
 #include "progress.hpp"
@@ -275,15 +278,26 @@ void read_back(Store& store, options const& o, run_document& doc) {
 }  // namespace
 }  // namespace berth_run
 
-int main(int argc, char** argv) {
-    using namespace berth_run;
-    auto const o = parse_options(argc, argv);
-    validate_drivers(o);
+namespace berth_run {
+namespace {
+
+/// True when --db names a PostgreSQL database (a URL or a libpq key=value string), not a file.
+bool is_postgres(std::string const& db) {
+    return db.starts_with("postgresql://") || db.starts_with("postgres://") || db.find("dbname=") != std::string::npos ||
+           db.find("host=") != std::string::npos;
+}
+
+/// Opens the store with `open`, runs the command, reads the run back and prints it. `where` names
+/// the store in messages: the file, or the server (host, port, database: never a password).
+template <class Store, class Open>
+int run_on(options const& o, Open&& open) {
     reporter rep{o.mode()};
     run_document doc{.run_id = o.run, .company_id = o.company, .argv = o.argv};
-    std::optional<berth::sqlite_store> store;
+    std::optional<Store> store;
+    std::string where = is_postgres(o.db) ? std::string("the PostgreSQL database") : o.db;
     try {
-        store.emplace(berth::sqlite_store::open(o.db));
+        store.emplace(open());
+        if constexpr (requires { store->target(); }) where = store->target();
         doc.exit_code = run_command(*store, o, rep, doc);
     } catch (berth::environment_run_error const& e) {
         doc.error = {{"code", berth::to_string(e.code())}, {"message", e.what()}};
@@ -299,11 +313,31 @@ int main(int argc, char** argv) {
         } else if (o.mode() == output_mode::normal && doc.lease) {
             print_lease(*doc.lease);
             print_history(store->list_leases(doc.lease->environment_id, {}),
-                          store->list_activity({.company_id = o.company}), o.db);
+                          store->list_activity({.company_id = o.company}), where);
         }
     } catch (std::exception const& e) {
-        rep.always(fmt::format("berth-run: reading the run back from {}: {}", o.db, e.what()));
+        rep.always(fmt::format("berth-run: reading the run back from {}: {}", where, e.what()));
         return 125;
     }
     return doc.exit_code;
+}
+
+}  // namespace
+}  // namespace berth_run
+
+int main(int argc, char** argv) {
+    using namespace berth_run;
+    auto const o = parse_options(argc, argv);
+    validate_drivers(o);
+    if (is_postgres(o.db)) {
+#ifdef BERTH_RUN_WITH_POSTGRES
+        return run_on<berth::postgres_store>(o, [&] { return berth::postgres_store::open(o.db); });
+#else
+        std::fputs("berth-run: --db names a PostgreSQL database, but this berth-run was built without "
+                   "berth::postgres (install libpq-dev and reconfigure)\n",
+                   stderr);
+        return 2;
+#endif
+    }
+    return run_on<berth::sqlite_store>(o, [&] { return berth::sqlite_store::open(o.db); });
 }

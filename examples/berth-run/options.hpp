@@ -91,7 +91,10 @@ inline void add_options(CLI::App& app, options& o) {
     app.add_option("--timeout", o.timeout, "deadline for COMMAND, in seconds (default: 600)")
         ->type_name("SECONDS")
         ->check(CLI::PositiveNumber);
-    app.add_option("--db", o.db, "SQLite file of leases and activity (:memory: keeps nothing)")
+    app.add_option("--db", o.db,
+                   "SQLite file of leases and activity (:memory: keeps nothing), or a PostgreSQL database "
+                   "many hosts share: postgresql://user@host/db or 'host=... dbname=...' (the password in "
+                   "PGPASSWORD or ~/.pgpass, not here)")
         ->capture_default_str()
         ->type_name("PATH");
     app.add_flag("-q,--quiet", o.quiet, "no progress lines and no tables: only COMMAND's output and errors");

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <berth/concepts/clock.hpp>
+#include <berth/process/spawn.hpp>
 #include <berth/stores/postgres.hpp>
 
 #include "postgres_fixture.hpp"
@@ -331,5 +332,29 @@ TEST_CASE("postgres_store: a statement past statement_timeout is cancelled, repo
                               clock.now(), std::nullopt)
               .epoch == 1);
 }
+
+#ifdef BERTH_RUN_EXE_WITH_POSTGRES
+TEST_CASE("berth-run --db postgresql://... runs a command with its lease in the shared database",
+          "[postgres_store][berth_run]") {
+    auto& server = pg::postgres_server::shared();
+    pg::scratch_schema schema;
+    auto const url = server.url(schema.name());
+    for (int i = 0; i < 2; ++i) {  // the second run finds the first one's environment and lease
+        auto const r = berth::process::run({.program = BERTH_RUN_EXE_WITH_POSTGRES,
+                                            .args = {"--db", url, "--company", "pg-demo", "--run",
+                                                     "run-" + std::to_string(i), "--", "true"},
+                                            .timeout = std::chrono::seconds(60)},
+                                           {.inherit_sanitized_environment = true});
+        INFO(r.stdout_text << r.stderr_text);
+        CHECK(r.exit_code == 0);
+        CHECK(r.stderr_text.find("host=127.0.0.1") != std::string::npos);  // names the server, not the URL
+    }
+    auto store = postgres_store::open(schema.conninfo());
+    auto const env = store.ensure_local_environment("pg-demo", system_clock{}.now());
+    auto const leases = store.list_leases(env.id, {});
+    REQUIRE(leases.size() == 2);
+    for (auto const& l : leases) CHECK(l.status == lease_status::released);
+}
+#endif
 
 #endif  // BERTH_TEST_POSTGRES
