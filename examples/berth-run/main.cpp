@@ -38,6 +38,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -64,6 +65,7 @@ int exit_code_of(berth::command_result const& r) {
 }
 
 std::string ended_text(berth::command_result const& r) {
+    if (r.cancelled) return "cancelled";
     if (r.timed_out) return "timed out";
     if (r.exit_code) return fmt::format("exit {}", *r.exit_code);
     return fmt::format("signal {}", shown(r.signal));
@@ -82,18 +84,50 @@ void validate_drivers(options const& o) {
 #endif
 }
 
+/// What the orchestrator reports that berth-run's own step lines do not say: the provision
+/// command's output, as it runs (the steps themselves are said by the functions below).
+struct provision_output {
+    using observer_concept = berth::observer_tag;
+    reporter* rep = nullptr;
+    void on_step_started(berth::step_started const&) const noexcept {}
+    void on_step_ended(berth::step_ended const&) const noexcept {}
+    void on_step_output(berth::step_output const& out) const noexcept {
+        if (out.step != berth::run_step::provision) return;
+        try {
+            std::string_view text = out.chunk;
+            while (!text.empty()) {
+                auto const nl = text.find('\n');
+                rep->line(fmt::format("  | {}", text.substr(0, nl)));
+                if (nl == std::string_view::npos) break;
+                text.remove_prefix(nl + 1);
+            }
+        } catch (...) {  // a line that cannot be printed is not worth ending the run for
+        }
+    }
+};
+
+/// Requested when the run must stop (a signal handler's thread can request it): ends the
+/// provisioning or the command that is running, and the lease is released as for a failure.
+inline std::stop_source& cancellation() {
+    static std::stop_source source;
+    return source;
+}
+
 /// Calls `f(orchestrator, environment id or nullopt)` with the stack this berth-run was built with.
 template <class Store, class F>
-int with_orchestrator(Store& store, options const& o, F&& f) {
+int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
 #ifdef BERTH_RUN_WITH_SSH
     using stack = berth::stack<berth::drivers<berth::local_driver, berth::ssh_driver>,
-                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store>;
-    berth::run_orchestrator<stack> orch{store, berth::local_driver{}, berth::ssh_driver{ssh_driver_options_of(o)}};
+                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
+                               provision_output>;
+    berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{},
+                                        berth::ssh_driver{ssh_driver_options_of(o)}};
     auto const environment_id = o.ssh ? std::optional<std::string>(ssh_environment(store, o)) : o.environment;
 #else
     using stack = berth::stack<berth::drivers<berth::local_driver>,
-                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store>;
-    berth::run_orchestrator<stack> orch{store, berth::local_driver{}};
+                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
+                               provision_output>;
+    berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{}};
     auto const environment_id = o.environment;
 #endif
     return f(orch, environment_id);
@@ -137,7 +171,9 @@ berth::realization const& realize_step(Scope& run, options const& o, reporter& r
                 .base = {.base_cwd = o.cwd, .project_id = o.cwd},
                 .strategy = {.type = berth::workspace_strategy_type::git_worktree, .provision_command = o.provision},
                 .issue = berth::workspace_issue{.id = issue, .identifier = issue, .title = o.title},
-                .agent = {.id = o.agent, .name = o.agent.value_or("berth-run"), .company_id = o.company}});
+                .agent = {.id = o.agent, .name = o.agent.value_or("berth-run"), .company_id = o.company},
+                .stop = cancellation().get_token(),
+                .provision_timeout = o.provision_timeout});
         });
         rep.end(fmt::format("{} branch {} ({})", realized.cwd, shown(realized.workspace->branch_name),
                             realized.workspace->created ? "created" : "reused"));
@@ -146,7 +182,9 @@ berth::realization const& realize_step(Scope& run, options const& o, reporter& r
     if (run.env().driver != berth::driver_kind::local) {
         rep.begin("realize", fmt::format("preparing the workspace on \"{}\"{}", run.env().name, provisioning));
         auto const& realized =
-            reported(rep, [&]() -> berth::realization const& { return run.realize(o.cwd, o.provision); });
+            reported(rep, [&]() -> berth::realization const& {
+                return run.realize(o.cwd, o.provision, cancellation().get_token());
+            });
         rep.end(fmt::format("cwd {}{}", realized.cwd, realized.target ? " target " + realized.target->kind : ""));
         return realized;
     }
@@ -171,7 +209,8 @@ berth::command_result execute_step(Scope const& run, options const& o, std::map<
                            auto* f = s == berth::output_stream::stdout_stream && !json ? stdout : stderr;
                            std::fwrite(chunk.data(), 1, chunk.size(), f);
                            std::fflush(f);
-                       }};
+                       },
+                       .stop = cancellation().get_token()};
     rep.begin("execute", shown_argv, /*live=*/false);  // the command's own output is the progress
     auto result = reported(rep, [&] { return run.execute(std::move(cmd)); });
     rep.end(ended_text(result));
@@ -179,6 +218,7 @@ berth::command_result execute_step(Scope const& run, options const& o, std::map<
 }
 
 berth::run_outcome outcome_of(berth::command_result const& r) {
+    if (r.cancelled) return berth::run_outcome::cancelled;
     if (r.timed_out) return berth::run_outcome::timed_out;
     return exit_code_of(r) == 0 ? berth::run_outcome::succeeded : berth::run_outcome::failed;
 }
@@ -212,7 +252,7 @@ void cleanup_step(Store& store, Orch const& orch, berth::realization const& real
 
 template <class Store>
 int run_command(Store& store, options const& o, reporter& rep, run_document& doc) {
-    return with_orchestrator(store, o, [&](auto const& orch, std::optional<std::string> const& environment_id) {
+    return with_orchestrator(store, o, rep, [&](auto const& orch, std::optional<std::string> const& environment_id) {
         auto const env = resolve_step(orch, o, environment_id, rep);
         auto run = acquire_step(orch, o, env, rep);
         auto const& realized = realize_step(run, o, rep);

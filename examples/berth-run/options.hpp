@@ -42,6 +42,7 @@ struct options {
     std::optional<std::string> issue, title;
     bool keep = false;
     std::optional<std::string> provision;  // provision command of the worktree (or the SSH workspace)
+    std::optional<std::chrono::seconds> provision_timeout;
     std::optional<std::string> ssh;          // user@host:port:/path
     std::optional<std::string> identity;     // private key file for --ssh
     std::optional<std::string> known_hosts;  // known_hosts file for --ssh
@@ -110,8 +111,13 @@ inline void add_options(CLI::App& app, options& o) {
     app.add_option("--title", o.title, "issue title: the branch's slug (default: the issue id)")->type_name("TEXT");
     app.add_flag("--keep", o.keep, "keep the worktree and its branch after the run");
     app.add_option("--provision", o.provision,
-                   "shell command that provisions the workspace before COMMAND (needs --worktree or --ssh)")
+                   "shell command that provisions the workspace before COMMAND (needs --worktree or --ssh); "
+                   "its output is shown as it runs")
         ->type_name("CMD");
+    app.add_option("--provision-timeout", o.provision_timeout,
+                   "deadline of --provision in a --worktree, in seconds (default: 900; over --ssh: 300)")
+        ->type_name("SECONDS")
+        ->check(CLI::PositiveNumber);
     app.add_option("--ssh", o.ssh,
                    "run on an SSH host instead, in the remote workspace /PATH (an ssh environment is created "
                    "in the store, or reused when one has the same host, port, user and path)")
@@ -137,6 +143,7 @@ inline void validate(options const& o) {
                               "never the project directory itself)",
                               *o.provision));
     if (o.keep && !o.worktree) die_usage("--keep needs --worktree");
+    if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
 }
 
 /// A command given without `--`: say how to run it rather than "unknown option".

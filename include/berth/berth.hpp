@@ -17,6 +17,7 @@
 #include <berth/model/lease_transitions.hpp>
 #include <berth/model/workspace.hpp>
 #include <berth/orchestrator/error.hpp>
+#include <berth/orchestrator/observer.hpp>
 #include <berth/orchestrator/run_orchestrator.hpp>
 #include <berth/orchestrator/run_scope.hpp>
 #include <berth/orchestrator/stack.hpp>

@@ -107,6 +107,32 @@ TEST_CASE("berth-run --json: a worktree run's operations match the store", "[ber
     CHECK(std::string(doc.at("steps").as_array()[2].at("text").as_string()).starts_with("creating worktree of "));
 }
 
+#ifdef BERTH_TEST_SERVICES
+TEST_CASE("berth-run --json --services: the services step comes between realize and execute, and the "
+          "command gets their URLs",
+          "[berth_run]") {
+    berth::test::temp_dir dir("berth-run-json-svc");
+    berth::test::write_file(dir / "services.json", R"({"services": [{"name": "web-api", "lifecycle": "ephemeral",
+        "command": "while true; do sleep 1; done", "port": {"type": "auto"},
+        "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/"}}]})");
+    auto const r = berth::process::run(
+        {.program = BERTH_RUN_EXE,
+         .args = {"--json", "--db", (dir / "runs.db").string(), "--cwd", dir.str(), "--services",
+                  (dir / "services.json").string(), "--", "sh", "-c", "echo $BERTH_SERVICE_WEB_API_URL"},
+         .env = {{"BERTH_HOME", (dir / "home").string()}},
+         .timeout = 120s},
+        {.inherit_sanitized_environment = true});
+    CHECK(r.exit_code == 0);
+    auto const doc = parse_document(r);
+    CHECK(step_names(doc) == std::vector<std::string>{"resolve", "acquire", "realize", "services", "execute", "release"});
+    auto const& services = doc.at("services").as_array();
+    REQUIRE(services.size() == 1);
+    auto const url = std::string(services[0].at("url").as_string());
+    CHECK(url.starts_with("http://127.0.0.1:"));
+    CHECK(doc.at("command").at("stdout").as_string() == url + "\n");
+}
+#endif
+
 TEST_CASE("berth-run: a failure of berth itself is still one document, with the error", "[berth_run]") {
     berth::test::temp_dir dir("berth-run-json-err");
     auto const r = berth_run({"--json", "--db", (dir / "runs.db").string(), "--environment", "no-such-env", "--",

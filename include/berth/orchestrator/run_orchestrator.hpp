@@ -17,6 +17,7 @@
 #include <berth/model/ids.hpp>
 #include <berth/model/lease_transitions.hpp>
 #include <berth/orchestrator/error.hpp>
+#include <berth/orchestrator/observer.hpp>  // step_note, observes (progress of each step)
 #include <berth/orchestrator/run_types.hpp>
 #include <berth/orchestrator/stack.hpp>
 #include <berth/workspace/manager.hpp>  // workspace_manager, workspace_runtime (local workspaces)
@@ -75,22 +76,25 @@ inline std::string first_non_empty_line(std::string_view text) {
     return {};
 }
 
-/// Upstream formatProvisionFailureDetail.
+/// Upstream formatProvisionFailureDetail, with the LAST lines of stderr (else of stdout) where
+/// upstream shows the first one: a login shell's profile noise comes first, the error last.
 inline std::string provision_failure_detail(command_result const& r) {
+    if (r.cancelled) return "provision command cancelled";
     if (r.timed_out) return "provision command timed out";
     std::string status = "exit code " + (r.exit_code ? std::to_string(*r.exit_code) : std::string("null"));
     if (r.signal) status += " (signal " + std::to_string(*r.signal) + ")";
-    auto detail = first_non_empty_line(r.stderr_text);
-    if (detail.empty()) detail = first_non_empty_line(r.stdout_text);
+    auto detail = last_lines(r.stderr_text);
+    if (detail.empty()) detail = last_lines(r.stdout_text);
     return detail.empty() ? status : status + ": " + detail;
 }
 
 }  // namespace detail
 
-template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock>
-class run_orchestrator<stack<drivers<Ds...>, policies<Ps...>, Store, Clock>> {
+template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock, run_observer Observer>
+class run_orchestrator<stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>> {
 public:
-    using stack_type = stack<drivers<Ds...>, policies<Ps...>, Store, Clock>;
+    using stack_type = stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>;
+    using observer_type = Observer;
     using store_type = Store;
     using clock_type = Clock;
 
@@ -101,6 +105,13 @@ public:
 
     run_orchestrator(Store& store, Clock clk, Ds... ds)
         : store_(store), drivers_(std::move(ds)...), clock_(std::move(clk)) {}
+
+    /// With the stack's observer (orchestrator/observer.hpp), which each step reports to.
+    run_orchestrator(Store& store, Clock clk, Observer observer, Ds... ds)
+        requires observes<Observer>
+        : store_(store), drivers_(std::move(ds)...), clock_(std::move(clk)), observer_(std::move(observer)) {}
+
+    [[nodiscard]] Observer const& observer() const noexcept { return observer_; }
 
     [[nodiscard]] Store& store() const noexcept { return store_; }
     [[nodiscard]] Clock const& clock() const noexcept { return clock_; }
@@ -143,6 +154,8 @@ public:
     ///         provider side the driver created is released again before throwing.
     [[nodiscard]] acquisition acquire_for_run(acquire_for_run_request const& r) const {
         auto env = resolve_environment(resolve_request{r.company_id, r.environment_id});
+        auto step = note(run_step::acquire, r.heartbeat_run_id,
+                         [&] { return "environment \"" + env.name + "\" (" + to_string(env.driver) + ")"; });
         auto fail = [&](std::string const& why, std::exception_ptr cause) {
             return environment_run_error(environment_error_code::lease_acquire_failed,
                                          "Failed to acquire lease for environment \"" + env.name + "\" (" +
@@ -226,6 +239,9 @@ public:
             }
             throw fail(message_of(cause), cause);
         }
+        if constexpr (observes<Observer>)
+            step.done("lease " + lease.id + " policy " + to_string(lease.lease_policy) + " provider " +
+                      lease.provider.value_or("-"));
         return acquisition{std::move(env), std::move(lease), r.execution_workspace_id, r.execution_workspace_mode};
     }
 
@@ -247,23 +263,43 @@ public:
         // Local: the execution workspace (worktree, provisioning, records) comes first; its cwd is
         // what the driver realizes.
         std::string workspace_cwd = r.workspace_cwd;
+        std::string const run_id = lease.heartbeat_run_id.value_or("");
         std::optional<managed_workspace> managed;
         if (r.workspace && env.driver == driver_kind::local) {
+            auto step = note(run_step::worktree, run_id, [&] {
+                return std::string(to_string(r.workspace->strategy.type)) + " of " + r.workspace->base.base_cwd +
+                       (r.workspace->strategy.provision_command ? ", provisioned by: " + *r.workspace->strategy.provision_command
+                                                                : std::string());
+            });
+            realize_workspace_request ws = *r.workspace;
+            if (!ws.stop.stop_possible()) ws.stop = r.stop;
+            if (!ws.provision_timeout && r.provision_timeout) ws.provision_timeout = *r.provision_timeout;
+            if constexpr (observes<Observer>) {
+                ws.on_provision_output = [&step, user = std::move(ws.on_provision_output)](output_stream s,
+                                                                                           std::string_view chunk) {
+                    if (user) user(s, chunk);
+                    step.output(s, chunk, run_step::provision);
+                };
+            }
             try {
                 managed = workspace_manager<Store, Clock>(store_, workspace_runtime_, clock_)
-                              .realize(*r.workspace, {.company_id = env.company_id,
+                              .realize(ws, {.company_id = env.company_id,
                                                       .heartbeat_run_id = lease.heartbeat_run_id,
                                                       .execution_workspace_id = lease.execution_workspace_id});
             } catch (...) {
+                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
                 throw realize_error("realize execution workspace", std::current_exception());
             }
             workspace_cwd = managed->realized.cwd;
+            if constexpr (observes<Observer>)
+                step.done(managed->realized.cwd + (managed->realized.created ? " (created)" : " (reused)"));
         }
 
         json_object workspace_realization;
         std::optional<std::string> realized_cwd;
         // Upstream realizes for local, ssh and sandbox only; plugin drivers realize on their side.
         if (env.driver != driver_kind::plugin) {
+            auto step = note(run_step::realize, run_id, [&] { return "workspace " + workspace_cwd; });
             try {
                 visit_driver(kind, [&](auto const& d) {
                     using D = std::remove_cvref_t<decltype(d)>;
@@ -280,8 +316,10 @@ public:
                     }
                 });
             } catch (...) {
+                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
                 throw realize_error("realize workspace", std::current_exception());
             }
+            if constexpr (observes<Observer>) step.done("cwd " + realized_cwd.value_or(workspace_cwd));
         }
         std::string const cwd = realized_cwd ? *realized_cwd : remote_cwd ? *remote_cwd : workspace_cwd;
 
@@ -290,6 +328,7 @@ public:
                                                          : *r.provision_command
                                                    : std::string();
         if (!provision.empty() && env.driver != driver_kind::local) {
+            auto step = note(run_step::provision, run_id, [&] { return provision + " in " + cwd; });
             try {
                 visit_driver(kind, [&](auto const& d) {
                     using D = std::remove_cvref_t<decltype(d)>;
@@ -298,7 +337,12 @@ public:
                                   .args = {"-lc", provision},
                                   .cwd = cwd,
                                   .env = {{"SHELL", "/bin/bash"}},
-                                  .timeout = std::chrono::seconds(300)};
+                                  .timeout = r.provision_timeout.value_or(std::chrono::seconds(300)),
+                                  .stop = r.stop};
+                        if constexpr (observes<Observer>)
+                            c.on_output = [&step](output_stream s, std::string_view chunk) {
+                                step.output(s, chunk, run_step::provision);
+                            };
                         auto const res = d.execute(env, lease, c);
                         if (res.timed_out || res.exit_code != 0) throw error(detail::provision_failure_detail(res));
                     } else {
@@ -307,8 +351,10 @@ public:
                     }
                 });
             } catch (...) {
+                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
                 throw realize_error("provision workspace", std::current_exception());
             }
+            step.done("provisioned");
         }
 
         if (!workspace_realization.empty()) {
@@ -355,14 +401,35 @@ public:
         auto const kind = driver_of(lease, env);
         command_result result;
         bool supported = false;
+        auto step = note(run_step::execute, lease.heartbeat_run_id ? std::string_view(*lease.heartbeat_run_id) : "", [&] {
+            std::string argv = cmd.program;
+            for (auto const& a : cmd.args) argv += " " + a;
+            return argv;
+        });
         visit_driver(kind, [&](auto const& d) {
             using D = std::remove_cvref_t<decltype(d)>;
             if constexpr (driver_with_execute<D>) {
                 supported = true;
                 check_held(lease);
-                result = d.execute(env, lease, cmd);
+                if constexpr (observes<Observer>) {
+                    command observed = cmd;  // the observer sees the output as it arrives, after the caller
+                    observed.on_output = [&step, &cmd](output_stream s, std::string_view chunk) {
+                        if (cmd.on_output) cmd.on_output(s, chunk);
+                        step.output(s, chunk, run_step::execute);
+                    };
+                    result = d.execute(env, lease, observed);
+                } else {
+                    result = d.execute(env, lease, cmd);
+                }
             }
         });
+        if constexpr (observes<Observer>) {
+            if (supported)
+                step.done(result.cancelled    ? std::string("cancelled")
+                          : result.timed_out  ? std::string("timed out")
+                          : result.exit_code  ? "exit " + std::to_string(*result.exit_code)
+                                              : "signal " + std::to_string(result.signal.value_or(0)));
+        }
         if (!supported)
             throw environment_run_error(environment_error_code::unsupported_environment,
                                         "Environment driver \"" + std::string(to_string(kind)) +
@@ -377,6 +444,7 @@ public:
     /// Never throws: failures are returned per lease, so they never hide the run's own failure.
     [[nodiscard]] release_result release_for_run(release_for_run_request const& r) const noexcept {
         release_result result;
+        auto step = note(run_step::release, r.heartbeat_run_id, [&] { return "run outcome " + std::string(to_string(r.outcome)); });
         std::vector<environment_lease> leases;
         try {
             leases = store_.list_run_leases(r.heartbeat_run_id, lease_filter{.status = lease_status::active});
@@ -392,6 +460,12 @@ public:
                 result.errors.push_back(lease_error{lease.id, environment_error_code::lease_release_failed,
                                                     message_of(std::current_exception()), std::current_exception()});
             }
+        }
+        if constexpr (observes<Observer>) {
+            std::string said;
+            for (auto const& l : result.released) said += (said.empty() ? "lease " : ", lease ") + l.id + " " + to_string(l.status);
+            if (result.errors.empty()) step.done(said.empty() ? "no active lease" : said);
+            else step.failed(result.errors.front().message);
         }
         return result;
     }
@@ -658,6 +732,17 @@ private:
     boost::hana::tuple<Ds...> drivers_;
     boost::hana::tuple<Ps...> policies_{};
     Clock clock_;
+    [[no_unique_address]] Observer observer_{};
+
+    /// A step_note of the observer; `what` is called (to build the step's text) only when it observes.
+    template <class F>
+    [[nodiscard]] detail::step_note<Observer> note(run_step step, std::string_view run_id, F&& what) const {
+        if constexpr (observes<Observer>) {
+            return detail::step_note<Observer>(observer_, step, run_id, std::string(std::forward<F>(what)()));
+        } else {
+            return detail::step_note<Observer>(observer_, step, run_id, {});
+        }
+    }
 };
 
 }  // namespace berth

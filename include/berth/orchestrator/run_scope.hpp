@@ -16,6 +16,7 @@
 
 #include <exception>  // std::uncaught_exceptions
 #include <optional>   // std::optional
+#include <stop_token> // std::stop_token
 #include <string>     // std::string
 #include <utility>    // std::move, std::exchange
 
@@ -61,14 +62,16 @@ public:
     [[nodiscard]] std::optional<berth::realization> const& realization() const noexcept { return realization_; }
     [[nodiscard]] bool finished() const noexcept { return orch_ == nullptr; }
 
-    /// Realizes the workspace (see run_orchestrator::realize_for_run).
-    berth::realization const& realize(std::string workspace_cwd, std::optional<std::string> provision_command = {}) {
+    /// Realizes the workspace (see run_orchestrator::realize_for_run); `stop` cancels provisioning.
+    berth::realization const& realize(std::string workspace_cwd, std::optional<std::string> provision_command = {},
+                                      std::stop_token stop = {}) {
         realization_ = orch_->realize_for_run(realize_for_run_request{
             .env = acquisition_.env,
             .lease = lease(),
             .workspace_cwd = std::move(workspace_cwd),
             .execution_workspace_mode = acquisition_.execution_workspace_mode,
             .provision_command = std::move(provision_command),
+            .stop = std::move(stop),
         });
         return *realization_;
     }

@@ -9,8 +9,10 @@
 #include <berth/model/workspace.hpp>      // execution_workspace
 #include <berth/workspace/types.hpp>      // realize_workspace_request, realized_workspace
 
+#include <chrono>     // std::chrono::milliseconds
 #include <exception>  // std::exception_ptr
 #include <optional>   // std::optional
+#include <stop_token> // std::stop_token
 #include <string>     // std::string
 #include <vector>     // std::vector
 
@@ -53,6 +55,13 @@ struct realize_for_run_request {
     /// operations are stored (the lease's execution_workspace_id, when set, names the record to
     /// reuse). Ignored by other drivers, which realize `workspace_cwd` on their side.
     std::optional<realize_workspace_request> workspace{};
+    /// Deadline of the provision command (off-local: `bash -lc`, default 300 s as upstream; local:
+    /// the workspace's, default workspace_runtime_options::command_timeout).
+    std::optional<std::chrono::milliseconds> provision_timeout{};
+    /// Cancels the long parts of realize — the provision command (off-local and local) — which end
+    /// with workspace_realization_failed "... cancelled"; the run's lease is then released by the
+    /// caller as for any failure (run_scope does it when unwound).
+    std::stop_token stop{};
 };
 
 /// Result of realize_for_run.

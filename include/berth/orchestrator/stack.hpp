@@ -18,6 +18,7 @@
 #include <berth/concepts/lease_policy.hpp>
 #include <berth/concepts/persistence_backend.hpp>
 #include <berth/model/lease_transitions.hpp>  // can_transition (policy end states)
+#include <berth/orchestrator/observer.hpp>     // run_observer, no_observer (the fifth parameter)
 
 #include <array>    // std::array
 #include <cstddef>  // std::size_t
@@ -66,17 +67,20 @@ constexpr bool policy_ends_legally() noexcept {
 }
 }  // namespace detail
 
-template <class Drivers, class Policies, class Store, class Clock = system_clock>
+/// Observer: what the orchestrator reports each step to (orchestrator/observer.hpp); the default,
+/// no_observer, costs nothing.
+template <class Drivers, class Policies, class Store, class Clock = system_clock, class Observer = no_observer>
 struct stack {
     static_assert(sizeof(Drivers) == 0,
                   "berth::stack<Drivers, Policies, Store, Clock>: Drivers must be berth::drivers<...> and "
                   "Policies berth::policies<...>");
 };
 
-template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock>
-struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock> {
+template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock, run_observer Observer>
+struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     using store_type = Store;
     using clock_type = Clock;
+    using observer_type = Observer;
     using default_policy = std::tuple_element_t<0, std::tuple<Ps...>>;
 
     static constexpr std::array<driver_kind, sizeof...(Ds)> driver_kinds{Ds::kind...};

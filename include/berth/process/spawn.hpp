@@ -65,6 +65,8 @@ struct run_options {
 /// - Deadline: `cmd.timeout` after the start (a non-positive timeout means none, as for Node's
 ///   execFile). When it passes: SIGTERM to the process group and stdin closed, SIGKILL after
 ///   `options.kill_grace`, `timed_out = true`.
+/// - Cancellation: when `cmd.stop` is requested, the same as a deadline at that moment, with
+///   `cancelled = true` instead (a stop requested before the spawn ends the child at once).
 /// - run() returns once the child has exited and both output pipes are closed: a background
 ///   process that keeps the child's stdout open keeps run() waiting until the deadline (upstream's
 ///   behaviour, like Node waiting for `close`). Processes of the group that closed their output are

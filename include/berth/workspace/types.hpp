@@ -6,7 +6,12 @@
 
 #include <berth/model/workspace.hpp>  // workspace_source, workspace_strategy_type, execution_workspace
 
+#include <berth/model/command.hpp>    // output_stream
+
+#include <chrono>      // std::chrono::milliseconds
+#include <functional>  // std::function
 #include <optional>  // std::optional
+#include <stop_token>  // std::stop_token
 #include <string>    // std::string
 #include <vector>    // std::vector
 
@@ -54,6 +59,13 @@ struct realize_workspace_request {
     workspace_strategy strategy{};
     std::optional<workspace_issue> issue{};
     workspace_agent agent{};
+    /// Cancels the provision command (its process group is ended); realize then throws
+    /// workspace_error "... cancelled". The worktree created so far stays, recorded, for cleanup.
+    std::stop_token stop{};
+    /// Deadline of the provision command; nullopt: workspace_runtime_options::command_timeout.
+    std::optional<std::chrono::milliseconds> provision_timeout{};
+    /// Each chunk of the provision command's output as it arrives (progress for a caller).
+    std::function<void(output_stream, std::string_view)> on_provision_output{};
 };
 
 /// A realized workspace (upstream RealizedExecutionWorkspace, plus what cleanup needs later).

@@ -16,9 +16,11 @@
 #include <climits>           // INT_MAX
 #include <csignal>           // kill, SIGTERM, SIGKILL, sigset_t, sigemptyset, sigfillset
 #include <cstddef>           // std::size_t
+#include <cstdint>           // std::uint64_t (the eventfd counter)
 #include <cstring>           // std::strncmp
 #include <initializer_list>  // the {&out, &err} loop
 #include <optional>          // std::optional
+#include <stop_token>        // std::stop_callback
 #include <string>            // std::string, std::to_string
 #include <string_view>       // std::string_view
 #include <utility>           // std::move, std::exchange
@@ -26,6 +28,7 @@
 
 #include <fcntl.h>        // O_RDONLY
 #include <poll.h>         // poll, pollfd, POLLIN, POLLOUT, POLLHUP, POLLERR
+#include <sys/eventfd.h>  // eventfd (cancellation wakes the loop)
 #include <spawn.h>        // posix_spawn, posix_spawnattr_*, posix_spawn_file_actions_*
 #include <sys/syscall.h>  // SYS_pidfd_open
 #include <sys/types.h>    // pid_t
@@ -296,6 +299,15 @@ struct output_capture {
 /// Without a pidfd the loop wakes up this often to ask whether the child has exited.
 inline constexpr int exit_check_interval_ms = 10;
 
+/// Wakes run()'s poll loop when a command's stop is requested: writes to an eventfd in the poll set.
+struct stop_wakeup {
+    int fd;
+    void operator()() const noexcept {
+        std::uint64_t const one = 1;
+        [[maybe_unused]] auto const n = ::write(fd, &one, sizeof one);
+    }
+};
+
 /// How far the deadline handling has gone.
 enum class kill_phase { none, terminated, killed, abandoned };
 
@@ -370,6 +382,14 @@ inline command_result run_with(command const& cmd, run_options const& options, e
             set_nonblocking(in);
     }
     unique_fd pidfd = watch == exit_watch::pidfd ? open_pidfd(pid) : unique_fd();
+    // Cancellation: an eventfd the stop callback writes to (from whichever thread requests stop).
+    unique_fd stop_fd;
+    std::optional<std::stop_callback<stop_wakeup>> on_stop;
+    if (cmd.stop.stop_possible()) {
+        stop_fd = unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!stop_fd) throw process_error("eventfd failed while running " + single_quoted(cmd.program) + ": " + errno_text(errno));
+        on_stop.emplace(cmd.stop, stop_wakeup{stop_fd.get()});
+    }
 
     // ---- drain, feed and watch the deadline -----------------------------------------------------
     command_result result;
@@ -384,7 +404,7 @@ inline command_result run_with(command const& cmd, run_options const& options, e
         if (now >= next_step) {
             switch (phase) {
                 case kill_phase::none:
-                    result.timed_out = true;
+                    if (!result.cancelled) result.timed_out = true;
                     child.signal_group(SIGTERM);
                     in.reset();
                     phase = kill_phase::terminated;
@@ -409,7 +429,7 @@ inline command_result run_with(command const& cmd, run_options const& options, e
             continue;
         }
 
-        std::array<pollfd, 4> fds{};
+        std::array<pollfd, 5> fds{};
         std::size_t n = 0;
         auto watch = [&](unique_fd const& fd, short events) -> pollfd* {
             if (!fd) return nullptr;
@@ -420,6 +440,7 @@ inline command_result run_with(command const& cmd, run_options const& options, e
         pollfd* const err_poll = watch(err.fd, POLLIN);
         pollfd* const in_poll = watch(in, POLLOUT);
         pollfd* const exit_poll = exited ? nullptr : watch(pidfd, POLLIN);
+        pollfd* const stop_poll = phase == kill_phase::none && !result.cancelled ? watch(stop_fd, POLLIN) : nullptr;
 
         int timeout_ms = -1;
         if (next_step != steady::time_point::max())
@@ -452,6 +473,11 @@ inline command_result run_with(command const& cmd, run_options const& options, e
             } else if (put < 0 && errno != EAGAIN && errno != EINTR) {
                 in.reset();  // EPIPE: the child stopped reading; the rest is not wanted
             }
+        }
+
+        if (stop_poll != nullptr && (stop_poll->revents & POLLIN) != 0) {
+            result.cancelled = true;
+            next_step = steady::now();  // the kill sequence starts at the top of the loop
         }
 
         if (exit_poll != nullptr && (exit_poll->revents & POLLIN) != 0)

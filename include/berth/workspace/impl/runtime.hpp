@@ -3,12 +3,15 @@
 // which includes this file at its end; not meant to be included on its own).
 
 #include <berth/error.hpp>              // parse_error
+#include <berth/model/command.hpp>      // last_lines, output_stream
 #include <berth/model/enum_string.hpp>  // parse_enum, to_string
 
 #include <boost/json/serialize.hpp>  // serialize (values in parse errors)
 #include <boost/json/value.hpp>      // boost::json::value
 
 #include <cstdlib>       // std::getenv
+#include <functional>    // std::function (provision output)
+#include <stop_token>    // std::stop_token
 #include <filesystem>    // std::filesystem
 #include <fstream>       // std::ifstream, std::ofstream (info/exclude)
 #include <map>           // std::map
@@ -96,15 +99,24 @@ inline command_result run_git_recorded(git_runner const& git, operation_recorder
 
 /// Upstream runWorkspaceCommand / recordWorkspaceCommandOperation: `<shell> -c <command>` in
 /// `cwd` with `env`, recorded when there is a recorder.
-/// @throws workspace_error `<label> failed: <stderr>\n<stdout>` (or `... failed with exit code N`).
+/// @throws workspace_error `<label> failed: <stderr>\n<stdout>`, each its last 20 lines (or `... failed
+///         with exit code N`; `timed out` / `cancelled` first when it was ended).
 inline void run_workspace_command(workspace_runtime_options const& options, std::string const& shell,
                                   operation_recorder* recorder, workspace_operation_phase phase,
                                   std::string const& command_text, std::string const& cwd,
                                   process::environment_map const& env, std::string const& label,
-                                  json_object metadata, std::optional<std::string> success_message) {
+                                  json_object metadata, std::optional<std::string> success_message,
+                                  std::stop_token stop = {},
+                                  std::function<void(output_stream, std::string_view)> const& on_output = {},
+                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     command_result result;
     auto run = [&] {
-        berth::command cmd{.program = shell, .args = {"-c", command_text}, .cwd = cwd, .timeout = options.command_timeout};
+        berth::command cmd{.program = shell,
+                           .args = {"-c", command_text},
+                           .cwd = cwd,
+                           .timeout = timeout.value_or(options.command_timeout),
+                           .on_output = on_output,
+                           .stop = stop};
         try {
             result = process::run(cmd, {.inherit_sanitized_environment = false, .base_environment = env});
         } catch (process_error const& e) {
@@ -114,7 +126,7 @@ inline void run_workspace_command(workspace_runtime_options const& options, std:
     if (recorder) {
         recorder->record(phase, command_text, cwd, std::move(metadata), [&] {
             run();
-            bool const ok = result.exit_code == 0 && !result.timed_out;
+            bool const ok = result.exit_code == 0 && !result.timed_out && !result.cancelled;
             return operation_outcome{.status = ok ? workspace_operation_status::succeeded
                                                   : workspace_operation_status::failed,
                                      .exit_code = result.exit_code,
@@ -125,11 +137,13 @@ inline void run_workspace_command(workspace_runtime_options const& options, std:
     } else {
         run();
     }
-    if (result.exit_code == 0 && !result.timed_out) return;
-    std::string details = git_runner::trim(result.stderr_text);
-    if (auto const out = git_runner::trim(result.stdout_text); !out.empty())
-        details += (details.empty() ? "" : "\n") + out;
-    if (result.timed_out) details = "timed out" + (details.empty() ? std::string() : ": " + details);
+    if (result.exit_code == 0 && !result.timed_out && !result.cancelled) return;
+    // Upstream's `<stderr>\n<stdout>`, each cut to its last lines: the end of the output says why a
+    // command failed, its start is often a login profile's noise, and all of it can be megabytes.
+    std::string details = last_lines(result.stderr_text);
+    if (auto const out = last_lines(result.stdout_text); !out.empty()) details += (details.empty() ? "" : "\n") + out;
+    if (result.timed_out || result.cancelled)
+        details = (result.cancelled ? "cancelled" : "timed out") + (details.empty() ? std::string() : ": " + details);
     throw workspace_error(details.empty() ? label + " failed with exit code " +
                                                 std::to_string(result.exit_code.value_or(-1))
                                           : label + " failed: " + details);
@@ -376,7 +390,8 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
                                               {"worktreePath", worktree_path},
                                               {"branchName", branch},
                                               {"created", ws.created}},
-                                  "Provisioned workspace at " + worktree_path + "\n");
+                                  "Provisioned workspace at " + worktree_path + "\n", request.stop,
+                                  request.on_provision_output, request.provision_timeout);
     };
     auto not_a_worktree = [&] {
         return workspace_error("Configured worktree path \"" + worktree_path +
