@@ -186,7 +186,7 @@ TEST_CASE("cancellation: a command whose stop is requested ends with its process
     CHECK(eventually_gone(pids));  // the shell and its background sleep: the whole group
     auto const leases = store.list_run_leases("run-c1", {});
     REQUIRE(leases.size() == 1);
-    CHECK(leases[0].status == berth::lease_status::released);  // ephemeral: released whatever happened
+    CHECK(leases[0].status == berth::lease_status::expired);  // ephemeral, cancelled: upstream's `expired`
     CHECK(leases[0].failure_reason == "run_cancelled");
     CHECK(store.list_run_leases("run-c1", {.status = berth::lease_status::active}).empty());
 }
