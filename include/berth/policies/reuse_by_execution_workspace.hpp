@@ -1,0 +1,25 @@
+#pragma once
+// berth::reuse_by_execution_workspace — a reusable sandbox belongs to an execution workspace:
+// every agent that runs in that workspace resumes the same sandbox (upstream declares this policy
+// and never assigns it; berth gives it this meaning). The gate, release and destroy rules are
+// those of reuse_by_environment; only the candidates differ (the agent is not part of the scope).
+
+#include <berth/concepts/lease_policy.hpp>
+#include <berth/policies/detail/outcome.hpp>
+
+namespace berth {
+
+struct reuse_by_execution_workspace {
+    using lease_policy_concept = lease_policy_tag;
+    static constexpr lease_policy_kind kind = lease_policy_kind::reuse_by_execution_workspace;
+
+    [[nodiscard]] constexpr lease_status status_for(run_outcome o) const noexcept {
+        return detail::upstream_status_for(o);
+    }
+    [[nodiscard]] std::optional<timestamp> expires_at(environment const& env, timestamp now) const {
+        return detail::ttl_expiry(env, now);
+    }
+};
+static_assert(lease_policy<reuse_by_execution_workspace>);
+
+}  // namespace berth
