@@ -10,8 +10,8 @@
 //   berth-run [options] -- COMMAND [ARGS...]
 //
 // Layout: options.hpp (the command line), progress.hpp (the step lines), report.hpp (tables and
-// the JSON document), services.hpp (--services), ssh.hpp (--ssh); here, one function per step,
-// called in order by run_command().
+// the JSON document), services.hpp (--services), ssh.hpp (--ssh), plugin.hpp (--plugin); here, one
+// function per step, called in order by run_command().
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
@@ -22,6 +22,7 @@
 #endif
 
 #include "options.hpp"
+#include "plugin.hpp"  // --plugin: the run's plugin environment
 #include "progress.hpp"
 #include "report.hpp"
 #if BERTH_RUN_WITH_SERVICES
@@ -79,6 +80,11 @@ void validate_drivers(options const& o) {
 #else
     if (o.ssh) die_usage("--ssh: this berth-run was built without the SSH driver (libssh-dev)");
 #endif
+    if (o.plugin) {
+        auto const manifest = plugin_manifest_of(*o.plugin);
+        (void)plugin_driver_key_of(manifest, *o.plugin);
+        (void)plugin_driver_config_of(o);
+    }
 #if !BERTH_RUN_WITH_SERVICES
     if (o.services) die_usage("--services: this berth-run was built without berth::services (libssl-dev)");
 #endif
@@ -116,19 +122,28 @@ inline std::stop_source& cancellation() {
 /// Calls `f(orchestrator, environment id or nullopt)` with the stack this berth-run was built with.
 template <class Store, class F>
 int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
+    // --plugin's worker (if any) runs while the orchestrator lives, and stops with the registry.
+    auto const plugins = plugin_registry_of(o);
 #ifdef BERTH_RUN_WITH_SSH
-    using stack = berth::stack<berth::drivers<berth::local_driver, berth::ssh_driver>,
+    using stack = berth::stack<berth::drivers<berth::local_driver, berth::ssh_driver, berth::plugin_driver>,
+                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
+                               provision_output>;
+    berth::run_orchestrator<stack> orch{store,
+                                        berth::system_clock{},
+                                        provision_output{&rep},
+                                        berth::local_driver{},
+                                        berth::ssh_driver{ssh_driver_options_of(o)},
+                                        berth::plugin_driver{plugins}};
+    auto const environment_id = o.ssh      ? std::optional<std::string>(ssh_environment(store, o))
+                                : o.plugin ? std::optional<std::string>(plugin_environment(store, o))
+                                           : o.environment;
+#else
+    using stack = berth::stack<berth::drivers<berth::local_driver, berth::plugin_driver>,
                                berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
                                provision_output>;
     berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{},
-                                        berth::ssh_driver{ssh_driver_options_of(o)}};
-    auto const environment_id = o.ssh ? std::optional<std::string>(ssh_environment(store, o)) : o.environment;
-#else
-    using stack = berth::stack<berth::drivers<berth::local_driver>,
-                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
-                               provision_output>;
-    berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{}};
-    auto const environment_id = o.environment;
+                                        berth::plugin_driver{plugins}};
+    auto const environment_id = o.plugin ? std::optional<std::string>(plugin_environment(store, o)) : o.environment;
 #endif
     return f(orch, environment_id);
 }

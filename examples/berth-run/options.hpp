@@ -47,6 +47,8 @@ struct options {
     std::optional<std::string> identity;     // private key file for --ssh
     std::optional<std::string> known_hosts;  // known_hosts file for --ssh
     bool sync = false;                       // push --cwd's tracked files before, pull changes after
+    std::optional<std::string> plugin;         // a plugin worker (upstream's SDK): node FILE.mjs, or an executable
+    std::optional<std::string> plugin_config;  // its environment's driverConfig, as JSON
     bool quiet = false;
     bool json = false;
     std::vector<std::string> argv;  // the command, after `--`
@@ -126,6 +128,12 @@ inline void add_options(CLI::App& app, options& o) {
         ->type_name("FILE");
     app.add_option("--known-hosts", o.known_hosts, "known_hosts for --ssh's host key (default: ~/.ssh/known_hosts)")
         ->type_name("FILE");
+    app.add_option("--plugin", o.plugin,
+                   "run in a plugin's environment instead: WORKER is a Paperclip plugin worker (a .mjs/.js file is run "
+                   "with node; its manifest.json beside it names the plugin and its driver)")
+        ->type_name("WORKER");
+    app.add_option("--plugin-config", o.plugin_config, "with --plugin: the environment's driverConfig, as JSON")
+        ->type_name("JSON");
     app.add_flag("--sync", o.sync,
                  "with --ssh: push the --cwd git work tree's tracked files before COMMAND and pull the files "
                  "COMMAND changed back after it");
@@ -144,6 +152,11 @@ inline void validate(options const& o) {
                               *o.provision));
     if (o.keep && !o.worktree) die_usage("--keep needs --worktree");
     if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
+    if (o.plugin && (o.ssh || o.environment || o.worktree))
+        die_usage("--plugin excludes --ssh, --environment and --worktree");
+    if (o.plugin_config && !o.plugin) die_usage("--plugin-config needs --plugin");
+    if (o.provision && o.plugin)
+        die_usage(fmt::format("--provision {}: not with --plugin (a plugin environment provisions itself)", *o.provision));
 }
 
 /// A command given without `--`: say how to run it rather than "unknown option".

@@ -1,0 +1,179 @@
+// What berth's plugin worker host costs over the wire itself. The worker is the tests' SDK plugin
+// (tests/plugins/test-plugin.mjs, run by node): the cost of a call is dominated by Node's side
+// (readline, JSON.parse, the SDK's dispatch, JSON.stringify), which both sides pay.
+//
+//   ratio plugin_noop_call = berth / raw          (target <= 1.2)
+//       a `health` call through worker_host::call (serialize, write, the reader thread parses the
+//       reply and wakes the caller) against the same JSON line written to a worker's stdin and its
+//       reply line read back by the calling thread (no parsing, no thread hand-off).
+//   ratio plugin_execute_true = berth / raw       (target <= 1.2)
+//       an `environmentExecute` of `true` (the worker spawns it) through worker_host::call against
+//       the same request line written raw.
+//
+// Each ratio comes from one loop that alternates a berth call and a raw exchange (so both see the
+// same load) and reports their ratio as the counter `berth_over_raw`. The raw side talks to a second
+// worker process started from the same script (worker_host owns its worker's pipes); both workers
+// are warmed up before measuring.
+//
+// Needs the SDK the tests install (target berth_test_plugins); without it the ratios print n/a with
+// the reason and the benchmark exits 0.
+
+#include "bench_support.hpp"
+
+#include <berth/plugins/detail/worker_process.hpp>
+#include <berth/plugins/worker_host.hpp>
+#include <berth/src.hpp>  // Boost.JSON's implementation: this executable's one TU
+
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace {
+
+namespace json = boost::json;
+using namespace berth;
+
+std::filesystem::path const plugin_dir = BERTH_TEST_PLUGIN_DIR;
+
+std::optional<std::string> sdk_unavailable() {
+    if (std::ifstream why{plugin_dir / "sdk-unavailable.txt"}) {
+        std::stringstream s;
+        s << why.rdbuf();
+        return s.str();
+    }
+    if (!std::filesystem::exists(plugin_dir / "node_modules/@paperclipai/plugin-sdk/package.json"))
+        return std::string("the SDK is not installed (build the berth_test_plugins target)");
+    return std::nullopt;
+}
+
+berth::command worker_command() {
+    return {.program = BERTH_TEST_NODE, .args = {(plugin_dir / "test-plugin.mjs").string()}};
+}
+
+/// A worker spoken to directly: write a line, read lines until the reply to that id.
+class raw_worker {
+public:
+    raw_worker() {
+        process::run_options run;
+        run.base_environment = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"NODE_ENV", "production"}};
+        w_ = plugins::detail::spawn_worker(worker_command(), run);
+        (void)exchange(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"manifest":{},"config":{}}})"
+                       "\n",
+                       R"({"jsonrpc":"2.0","id":1,)");
+    }
+    ~raw_worker() {
+        w_.stdin_fd.reset();  // the SDK exits when its stdin closes
+        ::kill(w_.pid, SIGKILL);
+        ::waitpid(w_.pid, nullptr, 0);
+    }
+    raw_worker(raw_worker const&) = delete;
+    raw_worker& operator=(raw_worker const&) = delete;
+
+    /// Writes `line`, then reads until a line that starts with `reply_prefix`; returns its length.
+    std::size_t exchange(std::string_view line, std::string_view reply_prefix) {
+        for (std::string_view rest = line; !rest.empty();) {
+            auto const n = ::write(w_.stdin_fd.get(), rest.data(), rest.size());
+            if (n <= 0) throw std::runtime_error("raw worker: write failed");
+            rest.remove_prefix(static_cast<std::size_t>(n));
+        }
+        for (;;) {
+            auto const nl = buffer_.find('\n');
+            if (nl != std::string::npos) {
+                bool const done = std::string_view(buffer_).substr(0, reply_prefix.size()) == reply_prefix;
+                buffer_.erase(0, nl + 1);
+                if (done) return nl;
+                continue;
+            }
+            char chunk[65536];
+            auto const n = ::read(w_.stdout_fd.get(), chunk, sizeof chunk);
+            if (n <= 0) throw std::runtime_error("raw worker: the worker closed its stdout");
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+private:
+    plugins::detail::worker_process w_;
+    std::string buffer_;
+};
+
+/// The line worker_host writes for call `id` (same shape: the raw side sends the same bytes).
+std::string request_line(std::int64_t id, std::string_view method, json::object const& params) {
+    return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) + R"(,"method":")" + std::string(method) +
+           R"(","params":)" + json::serialize(params) + R"(,"paperclipInvocation":{"id":"berth-0-)" +
+           std::to_string(id) + R"(","scope":)" +
+           (params.contains("companyId") ? R"({"companyId":"c1"})" : std::string("{}")) + "}}\n";
+}
+
+json::object const noop_params{};
+json::object const execute_params{{"driverKey", "bench"},
+                                  {"companyId", "c1"},
+                                  {"environmentId", "e1"},
+                                  {"lease", json::object{{"providerLeaseId", "L"}}},
+                                  {"command", "true"},
+                                  {"args", json::array{}}};
+
+void paired(benchmark::State& state, std::string_view method, json::object const& params) {
+    using clock = std::chrono::steady_clock;
+    plugins::worker_options o;
+    o.command = worker_command();
+    o.plugin_id = "bench";
+    plugins::worker_host host(std::move(o));
+    raw_worker raw;
+    std::int64_t raw_id = 100;
+    for (int i = 0; i < 50; ++i) {  // warm up both (V8's JIT, the page cache)
+        (void)host.call(method, params);
+        ++raw_id;
+        (void)raw.exchange(request_line(raw_id, method, params), R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id));
+    }
+    clock::duration raw_time{}, berth_time{};
+    bool berth_first = false;
+    for (auto _ : state) {
+        berth_first = !berth_first;
+        for (int side = 0; side < 2; ++side) {
+            auto const t0 = clock::now();
+            if ((side == 0) == berth_first) {
+                auto r = host.call(method, params);
+                benchmark::DoNotOptimize(r);
+                berth_time += clock::now() - t0;
+            } else {
+                ++raw_id;
+                auto const line = request_line(raw_id, method, params);
+                benchmark::DoNotOptimize(raw.exchange(line, R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id)));
+                raw_time += clock::now() - t0;
+            }
+        }
+    }
+    if (raw_time.count() > 0) state.counters["berth_over_raw"] = double(berth_time.count()) / double(raw_time.count());
+}
+
+void paired_noop_call(benchmark::State& state) { paired(state, "health", noop_params); }
+void paired_execute_true(benchmark::State& state) { paired(state, "environmentExecute", execute_params); }
+
+}  // namespace
+
+BENCHMARK(paired_noop_call)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+BENCHMARK(paired_execute_true)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+
+int main(int argc, char** argv) {
+    if (auto const why = sdk_unavailable()) {
+        std::printf("ratio plugin_noop_call = n/a (skipped: %s)\n", why->c_str());
+        std::printf("ratio plugin_execute_true = n/a (skipped: %s)\n", why->c_str());
+        return 0;
+    }
+    return berth::bench::run_and_report(
+        argc, argv,
+        {{.metric = "plugin_noop_call", .numerator = "paired_noop_call/min_time:2.000/real_time",
+          .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
+         {.metric = "plugin_execute_true", .numerator = "paired_execute_true/min_time:2.000/real_time",
+          .denominator = "", .target = 1.2, .counter = "berth_over_raw"}});
+}
