@@ -367,8 +367,9 @@ int run_on(options const& o, Open&& open) {
             std::fputs((boost::json::serialize(doc.to_json(rep.steps())) + "\n").c_str(), stdout);
         } else if (o.mode() == output_mode::normal && doc.lease) {
             print_lease(*doc.lease);
-            print_history(store->list_leases(doc.lease->environment_id, {}),
-                          store->list_activity({.company_id = o.company}), where);
+            // A page each, however long the file's history: the newest leases, this run's events.
+            print_history(store->list_leases(doc.lease->environment_id, {.limit = 20}),
+                          store->list_activity({.company_id = o.company, .run_id = o.run}), where);
         }
     } catch (std::exception const& e) {
         rep.always(fmt::format("berth-run: reading the run back from {}: {}", where, e.what()));

@@ -54,7 +54,7 @@ inline void print_history(std::vector<berth::environment_lease> const& leases,
     for (auto const& l : leases)
         fmt::print(stderr, "  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", l.id, shown(l.heartbeat_run_id),
                    berth::to_string(l.status), l.epoch, berth::to_iso8601(l.acquired_at));
-    fmt::print(stderr, "\nactivity of this company ({} events)\n  {:<27}  {:<27}  {:<8}  {}\n", events.size(), "time",
+    fmt::print(stderr, "\nactivity of this run ({} events)\n  {:<27}  {:<27}  {:<8}  {}\n", events.size(), "time",
                "action", "actor", "details");
     for (auto const& e : events)
         fmt::print(stderr, "  {:<27}  {:<27}  {:<8}  {}\n", berth::to_iso8601(e.created_at), e.action, e.actor_type,

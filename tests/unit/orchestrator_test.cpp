@@ -656,7 +656,7 @@ TEST_CASE("many runs at once through one orchestrator: every lease acquired and 
     CHECK(over_capacity == 0);
     CHECK(wrong_code == 0);
     CHECK(f.store.list_leases(env.id, {.status = lease_status::active}).empty());
-    CHECK(f.store.list_leases(env.id, {}).size() == static_cast<std::size_t>(acquired.load()));
+    CHECK(f.store.list_leases(env.id, {.limit = no_limit}).size() == static_cast<std::size_t>(acquired.load()));
     CHECK(f.ssh_state->live_provider_leases().empty());
 }
 

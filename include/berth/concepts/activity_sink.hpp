@@ -4,7 +4,9 @@
 //!
 //! Required (berth::activity_sink<S>), thread-safe:
 //!   - `void record_activity(activity_event const&)`            append one event
-//!   - `std::vector<activity_event> list_activity(activity_filter const&)`  oldest first
+//!   - `std::vector<activity_event> list_activity(activity_filter const&)`  oldest `created_at`
+//!        first, then smallest `id`; at most `filter.limit` events, starting just after
+//!        `filter.after` in that order (keyset paging: model/paging.hpp)
 
 #include <berth/model/activity.hpp>
 

@@ -5,8 +5,11 @@
 //! Required (berth::lease_store<S>), all safe to call from many threads and processes:
 //!   - `std::optional<environment_lease> get_lease(std::string_view id)`
 //!   - `std::vector<environment_lease> list_leases(std::string_view environment_id, lease_filter const&)`
-//!        newest `last_used_at` first, then newest `created_at`
+//!        newest `last_used_at` first, then greatest `id`; at most `filter.limit` leases, starting
+//!        just after `filter.after` in that order (keyset paging: model/paging.hpp); a page should
+//!        cost its rows, not the environment's history
 //!   - `std::vector<environment_lease> list_run_leases(std::string_view heartbeat_run_id, lease_filter const&)`
+//!        in list_leases' order, paged the same way
 //!   - `environment_lease acquire_lease(new_lease const&, timestamp now, std::optional<activity_event> event)`
 //!        inserts an `active` lease (acquired_at = last_used_at = now, epoch 1) and, in the same
 //!        transaction, `event` when engaged. The event is a sink: callers move it in, and a store

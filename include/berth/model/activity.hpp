@@ -1,9 +1,11 @@
 #pragma once
 // An activity event (upstream table `activity_log`): the audit trail of what berth did for a run.
 
+#include <berth/model/paging.hpp>
 #include <berth/model/record.hpp>
 #include <berth/model/time.hpp>
 
+#include <cstddef>   // std::size_t
 #include <optional>  // std::optional
 #include <string>    // std::string
 
@@ -27,7 +29,21 @@ BOOST_DESCRIBE_STRUCT(activity_event, (),
                        details, created_at))
 template <> inline constexpr char const* record_name<activity_event> = "activity_event";
 
-/// Filter of activity_sink::list_activity: the events matching every member that is set.
+/// Where a page of events starts: just after the event with this sort key. Activity lists are
+/// ordered oldest `created_at` first, then smallest `id` first; a cursor is the key of the last
+/// event of the previous page (activity_cursor_of).
+struct activity_cursor {
+    timestamp created_at{};
+    std::string id{};
+};
+
+/// The cursor that continues an activity list after `event`.
+[[nodiscard]] inline activity_cursor activity_cursor_of(activity_event const& event) {
+    return activity_cursor{.created_at = event.created_at, .id = event.id};
+}
+
+/// Filter of activity_sink::list_activity: the events matching every member that is set, at most
+/// `limit` of them, starting after `after` (from the first when nullopt).
 struct activity_filter {
     std::optional<std::string> company_id{};
     std::optional<std::string> run_id{};
@@ -35,6 +51,8 @@ struct activity_filter {
     /// an id alone matches that id under any type.
     std::optional<std::string> entity_type{};
     std::optional<std::string> entity_id{};
+    std::size_t limit = default_list_limit;
+    std::optional<activity_cursor> after{};
 };
 
 /// The actions berth records.

@@ -3,9 +3,11 @@
 // and the inputs the lease store takes.
 
 #include <berth/model/enums.hpp>
+#include <berth/model/paging.hpp>
 #include <berth/model/record.hpp>
 #include <berth/model/time.hpp>
 
+#include <cstddef>   // std::size_t
 #include <cstdint>   // std::uint64_t
 #include <optional>  // std::optional
 #include <string>    // std::string
@@ -67,9 +69,25 @@ struct lease_transition {
     std::optional<berth::cleanup_status> cleanup_status{};  ///< kept as stored when nullopt
 };
 
-/// Filter of lease_store::list_leases.
+/// Where a page of leases starts: just after the lease with this sort key. Lease lists are ordered
+/// newest `last_used_at` first, then greatest `id` first; a cursor is the key of the last lease of
+/// the previous page (lease_cursor_of).
+struct lease_cursor {
+    timestamp last_used_at{};
+    std::string id{};
+};
+
+/// The cursor that continues a lease list after `lease`.
+[[nodiscard]] inline lease_cursor lease_cursor_of(environment_lease const& lease) {
+    return lease_cursor{.last_used_at = lease.last_used_at, .id = lease.id};
+}
+
+/// Filter of lease_store::list_leases and list_run_leases: the leases in `status` (any when
+/// nullopt), at most `limit` of them, starting after `after` (from the first when nullopt).
 struct lease_filter {
     std::optional<lease_status> status{};
+    std::size_t limit = default_list_limit;
+    std::optional<lease_cursor> after{};
 };
 
 }  // namespace berth

@@ -447,7 +447,9 @@ public:
         auto step = note(run_step::release, r.heartbeat_run_id, [&] { return "run outcome " + std::string(to_string(r.outcome)); });
         std::vector<environment_lease> leases;
         try {
-            leases = store_.list_run_leases(r.heartbeat_run_id, lease_filter{.status = lease_status::active});
+            // Every one must be released, and a run holds few: one page without a limit.
+            leases = store_.list_run_leases(r.heartbeat_run_id,
+                                            lease_filter{.status = lease_status::active, .limit = no_limit});
         } catch (...) {
             result.errors.push_back(lease_error{"*", environment_error_code::lease_release_failed,
                                                 message_of(std::current_exception()), std::current_exception()});

@@ -24,15 +24,19 @@
 #include <berth/model/activity.hpp>                // activity_event, activity_filter
 #include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
+#include <berth/model/lease_transitions.hpp>       // detail::lease_status_count (the status index)
+#include <berth/model/retention.hpp>               // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 #include <berth/stores/memory/id_table.hpp>         // id_table, id_view_set (the lease path's tables)
 
+#include <array>          // std::array (one lease set per status)
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::uint64_t, std::int64_t
-#include <deque>          // std::deque (activity)
 #include <functional>     // std::hash, std::equal_to, std::less
 #include <map>            // std::map (runtime services)
+#include <memory>         // std::unique_ptr (lease and event rows)
+#include <set>            // std::set (the ordered indexes)
 #include <optional>       // std::optional
 #include <shared_mutex>   // std::shared_mutex
 #include <string>         // std::string
@@ -43,6 +47,10 @@
 namespace berth {
 
 /// A berth::persistence_backend in memory.
+///
+/// Growth: every lease and activity list is an index walk — leases by environment and status in
+/// list order, by run and by expiry; events by company in list order, by run and by entity — so
+/// a page costs its rows, not the history (docs/stores.md, "Growth, paging and retention").
 ///
 /// Thread safety: every member function may be called from many threads at once. Reads share one
 /// reader-writer lock; each write holds it exclusively for the whole read-check-modify step, so
@@ -151,6 +159,13 @@ public:
     /// `active` leases whose expires_at <= `now`, oldest expiry first (then oldest inserted).
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now) const;
 
+    /// Removes ended leases (released, expired, failed) whose last_used_at is before
+    /// `r.ended_before`, or beyond the newest `r.keep_per_environment` of their environment, and
+    /// the events whose entity is such a lease (type "environment_lease"); `r.batch` leases per
+    /// hold of the write lock, so runs write between two batches.
+    /// @throws store_error invalid_argument for a batch of 0. Never fails half-way through a batch.
+    prune_result prune_history(history_retention const& r);
+
     // ---- berth::activity_sink --------------------------------------------------------------------
 
     /// Appends one event.
@@ -226,6 +241,52 @@ private:
         environment_lease value;
         std::uint64_t seq;
     };
+    struct event_row {
+        activity_event value;
+    };
+    /// A position in a list's order: a sort time and an id.
+    struct list_key {
+        timestamp at;
+        std::string_view id;
+    };
+    /// The lease lists' order: newest last_used_at first, then greatest id (lease_cursor's keyset).
+    struct newest_lease_first {
+        using is_transparent = void;
+        static list_key key(lease_row const* r) noexcept { return {r->value.last_used_at, r->value.id}; }
+        static list_key key(list_key k) noexcept { return k; }
+        template <class A, class B>
+        bool operator()(A const& a, B const& b) const noexcept {
+            auto const x = key(a), y = key(b);
+            if (x.at != y.at) return x.at > y.at;
+            return x.id > y.id;
+        }
+    };
+    /// The activity lists' order: oldest created_at first, then smallest id (activity_cursor's keyset).
+    struct oldest_event_first {
+        using is_transparent = void;
+        static list_key key(event_row const* r) noexcept { return {r->value.created_at, r->value.id}; }
+        static list_key key(list_key k) noexcept { return k; }
+        template <class A, class B>
+        bool operator()(A const& a, B const& b) const noexcept {
+            auto const x = key(a), y = key(b);
+            if (x.at != y.at) return x.at < y.at;
+            return x.id < y.id;
+        }
+    };
+    /// The expiry sweep's order: soonest expires_at first, then oldest inserted.
+    struct soonest_expiry_first {
+        bool operator()(lease_row const* a, lease_row const* b) const noexcept {
+            if (*a->value.expires_at != *b->value.expires_at) return *a->value.expires_at < *b->value.expires_at;
+            return a->seq < b->seq;
+        }
+    };
+    using lease_set = std::set<lease_row*, newest_lease_first>;
+    using expiry_set = std::set<lease_row*, soonest_expiry_first>;
+    using event_set = std::set<event_row*, oldest_event_first>;
+    /// An environment's leases, one set per status, each in list order.
+    struct environment_leases {
+        std::array<lease_set, detail::lease_status_count> by_status;
+    };
     // Keyed by ids: hashed, with string_view lookups. Every list sorts its result itself, so no
     // container needs an order; hashing keeps the cost of a lookup flat as the store grows (an
     // ordered map of 10^5 UUIDs costs a cache miss per level). The lease path — rows, indexes,
@@ -248,8 +309,10 @@ private:
     void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
                            std::optional<std::string> const& execution_workspace_id) const;
     void append_event(activity_event&& event);
-    void deactivate(lease_row* row) noexcept;
     void insert_environment(environment env);
+    [[nodiscard]] lease_set& status_set(lease_row const* row) noexcept;
+    void erase_event(event_row* row, bool from_entity_index) noexcept;
+    void erase_lease(lease_row* row, prune_result& counts) noexcept;
 
     mutable std::shared_mutex mutex_;
     std::uint64_t next_seq_ = 0;
@@ -257,20 +320,18 @@ private:
     // the indexes hold pointers.
     id_map<environment_row> environments_;
     index<environment_row> environments_by_company_;
-    // Lease rows in insertion order; a deque never moves them, so the id table and the indexes
-    // hold pointers.
-    std::deque<lease_row> lease_rows_;
-    detail::memory::id_table<lease_row*> leases_;
-    index<lease_row> leases_by_environment_;
-    // Each environment's active leases only, so that the capacity count and the reuse-scope check
-    // cost what is active, not the environment's whole history.
-    index<lease_row> active_by_environment_;
+    // Lease and event rows each in a heap block of their own: its address never changes (the
+    // indexes hold pointers) and pruning frees it. The tables are keyed by a view of the row's id.
+    detail::memory::id_view_map<std::unique_ptr<lease_row>> leases_;
+    // Per environment, per status, in list order: a page of `list_leases(env, {status})` is a
+    // seek and its rows; the active set is also the capacity count and the reuse-scope check.
+    detail::memory::id_table<environment_leases> leases_by_environment_;
     index<lease_row> leases_by_run_;
-    // In insertion order. A deque, because appending never moves the events already stored (a
-    // vector of 10^5 events would move them all on every growth), so activity_ids_ can view the
-    // stored ids instead of holding copies.
-    std::deque<activity_event> activity_;
-    detail::memory::id_view_set activity_ids_;
+    expiry_set expiring_;  // active leases with an expires_at: the sweep reads only what is due
+    detail::memory::id_view_map<std::unique_ptr<event_row>> events_;
+    detail::memory::id_table<event_set> events_by_company_;  // in list order
+    index<event_row> events_by_run_;
+    index<event_row> events_by_entity_;  // by entity id, under any entity type
     struct workspace_row {
         execution_workspace value;
         std::uint64_t seq;

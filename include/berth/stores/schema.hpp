@@ -22,6 +22,10 @@
 //!      docs/workspaces.md). No foreign keys: berth never deletes a workspace, and the memory store
 //!      (which has none) must accept exactly what the SQL stores accept. `log_compressed` is an
 //!      integer 0/1 (upstream boolean) because the logical types have no boolean.
+//!   5. berth (issue 22): upstream's (company_id, environment_id, status) lease index gains the list
+//!      order's columns (last_used_at, id), same name, so that a page of an environment's leases in
+//!      one status — `list_leases(env, {status: active})` every dashboard and capacity check asks —
+//!      is one index seek plus the rows returned, however long the environment's history.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -342,12 +346,25 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "company_id, execution_workspace_id, issue_id, started_at"},
             },
         },
+        migration{
+            5,
+            "berth: the (company, environment, status) lease index ends with the list order (last_used_at, id)",
+            {
+                // Without the order's columns, SQLite satisfied `ORDER BY last_used_at` with the
+                // company's last-used index and tested environment and status row by row: 226 ms at
+                // 1M leases to return none (issue 22). A prefix of the new index serves every query
+                // the old one did (the capacity count among them).
+                drop_index{"environment_leases_company_environment_status_idx"},
+                create_index{"environment_leases_company_environment_status_idx", "environment_leases",
+                             "company_id, environment_id, status, last_used_at, id"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 4;
+inline constexpr int current_version = 5;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

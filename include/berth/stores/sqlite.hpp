@@ -28,6 +28,7 @@
 #include <berth/model/activity.hpp>     // activity_event, activity_filter
 #include <berth/model/environment.hpp>  // environment, new_environment, environment_patch, environment_filter
 #include <berth/model/lease.hpp>        // environment_lease, new_lease, lease_transition, lease_filter
+#include <berth/model/retention.hpp>    // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter
 #include <berth/model/workspace.hpp>    // execution_workspace, workspace_operation and their inputs
 #include <berth/stores/schema.hpp>      // schema::current_version
@@ -90,6 +91,10 @@ struct sqlite_statement_stats {
     /// Rows they stepped over in full scans of a table or index: a lookup that should seek an index
     /// and scans instead shows up here (an unfiltered list adds a row count).
     std::uint64_t full_scan_steps = 0;
+    /// Virtual-machine steps they ran: grows with every row a statement visits, through an index or
+    /// not, so a list that should cost its page and walks an environment's history instead (an
+    /// index range too wide, a sort of every row) shows up here when full_scan_steps stays 0.
+    std::uint64_t vm_steps = 0;
 };
 
 /// A berth::persistence_backend over one SQLite file.
@@ -195,6 +200,15 @@ public:
                                                           timestamp now);
     /// Active leases whose expires_at <= now, oldest expiry first.
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+
+    /// Deletes ended leases (released, expired, failed) older than `r.ended_before` or beyond the
+    /// newest `r.keep_per_environment` of their environment, and their activity events, in
+    /// transactions of `r.batch` leases each: runs write between two batches, so a prune of a
+    /// long history never holds them back for longer than one batch. Each batch finds its leases
+    /// with one seek of the (company, environment, status, last_used_at, id) index.
+    /// @throws store_error invalid_argument for a batch of 0; backend_failure. Batches committed
+    ///         before a failure stay committed (each is whole: a lease goes with its events).
+    prune_result prune_history(history_retention const& r);
 
     // ---- berth::activity_sink --------------------------------------------------------------------
 

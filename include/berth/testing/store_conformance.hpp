@@ -69,7 +69,10 @@
 //! active/retained, failure_reason / cleanup_status kept unless given, stale epochs refused naming
 //! lease and both epochs), metadata replacement bumping last_used_at (and the list order), renewal
 //! (CAS, active only, epoch unchanged), release_leases_for_run (only that run's active leases),
-//! run and expiry listings, reuse scopes.
+//! run and expiry listings, reuse scopes. Paging: lease and activity lists return at most `limit`
+//! rows (default_list_limit by default) and a walk by keyset cursor yields the unpaged list.
+//! Retention (stores with `prune_history`): old or surplus ended leases go with their events,
+//! nothing else does.
 //! Runtime services: upsert (every column; company_id and created_at kept on update; empty id,
 //! company id or service name refused; another company's id refused), list filters and order,
 //! stop of live rows only.
@@ -97,6 +100,7 @@
 #include <berth/model/json.hpp>                    // to_json (stores compared as JSON snapshots)
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/lease_transitions.hpp>       // can_transition
+#include <berth/model/retention.hpp>               // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 #include <berth/testing/manual_clock.hpp>          // manual_clock
@@ -309,14 +313,15 @@ inline boost::json::value state_of(auto& s, std::initializer_list<std::string_vi
     for (auto company : companies) {
         auto const envs = s.list_environments(company, environment_filter{});
         out["environments of " + std::string(company)] = to_json(envs);
-        for (auto const& e : envs) out["leases of " + e.id] = to_json(s.list_leases(e.id, lease_filter{}));
+        for (auto const& e : envs)
+            out["leases of " + e.id] = to_json(s.list_leases(e.id, lease_filter{.limit = no_limit}));
     }
-    out["activity"] = to_json(s.list_activity(activity_filter{}));
+    out["activity"] = to_json(s.list_activity(activity_filter{.limit = no_limit}));
     return out;
 }
 
 inline bool has_event(auto& s, std::string const& event_id) {
-    for (auto const& e : s.list_activity(activity_filter{}))
+    for (auto const& e : s.list_activity(activity_filter{.limit = no_limit}))
         if (e.id == event_id) return true;
     return false;
 }
@@ -1085,8 +1090,7 @@ void lease_expiry_listing(store_view<S> fx) {
     CHECK(detail::ids_of(p.list_expired_leases(t0 + 1h)) == ids{"lease-g", "lease-c"});
 }
 
-/// list_leases / list_run_leases: filtered by status, newest last_used_at first, then newest
-/// created_at, then newest inserted.
+/// list_leases / list_run_leases: filtered by status, newest last_used_at first, then greatest id.
 template <class S>
 void lease_lists_filter_and_order(store_view<S> fx) {
     using namespace std::chrono_literals;
@@ -1115,20 +1119,189 @@ void lease_lists_filter_and_order(store_view<S> fx) {
     CHECK(detail::ids_of(p.list_leases(env2.id, {})) == ids{"lease-z"});
     CHECK(p.list_leases("no-such-environment", {}).empty());
 
-    // Equal last_used_at: newest created_at first; equal timestamps: newest inserted first.
+    // Equal last_used_at: the greatest id first, whatever the creation or insertion order (the
+    // sort key is the keyset of lease_cursor, so it must be total and the same in every store).
     c.advance(1s);
     auto const env3 = detail::make_environment(s, c.now(), "company-a", "pool 3");
-    s.acquire_lease(detail::lease_on(env3, "lease-old", "run-3"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env3, "lease-b", "run-3"), c.now(), std::nullopt);
     c.advance(1s);
-    s.acquire_lease(detail::lease_on(env3, "lease-new", "run-3"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env3, "lease-a", "run-3"), c.now(), std::nullopt);
     c.advance(1s);
-    s.update_lease_metadata("lease-new", json_object{}, c.now());
-    s.update_lease_metadata("lease-old", json_object{}, c.now());
-    CHECK(detail::ids_of(p.list_leases(env3.id, {})) == ids{"lease-new", "lease-old"});
-    s.acquire_lease(detail::lease_on(env3, "lease-t1", "run-4"), c.now(), std::nullopt);
+    s.update_lease_metadata("lease-a", json_object{}, c.now());
+    s.update_lease_metadata("lease-b", json_object{}, c.now());
+    CHECK(detail::ids_of(p.list_leases(env3.id, {})) == ids{"lease-b", "lease-a"});
     s.acquire_lease(detail::lease_on(env3, "lease-t2", "run-4"), c.now(), std::nullopt);
     s.acquire_lease(detail::lease_on(env3, "lease-t3", "run-4"), c.now(), std::nullopt);
+    s.acquire_lease(detail::lease_on(env3, "lease-t1", "run-4"), c.now(), std::nullopt);
     CHECK(detail::ids_of(p.list_run_leases("run-4", {})) == ids{"lease-t3", "lease-t2", "lease-t1"});
+}
+
+/// Paging: every lease and activity list returns at most `limit` rows (default_list_limit when
+/// not set), and a walk page by page, each page starting after the last row of the one before
+/// (lease_cursor_of / activity_cursor_of), yields exactly the unpaged list, in order, with ties
+/// of the sort time broken the same way.
+template <class S>
+void lists_page_with_a_limit_and_a_cursor(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto& p = fx.peer();
+    auto& c = fx.clock;
+    auto const env = detail::make_environment(s, c.now(), "company-a", "pool");
+    // 13 leases in three runs over five instants (ties on last_used_at), some released.
+    for (int i = 0; i < 13; ++i) {
+        if (i % 3 == 0) c.advance(1s);
+        auto const id = "lease-" + std::to_string(100 + (i * 7) % 13);  // ids not in time order
+        s.acquire_lease(detail::lease_on(env, id, "run-" + std::to_string(i % 3)), c.now(),
+                        detail::event_for("event-" + id, id, "company-a", actions::lease_acquired, c.now(),
+                                          "run-" + std::to_string(i % 3)));
+        if (i % 4 == 1)
+            s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = lease_status::released}, c.now(),
+                               std::nullopt);
+    }
+    auto walk = [](auto list, auto first, std::size_t page_size, auto cursor_of) {
+        std::vector<std::string> out;
+        auto f = first;
+        f.limit = page_size;
+        for (int guard = 0; guard < 100; ++guard) {
+            auto const page = list(f);
+            CHECK(page.size() <= page_size);
+            for (auto const& r : page) out.push_back(r.id);
+            if (page.size() < page_size) break;
+            f.after = cursor_of(page.back());
+        }
+        return out;
+    };
+    auto leases_of_env = [&](lease_filter f) { return p.list_leases(env.id, f); };
+    auto leases_of_run = [&](lease_filter f) { return p.list_run_leases("run-1", f); };
+    auto activity = [&](activity_filter f) { return p.list_activity(f); };
+    for (std::size_t page_size : {1u, 2u, 5u}) {
+        INFO("page size " << page_size);
+        for (auto const status : {std::optional<lease_status>{}, std::optional<lease_status>{lease_status::active},
+                                  std::optional<lease_status>{lease_status::released}}) {
+            lease_filter const all{.status = status, .limit = no_limit};
+            auto const whole = detail::ids_of(leases_of_env(all));
+            CHECK(walk(leases_of_env, all, page_size, lease_cursor_of) == whole);
+            CHECK(walk(leases_of_run, all, page_size, lease_cursor_of) == detail::ids_of(leases_of_run(all)));
+        }
+        activity_filter const all{.company_id = "company-a", .limit = no_limit};
+        auto const whole = detail::ids_of(activity(all));
+        CHECK(whole.size() == 13);
+        CHECK(walk(activity, all, page_size, activity_cursor_of) == whole);
+        activity_filter const run{.run_id = "run-2", .limit = no_limit};
+        CHECK(walk(activity, run, page_size, activity_cursor_of) == detail::ids_of(activity(run)));
+    }
+    CHECK(p.list_leases(env.id, {.limit = 0}).empty());
+    CHECK(p.list_leases(env.id, {}).size() == 13);
+    CHECK(p.list_leases(env.id, {.limit = 4}).size() == 4);
+    CHECK(p.list_activity({.limit = 3}).size() == 3);
+
+    // A cursor past the last row gives an empty page; one naming a row that is gone still works
+    // (it is a position in the order, not a reference to a row).
+    auto const last = p.list_leases(env.id, {.limit = no_limit}).back();
+    CHECK(p.list_leases(env.id, {.after = lease_cursor_of(last)}).empty());
+    auto const newest = p.list_leases(env.id, {.limit = no_limit}).front();
+    auto const before_all = lease_cursor{.last_used_at = newest.last_used_at + 1s, .id = "no-such-lease"};
+    CHECK(detail::ids_of(p.list_leases(env.id, {.after = before_all})) == detail::ids_of(p.list_leases(env.id, {})));
+
+    // Without a limit the lists stop at default_list_limit.
+    auto const env2 = detail::make_environment(s, c.now(), "company-b", "many");
+    for (std::size_t i = 0; i < default_list_limit + 3; ++i) {
+        auto const id = "many-" + std::to_string(10000 + i);
+        s.acquire_lease(detail::lease_on(env2, id), c.now(),
+                        detail::event_for("event-" + id, id, "company-b", actions::lease_acquired, c.now()));
+    }
+    CHECK(p.list_leases(env2.id, {}).size() == default_list_limit);
+    CHECK(p.list_leases(env2.id, {.status = lease_status::active}).size() == default_list_limit);
+    CHECK(p.list_activity({.company_id = "company-b"}).size() == default_list_limit);
+    CHECK(p.list_leases(env2.id, {.limit = no_limit}).size() == default_list_limit + 3);
+}
+
+/// prune_history, for a store that offers it (it is not part of the lease_store concept): ended
+/// leases (released, expired, failed) older than the cut-off or beyond the newest N of their
+/// environment go, each with the events about it; leases that still hold or may hold a resource
+/// (active, retained, pending_cleanup) and every other event stay, whatever the batch size.
+template <class S>
+void history_prunes_ended_leases(store_view<S> fx) {
+    if constexpr (!requires(S& st, history_retention const& r) {
+                      { st.prune_history(r) } -> std::same_as<prune_result>;
+                  }) {
+        WARN("the store has no prune_history(history_retention const&): nothing to check");
+    } else {
+        using namespace std::chrono_literals;
+        auto& s = fx.store();
+        auto& c = fx.clock;
+        auto const t0 = c.now();
+        auto const env = detail::make_environment(s, t0, "company-a", "pool");
+        auto const env2 = detail::make_environment(s, t0, "company-b", "other");
+        auto lease = [&](environment const& e, std::string const& id, std::optional<lease_status> end) {
+            s.acquire_lease(detail::lease_on(e, id), c.now(),
+                            detail::event_for("acquired-" + id, id, e.company_id, actions::lease_acquired, c.now()));
+            if (end == lease_status::pending_cleanup || end == lease_status::retained || !end) {
+                if (end)
+                    s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = *end}, c.now(),
+                                       std::nullopt);
+                return;
+            }
+            c.advance(1s);
+            s.transition_lease(lease_transition{.id = id, .expected_epoch = 1, .to = *end}, c.now(),
+                               detail::event_for("ended-" + id, id, e.company_id, actions::lease_released, c.now()));
+        };
+        // Leases that hold, or may hold, a resource: as old as any, never pruned.
+        lease(env, "holds-active", std::nullopt);
+        lease(env, "holds-retained", lease_status::retained);
+        lease(env, "holds-pending", lease_status::pending_cleanup);
+        // Ten ended leases in env, ended at t0 + 1s .. t0 + 10s; three in env2.
+        lease_status const ends[] = {lease_status::released, lease_status::expired, lease_status::failed};
+        for (int i = 1; i <= 10; ++i) lease(env, "ended-" + std::to_string(10 + i), ends[i % 3]);
+        for (int i = 1; i <= 3; ++i) lease(env2, "other-" + std::to_string(i), lease_status::released);
+        // An event about another kind of entity that happens to share a lease's id stays.
+        auto foreign = detail::event_for("about-an-environment", "ended-11", "company-a", actions::lease_acquired, t0);
+        foreign.entity_type = "environment";
+        s.record_activity(foreign);
+        auto& p = fx.peer();
+        auto const leases_of = [&](environment const& e) {
+            return detail::sorted(detail::ids_of(p.list_leases(e.id, {.limit = no_limit})));
+        };
+        auto const events = [&] { return detail::sorted(detail::ids_of(p.list_activity({.limit = no_limit}))); };
+        using ids = std::vector<std::string>;
+
+        CHECK(s.prune_history({}).leases == 0);
+        detail::refused(store_errc::invalid_argument, [&] { s.prune_history({.ended_before = c.now(), .batch = 0}); });
+        auto const before = events();
+
+        // By age: ended-11 .. ended-13 ended at t0 + 1s .. 3s (before t0 + 4s); in batches of 2.
+        auto const by_age = s.prune_history({.ended_before = t0 + 4s, .batch = 2});
+        CHECK(by_age.leases == 3);
+        CHECK(by_age.events == 6);  // each pruned lease's acquire and end events
+        CHECK(leases_of(env) == ids{"ended-14", "ended-15", "ended-16", "ended-17", "ended-18", "ended-19",
+                                    "ended-20", "holds-active", "holds-pending", "holds-retained"});
+        CHECK(leases_of(env2) == ids{"other-1", "other-2", "other-3"});  // ended after t0 + 10s
+        for (auto const* gone : {"ended-11", "ended-12", "ended-13"}) {
+            CHECK_FALSE(p.get_lease(gone));
+            CHECK_FALSE(detail::has_event(p, std::string("acquired-") + gone));
+            CHECK_FALSE(detail::has_event(p, std::string("ended-") + gone));
+        }
+        CHECK(detail::has_event(p, "about-an-environment"));
+        CHECK(events().size() == before.size() - 6);
+
+        // By count: keep the newest 4 ended leases of each environment (env2 has 3: untouched).
+        auto const by_count = s.prune_history({.keep_per_environment = 4, .batch = 1});
+        CHECK(by_count.leases == 3);
+        CHECK(by_count.events == 6);
+        CHECK(leases_of(env) == ids{"ended-17", "ended-18", "ended-19", "ended-20", "holds-active", "holds-pending",
+                                    "holds-retained"});
+        CHECK(leases_of(env2) == ids{"other-1", "other-2", "other-3"});
+        CHECK(detail::has_event(p, "acquired-holds-active"));
+        CHECK(detail::has_event(p, "acquired-holds-pending"));
+
+        // Again: nothing left to prune. Then both bounds, either one pruning.
+        CHECK(s.prune_history({.ended_before = t0 + 4s, .keep_per_environment = 4}).leases == 0);
+        auto const both = s.prune_history({.ended_before = t0 + 8s, .keep_per_environment = 2});
+        CHECK(both.leases == 2 + 1);  // ended-17 by age, ended-18 by count; other-1 by count
+        CHECK(leases_of(env) == ids{"ended-19", "ended-20", "holds-active", "holds-pending", "holds-retained"});
+        CHECK(leases_of(env2) == ids{"other-2", "other-3"});
+        CHECK(p.get_lease("holds-retained")->status == lease_status::retained);
+    }
 }
 
 /// release_leases_for_run moves that run's `active` leases, and only those: other runs' leases and
@@ -1248,7 +1421,7 @@ void lease_reuse_scope(store_view<S> fx) {
 // ---- activity ------------------------------------------------------------------------------------
 
 /// record_activity / list_activity: events come back as written, filtered by company, run and
-/// entity (type and id, or id alone), oldest created_at first, then oldest recorded; a duplicate id is refused.
+/// entity (type and id, or id alone), oldest created_at first, then smallest id; a duplicate id is refused.
 template <class S>
 void activity_filters_and_orders(store_view<S> fx) {
     using namespace std::chrono_literals;
@@ -2024,6 +2197,8 @@ void race_operations_are_all_recorded(store_view<S> fx) {
     X(factory, tags, lease_renewal, "renew_lease is a compare-and-set on active leases", "")                           \
     X(factory, tags, lease_expiry_listing, "list_expired_leases lists due active leases, oldest first", "")            \
     X(factory, tags, lease_lists_filter_and_order, "list_leases and list_run_leases filter and order", "")             \
+    X(factory, tags, lists_page_with_a_limit_and_a_cursor, "lease and activity lists page by limit and cursor", "")  \
+    X(factory, tags, history_prunes_ended_leases, "prune_history removes old ended leases and their events", "")    \
     X(factory, tags, lease_release_for_run, "release_leases_for_run moves only that run's active leases", "")          \
     X(factory, tags, lease_reuse_scope, "one active lease per reuse scope", "[reuse_scope]")                           \
     X(factory, tags, activity_filters_and_orders, "list_activity filters and orders oldest first", "")                 \

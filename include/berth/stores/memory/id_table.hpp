@@ -67,6 +67,11 @@ private:
 template <class V>
 using id_table = boost::unordered_flat_map<hashed_id<std::string>, V, hashed_id_hash, hashed_id_equal>;
 
+/// Id → V, keyed by a view of an id that lives in V's row (a row on the heap, which never moves
+/// and goes with its entry).
+template <class V>
+using id_view_map = boost::unordered_flat_map<hashed_id<std::string_view>, V, hashed_id_hash, hashed_id_equal>;
+
 /// A set of ids that live elsewhere (in rows that never move).
 using id_view_set = boost::unordered_flat_set<hashed_id<std::string_view>, hashed_id_hash, hashed_id_equal>;
 

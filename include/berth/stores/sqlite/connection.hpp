@@ -7,7 +7,10 @@
 
 #include <sqlite3.h>  // sqlite3_*, SQLITE_*
 
-#include <chrono>         // std::chrono::milliseconds
+#include <algorithm>      // std::min
+#include <chrono>         // std::chrono::milliseconds, steady_clock
+#include <random>         // std::minstd_rand (backoff jitter)
+#include <thread>         // std::this_thread::sleep_for
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::int64_t, std::uint64_t
 #include <functional>     // std::equal_to
@@ -75,6 +78,47 @@ private:
     sqlite3_stmt* stmt_;
 };
 
+/// berth's busy handler: retries a locked database after a short sleep that starts at 50 µs and
+/// doubles up to 2 ms (each with random jitter), until `timeout` has passed since the first retry.
+///
+/// Why not sqlite3_busy_timeout: SQLite's own handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50,
+/// 50, 100 ms in turn. A write lock is held for a transaction's ~100 µs, so a writer that met it
+/// once then slept for tens of milliseconds while other processes took the lock again and again:
+/// the pair's p99 under 8 processes was 90 ms and its worst 2.3 s (issue 22). With sleeps of the
+/// order of a transaction, a waiter looks again about as often as the lock changes hands.
+class busy_backoff {
+public:
+    explicit busy_backoff(std::chrono::milliseconds timeout) noexcept : timeout_(timeout) {}
+
+    /// sqlite3_busy_handler's callback: nonzero to retry, 0 to give up (SQLITE_BUSY).
+    static int on_busy(void* self, int attempt) noexcept {
+        return static_cast<busy_backoff*>(self)->wait(attempt) ? 1 : 0;
+    }
+
+private:
+    bool wait(int attempt) noexcept {
+        using namespace std::chrono;
+        auto const now = steady_clock::now();
+        if (attempt == 0) started_ = now;  // a new wait: SQLite counts attempts per busy event
+        else if (now - started_ >= timeout_) return false;
+        auto const base = microseconds(50L << std::min(attempt, 5));  // 50 µs .. 1.6 ms
+        auto const cap = std::min<microseconds>(base, microseconds(2000));
+        // Jitter: processes that met the lock together do not retry together.
+        std::uniform_int_distribution<long> jitter(cap.count() / 2, cap.count());
+        auto const sleep = microseconds(jitter(rng_));
+        auto const left = duration_cast<microseconds>(timeout_ - (now - started_));
+        std::this_thread::sleep_for(std::min(sleep, std::max(left, microseconds(1))));
+        return true;
+    }
+
+    std::chrono::microseconds timeout_;
+    std::chrono::steady_clock::time_point started_{};
+    // Seeded by address and time, which differ between the processes and connections that wait.
+    std::minstd_rand rng_{static_cast<std::minstd_rand::result_type>(
+        reinterpret_cast<std::uintptr_t>(this) ^
+        static_cast<std::uintptr_t>(std::chrono::steady_clock::now().time_since_epoch().count()))};
+};
+
 /// One SQLite connection and its prepared statements. Used by one thread at a time (the store's
 /// pool and write mutex see to that), so it is opened with SQLITE_OPEN_NOMUTEX.
 class connection {
@@ -90,7 +134,8 @@ public:
         db_.reset(db);  // sqlite3_open_v2 may return a handle even on failure; it must be closed
         if (rc != SQLITE_OK) throw error_of(db, rc, "cannot open database \"" + path + "\"");
         sqlite3_extended_result_codes(db, 1);
-        sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+        busy_ = std::make_unique<busy_backoff>(busy_timeout);
+        sqlite3_busy_handler(db, &busy_backoff::on_busy, busy_.get());
     }
 
     connection(connection const&) = delete;
@@ -132,6 +177,10 @@ public:
         return cached_status(SQLITE_STMTSTATUS_FULLSCAN_STEP);
     }
 
+    /// Virtual-machine steps the cached statements ran since each was prepared: grows with the
+    /// rows a statement visits, index range scans included (which full_scan_steps does not count).
+    [[nodiscard]] std::uint64_t vm_steps() const noexcept { return cached_status(SQLITE_STMTSTATUS_VM_STEP); }
+
     /// Runs SQL without caching it (pragmas, DDL, transaction control on rare paths).
     /// @throws store_error mapped from the result code.
     void exec(std::string const& sql, std::string_view doing) {
@@ -172,6 +221,8 @@ private:
     struct closer {
         void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
     };
+    // Declared before db_, so destroyed after it: the handler must outlive the connection.
+    std::unique_ptr<busy_backoff> busy_;
     std::unique_ptr<sqlite3, closer> db_;
     std::unordered_map<std::string, sqlite3_stmt*, string_hash, std::equal_to<>> cache_;
 };

@@ -3,9 +3,10 @@
 // includes this file at its end; not meant to be included on its own).
 //
 // How every write keeps the store unchanged on failure: it checks every rule first, then builds
-// the new records and makes room in every vector it will append to (the steps that may throw),
-// and only then changes the store, with steps that cannot throw — or, for the one set insertion
-// that may, undoes what came before it.
+// the new records, allocates the index nodes it will insert (node_for) and makes room in every
+// table and vector it will add to (the steps that may throw), and only then changes the store,
+// with steps that cannot throw — or, for the one insertion that may, undoes what came before it.
+// A row whose sort key changes leaves its ordered set as a node and goes back as the same node.
 
 #include <berth/error.hpp>                    // store_error, store_errc
 #include <berth/model/enum_string.hpp>        // to_string (enums in messages)
@@ -14,7 +15,7 @@
 
 #include <boost/json/serialize.hpp>  // serialize (maxActiveLeases in messages)
 
-#include <algorithm>  // std::sort, std::stable_sort, std::find
+#include <algorithm>  // std::sort, std::partial_sort, std::make_heap, std::pop_heap, std::push_heap
 #include <cstdint>    // std::int64_t, std::uint64_t
 #include <limits>     // std::numeric_limits
 #include <mutex>      // std::unique_lock
@@ -39,13 +40,21 @@ bool newest_environment_first(Row const* a, Row const* b) noexcept {
     return a->seq > b->seq;
 }
 
-/// Newest `last_used_at` first, then newest `created_at`, then most recently inserted.
-template <class Row>
-bool newest_lease_first(Row const* a, Row const* b) noexcept {
-    if (a->value.last_used_at != b->value.last_used_at) return a->value.last_used_at > b->value.last_used_at;
-    if (a->value.created_at != b->value.created_at) return a->value.created_at > b->value.created_at;
-    return a->seq > b->seq;
+/// Whether `l` comes after the cursor in the lease list order.
+[[nodiscard]] inline bool after_cursor(environment_lease const& l, std::optional<lease_cursor> const& c) noexcept {
+    if (!c) return true;
+    if (l.last_used_at != c->last_used_at) return l.last_used_at < c->last_used_at;
+    return l.id < c->id;
 }
+
+/// Whether `e` comes after the cursor in the activity list order (oldest created_at, then id).
+[[nodiscard]] inline bool after_cursor(activity_event const& e, std::optional<activity_cursor> const& c) noexcept {
+    if (!c) return true;
+    if (e.created_at != c->created_at) return e.created_at > c->created_at;
+    return e.id > c->id;
+}
+
+
 
 /// The environment's `maxActiveLeases` (absent or null: no limit).
 /// @throws store_error invalid_argument, naming the environment and the value, for anything but a
@@ -78,6 +87,51 @@ template <class Row>
     return out;
 }
 
+/// The first `limit` of `rows` in the order `before`, as values: a partial sort, so a page of a
+/// long list costs its length, not a sort of the whole list.
+template <class Row, class Before>
+[[nodiscard]] auto first_page(std::vector<Row const*>& rows, std::size_t limit, Before before) {
+    auto const n = std::min(limit, rows.size());
+    std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(), before);
+    rows.resize(n);
+    return values_of(rows);
+}
+
+/// A set node holding `v`, allocated now, so that inserting it later cannot throw.
+template <class Set>
+[[nodiscard]] typename Set::node_type node_for(typename Set::value_type v) {
+    Set one;
+    one.insert(v);
+    return one.extract(one.begin());
+}
+
+/// Visits the elements of several ranges, each already in the order `before`, merged into that
+/// order, until `visit` returns false.
+template <class It, class Before, class Visit>
+void merge_ordered(std::vector<std::pair<It, It>> ranges, Before before, Visit visit) {
+    auto later = [&](auto const& a, auto const& b) { return before(*b.first, *a.first); };
+    std::erase_if(ranges, [](auto const& r) { return r.first == r.second; });
+    std::make_heap(ranges.begin(), ranges.end(), later);
+    while (!ranges.empty()) {
+        std::pop_heap(ranges.begin(), ranges.end(), later);
+        auto& r = ranges.back();
+        if (!visit(*r.first)) return;
+        if (++r.first == r.second) ranges.pop_back();
+        else std::push_heap(ranges.begin(), ranges.end(), later);
+    }
+}
+
+/// Takes `v` out of `vec` (any order: the index vectors are sorted when read).
+template <class T>
+void unordered_erase(std::vector<T>& vec, T v) noexcept {
+    for (auto& x : vec)
+        if (x == v) {
+            x = vec.back();
+            vec.pop_back();
+            return;
+        }
+}
+
 }  // namespace berth::detail::memory
 
 namespace berth {
@@ -93,13 +147,18 @@ inline memory_store::environment_row const* memory_store::find_local(std::string
     return nullptr;
 }
 
+inline memory_store::lease_set& memory_store::status_set(lease_row const* row) noexcept {
+    // Every stored lease is in its environment's entry (acquire_lease made it).
+    return leases_by_environment_.find(row->value.environment_id)->second.by_status[detail::index(row->value.status)];
+}
+
 inline void memory_store::check_capacity(environment const& env) const {
     using namespace detail::memory;
     auto const limit = max_active_leases(env);
     if (!limit) return;
     std::int64_t active = 0;
-    if (auto const it = active_by_environment_.find(env.id); it != active_by_environment_.end())
-        active = static_cast<std::int64_t>(it->second.size());
+    if (auto const it = leases_by_environment_.find(env.id); it != leases_by_environment_.end())
+        active = static_cast<std::int64_t>(it->second.by_status[detail::index(lease_status::active)].size());
     if (active >= *limit)
         throw store_error(store_errc::capacity_exceeded,
                           "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") already has " +
@@ -114,9 +173,9 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
     bool const by_workspace = policy == lease_policy_kind::reuse_by_execution_workspace && execution_workspace_id;
     // Other policies, and a workspace policy without a workspace, have no scope: capacity bounds them.
     if (!by_environment && !by_workspace) return;
-    auto const it = active_by_environment_.find(environment_id);
-    if (it == active_by_environment_.end()) return;
-    for (auto const* row : it->second) {
+    auto const it = leases_by_environment_.find(environment_id);
+    if (it == leases_by_environment_.end()) return;
+    for (auto const* row : it->second.by_status[detail::index(lease_status::active)]) {
         auto const& l = row->value;
         if (l.lease_policy != policy) continue;
         if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
@@ -129,31 +188,79 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id, lea
     }
 }
 
-// Takes a lease that leaves `active` out of its environment's active index. Cannot throw.
-inline void memory_store::deactivate(lease_row* row) noexcept {
-    auto const it = active_by_environment_.find(row->value.environment_id);
-    if (it == active_by_environment_.end()) return;
-    auto& active = it->second;
-    if (auto const pos = std::find(active.begin(), active.end(), row); pos != active.end()) {
-        *pos = active.back();
-        active.pop_back();
+// Stores an event and indexes it. Strong guarantee: when it throws — conflict for an id already
+// logged, or std::bad_alloc — the store has not changed (an index entry it made is empty, and an
+// empty entry lists nothing).
+inline void memory_store::append_event(activity_event&& event) {
+    using namespace detail::memory;
+    auto const key = hashed(event.id);
+    if (events_.contains(key))
+        throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event.id) + " already exists.");
+    auto row = std::make_unique<event_row>(event_row{std::move(event)});
+    auto node = node_for<event_set>(row.get());
+    auto& by_company = entry(events_by_company_, hashed(row->value.company_id));
+    std::vector<event_row*>* by_run = nullptr;
+    if (row->value.run_id) {
+        by_run = &entry(events_by_run_, hashed(*row->value.run_id));
+        reserve_one(*by_run);
     }
+    auto& by_entity = entry(events_by_entity_, hashed(row->value.entity_id));
+    reserve_one(by_entity);
+    events_.reserve(events_.size() + 1);
+    // Nothing below throws.
+    event_row* const r = row.get();
+    events_.emplace(hashed_id<std::string_view>{r->value.id, key.hash}, std::move(row));
+    by_company.insert(std::move(node));
+    if (by_run) by_run->push_back(r);
+    by_entity.push_back(r);
 }
 
-// Appends an event. Strong guarantee: when it throws — conflict for an id already logged, or
-// std::bad_alloc — neither the log nor the id set has changed.
-inline void memory_store::append_event(activity_event&& event) {
-    auto const key = detail::memory::hashed(event.id);
-    if (activity_ids_.contains(key))
-        throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event.id) + " already exists.");
-    activity_.push_back(std::move(event));  // may throw: nothing changed
-    try {
-        // The set views the stored id (deque elements never move), with the hash computed above.
-        activity_ids_.insert({activity_.back().id, key.hash});
-    } catch (...) {
-        activity_.pop_back();
-        throw;
+inline void memory_store::erase_event(event_row* row, bool from_entity_index) noexcept {
+    using namespace detail::memory;
+    auto const& e = row->value;
+    if (auto const it = events_by_company_.find(e.company_id); it != events_by_company_.end()) {
+        it->second.erase(row);
+        if (it->second.empty()) events_by_company_.erase(it);
     }
+    if (e.run_id)
+        if (auto const it = events_by_run_.find(*e.run_id); it != events_by_run_.end()) {
+            unordered_erase(it->second, row);
+            if (it->second.empty()) events_by_run_.erase(it);
+        }
+    if (from_entity_index)
+        if (auto const it = events_by_entity_.find(e.entity_id); it != events_by_entity_.end()) {
+            unordered_erase(it->second, row);
+            if (it->second.empty()) events_by_entity_.erase(it);
+        }
+    events_.erase(events_.find(std::string_view(e.id)));  // frees the row: last
+}
+
+inline void memory_store::erase_lease(lease_row* row, prune_result& counts) noexcept {
+    using namespace detail::memory;
+    auto const& l = row->value;
+    if (auto const it = events_by_entity_.find(l.id); it != events_by_entity_.end()) {
+        auto& about = it->second;
+        for (std::size_t i = 0; i < about.size();) {
+            if (about[i]->value.entity_type != lease_entity_type) {
+                ++i;
+                continue;
+            }
+            event_row* const ev = about[i];
+            about[i] = about.back();
+            about.pop_back();
+            erase_event(ev, false);
+            ++counts.events;
+        }
+        if (about.empty()) events_by_entity_.erase(it);
+    }
+    status_set(row).erase(row);
+    if (l.heartbeat_run_id)
+        if (auto const it = leases_by_run_.find(*l.heartbeat_run_id); it != leases_by_run_.end()) {
+            unordered_erase(it->second, row);
+            if (it->second.empty()) leases_by_run_.erase(it);
+        }
+    leases_.erase(leases_.find(std::string_view(l.id)));  // frees the row: last
+    ++counts.leases;
 }
 
 inline void memory_store::insert_environment(environment env) {
@@ -278,13 +385,27 @@ inline std::optional<environment_lease> memory_store::get_lease(std::string_view
 
 inline std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
                                                                 lease_filter const& filter) const {
+    using namespace detail::memory;
     std::shared_lock lock(mutex_);
-    std::vector<lease_row const*> rows;
-    if (auto const it = leases_by_environment_.find(environment_id); it != leases_by_environment_.end())
-        for (auto const* row : it->second)
-            if (!filter.status || row->value.status == *filter.status) rows.push_back(row);
-    std::sort(rows.begin(), rows.end(), detail::memory::newest_lease_first<lease_row>);
-    return detail::memory::values_of(rows);
+    std::vector<environment_lease> out;
+    auto const it = leases_by_environment_.find(environment_id);
+    if (it == leases_by_environment_.end() || filter.limit == 0) return out;
+    // Each status's set is in list order: a page starts at the cursor's position (a seek) and
+    // merges the statuses asked for.
+    using iter = lease_set::const_iterator;
+    std::vector<std::pair<iter, iter>> ranges;
+    for (std::size_t st = 0; st < detail::lease_status_count; ++st) {
+        if (filter.status && detail::index(*filter.status) != st) continue;
+        auto const& set = it->second.by_status[st];
+        auto const from = filter.after ? set.upper_bound(list_key{filter.after->last_used_at, filter.after->id})
+                                       : set.begin();
+        ranges.emplace_back(from, set.end());
+    }
+    merge_ordered(std::move(ranges), newest_lease_first{}, [&](lease_row const* row) {
+        out.push_back(row->value);
+        return out.size() < filter.limit;
+    });
+    return out;
 }
 
 inline std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
@@ -293,9 +414,10 @@ inline std::vector<environment_lease> memory_store::list_run_leases(std::string_
     std::vector<lease_row const*> rows;
     if (auto const it = leases_by_run_.find(heartbeat_run_id); it != leases_by_run_.end())
         for (auto const* row : it->second)
-            if (!filter.status || row->value.status == *filter.status) rows.push_back(row);
-    std::sort(rows.begin(), rows.end(), detail::memory::newest_lease_first<lease_row>);
-    return detail::memory::values_of(rows);
+            if ((!filter.status || row->value.status == *filter.status) &&
+                detail::memory::after_cursor(row->value, filter.after))
+                rows.push_back(row);
+    return detail::memory::first_page(rows, filter.limit, newest_lease_first{});
 }
 
 inline environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
@@ -327,6 +449,10 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
                             .created_at = now,
                             .updated_at = now};
     environment_lease result = lease;  // copied before the lock, which it need not hold
+    auto row = std::make_unique<lease_row>(lease_row{std::move(lease), 0});
+    auto status_node = node_for<lease_set>(row.get());
+    std::optional<expiry_set::node_type> expiry_node;
+    if (row->value.expires_at) expiry_node = node_for<expiry_set>(row.get());
 
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
@@ -343,40 +469,30 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     check_capacity(env->second.value);
     check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
 
-    // Make room in the indexes first, so that appending to them below cannot throw. (An index
+    // Make room everywhere first, so that the steps that change the store cannot throw. (An index
     // entry created here and left empty by a later failure is invisible: it lists nothing.)
-    auto const environment_key = hashed(input.environment_id);
-    auto& by_environment = entry(leases_by_environment_, environment_key);
-    reserve_one(by_environment);
-    auto& active = entry(active_by_environment_, environment_key);
-    reserve_one(active);
+    auto& by_environment = entry(leases_by_environment_, hashed(input.environment_id));
     std::vector<lease_row*>* by_run = nullptr;
     if (input.heartbeat_run_id) {
         by_run = &entry(leases_by_run_, hashed(*input.heartbeat_run_id));
         reserve_one(*by_run);
     }
-    // The three steps that may throw, each undoing the ones before it when it does.
-    lease_rows_.push_back(lease_row{std::move(lease), next_seq_});
-    lease_row* const row = &lease_rows_.back();
-    try {
-        leases_.try_emplace(detail::memory::hashed_id<std::string>{input.id, lease_key.hash}, row);
-    } catch (...) {
-        lease_rows_.pop_back();
-        throw;
-    }
+    leases_.reserve(leases_.size() + 1);
+    row->seq = next_seq_;
+    lease_row* const r = row.get();
+    leases_.emplace(hashed_id<std::string_view>{r->value.id, lease_key.hash}, std::move(row));
     if (event) {
         try {
             append_event(std::move(*event));
         } catch (...) {
-            leases_.erase(lease_key);
-            lease_rows_.pop_back();
+            leases_.erase(leases_.find(std::string_view(r->value.id)));
             throw;
         }
     }
     ++next_seq_;
-    by_environment.push_back(row);
-    active.push_back(row);
-    if (by_run) by_run->push_back(row);
+    by_environment.by_status[detail::index(lease_status::active)].insert(std::move(status_node));
+    if (expiry_node) expiring_.insert(std::move(*expiry_node));
+    if (by_run) by_run->push_back(r);
     return result;
 }
 
@@ -386,7 +502,8 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(t.id);
     if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(t.id) + " not found.");
-    auto& stored = it->second->value;
+    lease_row* const row = it->second.get();
+    auto& stored = row->value;
     if (stored.epoch != t.expected_epoch)
         throw store_error(store_errc::stale_epoch,
                           "Lease " + detail::memory::dquoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
@@ -404,7 +521,7 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     }
 
     // The result is the one copy, made before anything changes (strong guarantee); the stored row
-    // is then updated in place with non-throwing moves.
+    // is then updated in place with non-throwing moves, and its index nodes moved, not reallocated.
     environment_lease result = stored;
     result.status = t.to;
     result.epoch = stored.epoch + 1;
@@ -414,14 +531,11 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     if (t.failure_reason) result.failure_reason = t.failure_reason;
     if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
     std::optional<std::string> reason = t.failure_reason;
-    std::vector<lease_row*>* reactivated = nullptr;
-    if (t.to == lease_status::active) {
-        reactivated = &entry(active_by_environment_, hashed(stored.environment_id));
-        reserve_one(*reactivated);  // may throw: nothing changed yet
-    }
+    std::optional<expiry_set::node_type> expiry_node;
+    if (t.to == lease_status::active && stored.expires_at) expiry_node = node_for<expiry_set>(row);
     if (event) append_event(std::move(*event));  // may throw (a duplicate event id too): nothing changed yet
-    if (reactivated) reactivated->push_back(it->second);
-    else if (stored.status == lease_status::active) deactivate(it->second);
+    auto node = status_set(row).extract(row);
+    if (stored.status == lease_status::active && stored.expires_at) expiring_.erase(row);
     stored.status = result.status;
     stored.epoch = result.epoch;
     stored.last_used_at = now;
@@ -429,6 +543,8 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     stored.released_at = result.released_at;
     if (reason) stored.failure_reason = std::move(reason);
     if (t.cleanup_status) stored.cleanup_status = t.cleanup_status;
+    status_set(row).insert(std::move(node));
+    if (expiry_node) expiring_.insert(std::move(*expiry_node));
     return result;
 }
 
@@ -438,12 +554,16 @@ inline std::optional<environment_lease> memory_store::update_lease_metadata(std:
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
-    environment_lease next = it->second->value;
+    lease_row* const row = it->second.get();
+    environment_lease next = row->value;
     next.metadata = std::move(metadata);
     next.last_used_at = now;
     next.updated_at = now;
     environment_lease result = next;
-    it->second->value = std::move(next);
+    // last_used_at is the list order's key: the row leaves its set while the key changes.
+    auto node = status_set(row).extract(row);
+    row->value = std::move(next);
+    status_set(row).insert(std::move(node));
     return result;
 }
 
@@ -453,7 +573,8 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(id) + " not found.");
-    auto& stored = it->second->value;
+    lease_row* const row = it->second.get();
+    auto& stored = row->value;
     if (stored.epoch != expected_epoch)
         throw store_error(store_errc::stale_epoch,
                           "Lease " + detail::memory::dquoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
@@ -467,7 +588,13 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     next.last_used_at = now;
     next.updated_at = now;
     environment_lease result = next;
+    std::optional<expiry_set::node_type> expiry_node;
+    if (stored.expires_at) expiry_node = expiring_.extract(row);  // the key changes: out, then back
+    else if (expires_at) expiry_node = node_for<expiry_set>(row);  // may throw: nothing changed yet
+    auto node = status_set(row).extract(row);
     stored = std::move(next);
+    status_set(row).insert(std::move(node));
+    if (expires_at && expiry_node) expiring_.insert(std::move(*expiry_node));
     return result;
 }
 
@@ -483,7 +610,7 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
     std::vector<lease_row*> moved;
     for (auto* row : it->second)
         if (row->value.status == lease_status::active) moved.push_back(row);
-    std::sort(moved.begin(), moved.end(), newest_lease_first<lease_row>);
+    std::sort(moved.begin(), moved.end(), newest_lease_first{});
     // Every new record is built before the first one is stored: all of the run's leases move, or none.
     std::vector<environment_lease> next;
     next.reserve(moved.size());
@@ -497,23 +624,70 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
     }
     std::vector<environment_lease> result = next;
     for (std::size_t i = 0; i < moved.size(); ++i) {
-        if (to != lease_status::active) deactivate(moved[i]);
+        auto node = status_set(moved[i]).extract(moved[i]);
+        if (moved[i]->value.expires_at) expiring_.erase(moved[i]);
         moved[i]->value = std::move(next[i]);
+        status_set(moved[i]).insert(std::move(node));
     }
     return result;
 }
 
 inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
     std::shared_lock lock(mutex_);
-    std::vector<lease_row const*> rows;
-    for (auto const& row : lease_rows_)
-        if (row.value.status == lease_status::active && row.value.expires_at && *row.value.expires_at <= now)
-            rows.push_back(&row);
-    std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) {
-        if (*a->value.expires_at != *b->value.expires_at) return *a->value.expires_at < *b->value.expires_at;
-        return a->seq < b->seq;
-    });
-    return detail::memory::values_of(rows);
+    std::vector<environment_lease> out;
+    for (auto const* row : expiring_) {
+        if (*row->value.expires_at > now) break;
+        out.push_back(row->value);
+    }
+    return out;
+}
+
+inline prune_result memory_store::prune_history(history_retention const& r) {
+    using namespace detail::memory;
+    if (r.batch == 0) throw store_error(store_errc::invalid_argument, "prune_history: batch is 0; it must be positive.");
+    prune_result total;
+    if (!r.ended_before && !r.keep_per_environment) return total;
+    std::vector<std::string> environment_ids;
+    {
+        std::shared_lock lock(mutex_);
+        for (auto const& [key, leases] : leases_by_environment_) environment_ids.emplace_back(key.text);
+    }
+    std::vector<std::size_t> ended;
+    for (std::size_t st = 0; st < detail::lease_status_count; ++st)
+        if (is_terminal(static_cast<lease_status>(st))) ended.push_back(st);
+    for (auto const& environment_id : environment_ids) {
+        // One batch per hold of the lock: runs write between two batches.
+        for (;;) {
+            std::unique_lock lock(mutex_);
+            auto const it = leases_by_environment_.find(environment_id);
+            if (it == leases_by_environment_.end()) break;
+            auto& sets = it->second.by_status;
+            std::vector<lease_row*> doomed;
+            if (r.ended_before)  // the oldest end of each ended set
+                for (auto st : ended)
+                    for (auto at = sets[st].rbegin(); at != sets[st].rend() && doomed.size() < r.batch &&
+                                                      (*at)->value.last_used_at < *r.ended_before;
+                         ++at)
+                        doomed.push_back(*at);
+            if (r.keep_per_environment && doomed.size() < r.batch) {
+                // Past the newest `keep` ended leases, merged in list order; what the age bound
+                // took above is all it could take, so it is skipped here.
+                using iter = lease_set::iterator;
+                std::vector<std::pair<iter, iter>> ranges;
+                for (auto st : ended) ranges.emplace_back(sets[st].begin(), sets[st].end());
+                std::size_t seen = 0;
+                merge_ordered(std::move(ranges), newest_lease_first{}, [&](lease_row* row) {
+                    if (seen++ < *r.keep_per_environment) return true;
+                    if (r.ended_before && row->value.last_used_at < *r.ended_before) return true;
+                    doomed.push_back(row);
+                    return doomed.size() < r.batch;
+                });
+            }
+            for (auto* row : doomed) erase_lease(row, total);
+            if (doomed.size() < r.batch) break;
+        }
+    }
+    return total;
 }
 
 // ---- activity ----------------------------------------------------------------------------------
@@ -525,21 +699,50 @@ inline void memory_store::record_activity(activity_event const& event) {
 }
 
 inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
+    using namespace detail::memory;
     std::shared_lock lock(mutex_);
-    std::vector<activity_event const*> rows;
-    for (auto const& e : activity_) {
-        if (filter.company_id && e.company_id != *filter.company_id) continue;
-        if (filter.run_id && e.run_id != *filter.run_id) continue;
-        if (filter.entity_type && e.entity_type != *filter.entity_type) continue;
-        if (filter.entity_id && e.entity_id != *filter.entity_id) continue;
-        rows.push_back(&e);
-    }
-    // activity_ is in insertion order, so a stable sort leaves equal instants oldest-inserted first.
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](activity_event const* a, activity_event const* b) { return a->created_at < b->created_at; });
+    auto matches = [&](activity_event const& e) {
+        if (filter.company_id && e.company_id != *filter.company_id) return false;
+        if (filter.run_id && e.run_id != *filter.run_id) return false;
+        if (filter.entity_type && e.entity_type != *filter.entity_type) return false;
+        if (filter.entity_id && e.entity_id != *filter.entity_id) return false;
+        return after_cursor(e, filter.after);
+    };
     std::vector<activity_event> out;
-    out.reserve(rows.size());
-    for (auto const* e : rows) out.push_back(*e);
+    if (filter.limit == 0) return out;
+    if (filter.run_id || filter.entity_id) {
+        // A run or an entity has a handful of events: read them all, sort that handful.
+        auto const& index = filter.run_id ? events_by_run_ : events_by_entity_;
+        auto const it = index.find(filter.run_id ? *filter.run_id : *filter.entity_id);
+        if (it == index.end()) return out;
+        std::vector<event_row const*> rows;
+        for (auto const* row : it->second)
+            if (matches(row->value)) rows.push_back(row);
+        auto const n = std::min(filter.limit, rows.size());
+        std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
+                          oldest_event_first{});
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) out.push_back(rows[i]->value);
+        return out;
+    }
+    // By company (or every company's, merged): each company's events are in list order, so a
+    // page starts at the cursor's position. Only an entity type without an id filters as it walks.
+    using iter = event_set::const_iterator;
+    std::vector<std::pair<iter, iter>> ranges;
+    auto add = [&](event_set const& set) {
+        ranges.emplace_back(filter.after ? set.upper_bound(list_key{filter.after->created_at, filter.after->id})
+                                         : set.begin(),
+                            set.end());
+    };
+    if (filter.company_id) {
+        if (auto const it = events_by_company_.find(*filter.company_id); it != events_by_company_.end()) add(it->second);
+    } else {
+        for (auto const& [company, set] : events_by_company_) add(set);
+    }
+    merge_ordered(std::move(ranges), oldest_event_first{}, [&](event_row const* row) {
+        if (matches(row->value)) out.push_back(row->value);
+        return out.size() < filter.limit;
+    });
     return out;
 }
 

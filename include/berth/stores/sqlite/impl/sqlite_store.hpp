@@ -16,10 +16,14 @@
 
 #include <sqlite3.h>  // sqlite3_changes
 
+#include <sys/stat.h>  // ::stat (the file's identity, for file_write_lock)
+
 #include <algorithm>    // std::sort
 #include <array>        // std::array
 #include <cstdint>      // std::int64_t
 #include <cstdio>       // std::fputs
+#include <map>          // std::map (file_write_lock's registry)
+#include <memory>       // std::shared_ptr, std::weak_ptr
 #include <mutex>        // std::mutex, std::lock_guard
 #include <string>       // std::string, std::to_string
 #include <type_traits>  // std::is_void_v
@@ -35,6 +39,9 @@ inline constexpr table_ref leases_table{"environment_leases", "lease"};
 inline constexpr table_ref activity_table{"activity_log", "activity event"};
 inline constexpr table_ref workspaces_table{"execution_workspaces", "execution workspace"};
 inline constexpr table_ref operations_table{"workspace_operations", "workspace operation"};
+
+/// Lease list texts by [status index + 1, or 0 for any status][1 when a cursor is given].
+using lease_list_queries = std::array<std::array<std::string, 2>, detail::lease_status_count + 1>;
 
 /// Every statement the store runs, generated once per store from the record descriptions.
 struct statements {
@@ -59,17 +66,21 @@ struct statements {
     std::string insert_activity =
         "INSERT INTO activity_log (" + activity_cols + ") VALUES (" + placeholder_list<activity_event>() + ")";
     // Leases of an environment are found through upstream's (company_id, environment_id, status)
-    // index: a lease always has its environment's company (acquire_lease checks it).
+    // index, which since schema 5 ends with the list order (last_used_at, id): a lease always has
+    // its environment's company (acquire_lease checks it).
     std::string list_env_leases = "SELECT " + lease_cols +
                                   " FROM environment_leases WHERE company_id = (SELECT company_id FROM environments "
                                   "WHERE id = ?1) AND environment_id = ?1";
     std::string list_run_leases = "SELECT " + lease_cols + " FROM environment_leases WHERE heartbeat_run_id = ?1";
-    std::string list_lease_order = " ORDER BY last_used_at DESC, created_at DESC, rowid DESC";
-    /// A run's leases, in order: every release_for_run reads them, so the text is built once.
-    std::string run_leases = list_run_leases + list_lease_order;
-    /// run_leases_with_status[s]: only those in status s (a literal: see sql_literal).
-    std::array<std::string, detail::lease_status_count> run_leases_with_status =
-        make_run_lease_queries(list_run_leases, list_lease_order);
+    /// The keyset cursor of lease lists, written so that its first term is a range of the index
+    /// (a row-value comparison is not split into one by every engine).
+    std::string lease_after = " AND last_used_at <= ?4 AND (last_used_at < ?4 OR id < ?5)";
+    std::string list_lease_order = " ORDER BY last_used_at DESC, id DESC LIMIT ?3";
+    /// env_leases[s][c]: an environment's leases in status s - 1 (s = 0: any), c = 1 after a cursor.
+    lease_list_queries env_leases = make_env_lease_queries(list_env_leases, lease_after, list_lease_order, lease_cols);
+    /// run_leases[s][c]: a run's leases, the same way. Every release_for_run reads them, so the
+    /// texts are built once.
+    lease_list_queries run_leases = make_run_lease_queries(list_run_leases, lease_after, list_lease_order);
     std::string env_for_lease = "SELECT id, company_id, name, config FROM environments WHERE id = ?1";
     std::string count_active = "SELECT count(*) FROM environment_leases WHERE company_id = ?1 AND "
                                "environment_id = ?2 AND status = 'active'";
@@ -93,6 +104,13 @@ struct statements {
                           " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
                           "expires_at <= ?1 ORDER BY expires_at ASC, rowid ASC";
     std::string list_activity = "SELECT " + activity_cols + " FROM activity_log";
+    // prune_history: the environments, one batch of an environment's ended leases in one status
+    // (oldest first, by the environment index), and a lease's deletion with its events.
+    std::string all_environments = "SELECT company_id, id FROM environments ORDER BY rowid";
+    std::array<std::array<std::string, detail::lease_status_count>, 2> prunable = make_prunable();
+    std::string nth_newest_ended = make_nth_newest_ended();
+    std::string delete_lease_events = "DELETE FROM activity_log WHERE entity_type = ?2 AND entity_id = ?1";
+    std::string delete_lease = "DELETE FROM environment_leases WHERE id = ?1";
     // upstream's entity index is (entity_type, entity_id): an id without its type cannot seek it,
     // and the planner scans the whole index instead (11 ms at 200k events, against 25 µs). The
     // types present are few, so an id alone is looked up under each of them, the types found one
@@ -115,11 +133,71 @@ struct statements {
     std::string update_op =
         "UPDATE workspace_operations SET " + assignment_list<workspace_operation>() + " WHERE id = ?1";
 
-    static std::array<std::string, detail::lease_status_count> make_run_lease_queries(std::string const& select,
-                                                                                      std::string const& order) {
-        std::array<std::string, detail::lease_status_count> out;
+    /// The terminal statuses as a list of literals: 'released', 'expired', 'failed'.
+    static std::vector<std::string> ended_literals() {
+        std::vector<std::string> out;
+        for (std::size_t st = 0; st < detail::lease_status_count; ++st)
+            if (is_terminal(static_cast<lease_status>(st))) out.push_back(sql_literal(static_cast<lease_status>(st)));
+        return out;
+    }
+
+    // prunable[0][s]: leases in status s ended before ?4; prunable[1][s]: those at or past the
+    // position (?4, ?5) in list order. ?1 company, ?2 environment, ?6 the batch. The status is a
+    // literal (see sql_literal).
+    static std::array<std::array<std::string, detail::lease_status_count>, 2> make_prunable() {
+        std::array<std::array<std::string, detail::lease_status_count>, 2> out;
+        for (std::size_t st = 0; st < detail::lease_status_count; ++st) {
+            std::string const head = "SELECT id FROM environment_leases WHERE company_id = ?1 AND environment_id = "
+                                     "?2 AND status = " + sql_literal(static_cast<lease_status>(st)) + " AND ";
+            std::string const order = " ORDER BY last_used_at ASC, id ASC LIMIT ?6";
+            out[0][st] = head + "last_used_at < ?4" + order;
+            out[1][st] = head + "last_used_at <= ?4 AND (last_used_at < ?4 OR id <= ?5)" + order;
+        }
+        return out;
+    }
+
+    // The (?3 + 1)-th newest ended lease of an environment (?1 company, ?2 environment): each
+    // terminal status's newest ?3 + 1 by the index, merged.
+    static std::string make_nth_newest_ended() {
+        std::string out;
+        for (auto const& lit : ended_literals()) {
+            if (!out.empty()) out += " UNION ALL ";
+            out += "SELECT last_used_at, id FROM (SELECT last_used_at, id FROM environment_leases WHERE company_id "
+                   "= ?1 AND environment_id = ?2 AND status = " + lit +
+                   " ORDER BY last_used_at DESC, id DESC LIMIT ?3 + 1)";
+        }
+        return out + " ORDER BY last_used_at DESC, id DESC LIMIT 1 OFFSET ?3";
+    }
+
+    static std::string status_term(std::size_t s) {
+        return s == 0 ? std::string() : " AND status = " + sql_literal(static_cast<lease_status>(s - 1));
+    }
+
+    static lease_list_queries make_run_lease_queries(std::string const& select, std::string const& after,
+                                                     std::string const& order) {
+        lease_list_queries out;
         for (std::size_t st = 0; st < out.size(); ++st)
-            out[st] = select + " AND status = " + sql_literal(static_cast<lease_status>(st)) + order;
+            for (std::size_t c = 0; c < 2; ++c) out[st][c] = select + status_term(st) + (c ? after : "") + order;
+        return out;
+    }
+
+    // An environment's leases in any status: one index range per status, each already in list
+    // order and cut at the limit, merged. The index (company_id, environment_id, status,
+    // last_used_at, id) gives one status's leases in order; over all statuses SQLite would read
+    // the environment's whole history and sort it. There are six statuses, so a page costs six
+    // seeks plus at most six times the rows returned.
+    static lease_list_queries make_env_lease_queries(std::string const& select, std::string const& after,
+                                                     std::string const& order, std::string const& cols) {
+        lease_list_queries out;
+        for (std::size_t c = 0; c < 2; ++c) {
+            std::string any;
+            for (std::size_t st = 1; st < out.size(); ++st) {
+                if (!any.empty()) any += " UNION ALL ";
+                any += "SELECT " + cols + " FROM (" + select + status_term(st) + (c ? after : "") + order + ")";
+            }
+            out[0][c] = any + order;
+            for (std::size_t st = 1; st < out.size(); ++st) out[st][c] = select + status_term(st) + (c ? after : "") + order;
+        }
         return out;
     }
 
@@ -139,13 +217,34 @@ struct statements {
     }
 };
 
+/// The mutex every store object of this process on the file at `path` shares (keyed by device and
+/// inode, so that two spellings of one path share it too); a private one for an in-memory database
+/// or a file that cannot be stat'ed.
+[[nodiscard]] inline std::shared_ptr<std::mutex> file_write_lock(std::string const& path, bool in_memory) {
+    struct ::stat st {};
+    if (in_memory || ::stat(path.c_str(), &st) != 0) return std::make_shared<std::mutex>();
+    static std::mutex registry_mutex;
+    static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<std::mutex>> registry;
+    std::lock_guard lock(registry_mutex);
+    std::erase_if(registry, [](auto const& entry) { return entry.second.expired(); });
+    auto& slot = registry[{st.st_dev, st.st_ino}];
+    if (auto shared = slot.lock()) return shared;
+    auto fresh = std::make_shared<std::mutex>();
+    slot = fresh;
+    return fresh;
+}
+
 struct store_state {
     std::string path;
     sqlite_options options;
     bool in_memory = false;
     statements sql;
 
-    std::mutex write_mutex;  // one writer per process; other processes: SQLite's lock
+    std::mutex write_mutex;  // one writer per store object
+    // Shared by every store object of this process on the same file (file_write_lock), taken
+    // after write_mutex and before BEGIN IMMEDIATE: writers in one process queue here, in memory,
+    // and only other processes meet SQLite's lock and its busy handler.
+    std::shared_ptr<std::mutex> file_write_mutex;
     // Before the writer, so it is destroyed after it: the writer's WAL hook points here.
     std::unique_ptr<checkpointer> background_checkpoints;
     std::unique_ptr<connection> writer;  // guarded by write_mutex (also the only connection in memory)
@@ -169,6 +268,7 @@ struct store_state {
 template <class F>
 auto with_writer(store_state& s, F&& f) {
     std::lock_guard lock(s.write_mutex);
+    std::lock_guard file_lock(*s.file_write_mutex);
     write_transaction tx(*s.writer);
     if constexpr (std::is_void_v<decltype(f(*s.writer))>) {
         f(*s.writer);
@@ -290,6 +390,46 @@ inline void migrate(connection& c, std::string const& path) {
 }
 
 [[nodiscard]] inline std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+/// A list's `limit` as SQLite's LIMIT takes it (no_limit and anything past INT64_MAX: no limit).
+[[nodiscard]] inline std::int64_t sql_limit(std::size_t limit) noexcept {
+    return limit > static_cast<std::size_t>(INT64_MAX) ? -1 : static_cast<std::int64_t>(limit);
+}
+
+/// The first index of statements::env_leases / run_leases for a filter.
+[[nodiscard]] inline std::size_t lease_query_status(lease_filter const& f) noexcept {
+    return f.status ? detail::index(*f.status) + 1 : 0;
+}
+
+/// Binds a lease list's page: ?3 the limit, ?4 and ?5 the cursor when there is one.
+inline void bind_page(sqlite3_stmt* st, lease_filter const& f) {
+    bind_int(st, 3, sql_limit(f.limit));
+    if (f.after) {
+        bind_value(st, 4, f.after->last_used_at);
+        bind_text(st, 5, f.after->id);
+    }
+}
+
+/// The text of list_activity for `filter`. Bound: ?1 company, ?2 run, ?3 entity id, ?4 entity type,
+/// ?5 and ?6 the cursor, ?7 the limit.
+[[nodiscard]] inline std::string activity_list_sql(statements const& sql_text, activity_filter const& filter) {
+    std::string sql = sql_text.list_activity;
+    char const* glue = " WHERE ";
+    // A unary + keeps a term out of index selection. Without statistics SQLite's planner prefers
+    // the company index, which also gives the order, over the far narrower run or entity index,
+    // and then reads every event of the company; an entity or a run has a handful.
+    if (filter.company_id)
+        (sql += std::exchange(glue, " AND ")) +=
+            filter.run_id || filter.entity_id ? "+company_id = ?1" : "company_id = ?1";
+    if (filter.run_id) (sql += std::exchange(glue, " AND ")) += filter.entity_id ? "+run_id = ?2" : "run_id = ?2";
+    if (filter.entity_type) (sql += std::exchange(glue, " AND ")) += "entity_type = ?4";
+    else if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += sql_text.activity_entity_types;
+    if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += "entity_id = ?3";
+    // The keyset cursor; its first term is a range of the company index.
+    if (filter.after) (sql += std::exchange(glue, " AND ")) += "created_at >= ?5 AND (created_at > ?5 OR id > ?6)";
+    sql += " ORDER BY created_at ASC, id ASC LIMIT ?7";
+    return sql;
+}
 
 /// The facts of an environment a lease write needs: its company, its name, its lease limit.
 struct environment_facts {
@@ -438,6 +578,7 @@ inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
         s.path, true, s.options.busy_timeout,
         !s.in_memory && s.options.coalesce_wal_writes ? wal_coalescing_vfs() : nullptr);
     auto& c = *s.writer;
+    s.file_write_mutex = file_write_lock(s.path, s.in_memory);  // the file exists now
     if (!s.in_memory) {
         auto const mode = c.pragma_text("journal_mode = WAL");
         if (mode != "wal")
@@ -471,6 +612,7 @@ inline sqlite_statement_stats sqlite_store::statement_stats() const {
         out.cached += c.cached_statements();
         out.recompiled += c.recompilations();
         out.full_scan_steps += c.full_scan_steps();
+        out.vm_steps += c.vm_steps();
     };
     {
         std::lock_guard lock(s.write_mutex);
@@ -631,12 +773,11 @@ inline std::vector<environment_lease> sqlite_store::list_leases(std::string_view
     using namespace detail::sqlite;
     auto& s = *state_;
     // The status is a literal, not a parameter: see sql_literal.
-    std::string const sql = s.sql.list_env_leases +
-                            (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
-                            s.sql.list_lease_order;
+    std::string const& sql = s.sql.env_leases[lease_query_status(filter)][filter.after ? 1 : 0];
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, environment_id);
+        bind_page(st.get(), filter);
         return read_all<environment_lease>(s, st, leases_table, "listing leases");
     });
 }
@@ -645,11 +786,11 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
                                                                     lease_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string const& sql = filter.status ? s.sql.run_leases_with_status[detail::index(*filter.status)]
-                                           : s.sql.run_leases;
+    std::string const& sql = s.sql.run_leases[lease_query_status(filter)][filter.after ? 1 : 0];
     return with_point_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, heartbeat_run_id);
+        bind_page(st.get(), filter);
         return read_all<environment_lease>(s, st, leases_table, "listing a run's leases");
     });
 }
@@ -801,8 +942,7 @@ inline std::vector<environment_lease> sqlite_store::release_leases_for_run(std::
     // RETURNING yields rows in no defined order; give them list_run_leases' order.
     std::sort(leases.begin(), leases.end(), [](environment_lease const& a, environment_lease const& b) {
         if (a.last_used_at != b.last_used_at) return a.last_used_at > b.last_used_at;
-        if (a.created_at != b.created_at) return a.created_at > b.created_at;
-        return a.id < b.id;
+        return a.id > b.id;
     });
     return leases;
 }
@@ -817,6 +957,75 @@ inline std::vector<environment_lease> sqlite_store::list_expired_leases(timestam
     });
 }
 
+inline prune_result sqlite_store::prune_history(history_retention const& r) {
+    using namespace detail::sqlite;
+    if (r.batch == 0) throw store_error(store_errc::invalid_argument, "prune_history: batch is 0; it must be positive.");
+    auto& s = *state_;
+    prune_result total;
+    if (!r.ended_before && !r.keep_per_environment) return total;
+    auto const environments = with_reader(s, [&](connection& c) {
+        std::vector<std::pair<std::string, std::string>> out;
+        auto st = c.statement(s.sql.all_environments);
+        while (st.step("listing environments to prune"))
+            out.emplace_back(std::string(column_text(st.get(), 0)), std::string(column_text(st.get(), 1)));
+        return out;
+    });
+    // One pass per bound: by age, then by count (its boundary read first: leases that end while
+    // the pass runs are newer, so the boundary only moves further from what it deletes).
+    auto prune_pass = [&](std::string const& company, std::string const& environment, std::size_t which,
+                          timestamp bound, std::string const& bound_id) {
+        for (std::size_t st_index = 0; st_index < detail::lease_status_count; ++st_index) {
+            if (!is_terminal(static_cast<lease_status>(st_index))) continue;
+            for (;;) {
+                auto const done = with_writer(s, [&](connection& c) {
+                    std::vector<std::string> ids;
+                    {
+                        auto st = c.statement(s.sql.prunable[which][st_index]);
+                        bind_text(st.get(), 1, company);
+                        bind_text(st.get(), 2, environment);
+                        bind_value(st.get(), 4, bound);
+                        if (which == 1) bind_text(st.get(), 5, bound_id);
+                        bind_int(st.get(), 6, sql_limit(r.batch));
+                        while (st.step("finding leases to prune")) ids.emplace_back(column_text(st.get(), 0));
+                    }
+                    for (auto const& id : ids) {
+                        {
+                            auto st = c.statement(s.sql.delete_lease_events);
+                            bind_text(st.get(), 1, id);
+                            bind_text(st.get(), 2, lease_entity_type);
+                            st.step("pruning a lease's events");
+                            total.events += static_cast<std::size_t>(sqlite3_changes(c.handle()));
+                        }
+                        auto st = c.statement(s.sql.delete_lease);
+                        bind_text(st.get(), 1, id);
+                        st.step("pruning a lease");
+                        total.leases += static_cast<std::size_t>(sqlite3_changes(c.handle()));
+                    }
+                    return ids.size() < r.batch;
+                });
+                if (done) break;
+            }
+        }
+    };
+    for (auto const& [company, environment] : environments) {
+        if (r.ended_before) prune_pass(company, environment, 0, *r.ended_before, {});
+        if (r.keep_per_environment) {
+            auto const boundary = with_reader(s, [&](connection& c) -> std::optional<std::pair<timestamp, std::string>> {
+                auto st = c.statement(s.sql.nth_newest_ended);
+                bind_text(st.get(), 1, company);
+                bind_text(st.get(), 2, environment);
+                bind_int(st.get(), 3, sql_limit(*r.keep_per_environment));
+                if (!st.step("finding the oldest ended lease to keep")) return std::nullopt;
+                timestamp at;
+                read_value(st.get(), 0, at, column_ref{leases_table, "last_used_at", st.get()});
+                return std::pair{at, std::string(column_text(st.get(), 1))};
+            });
+            if (boundary) prune_pass(company, environment, 1, boundary->first, boundary->second);
+        }
+    }
+    return total;
+}
+
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void sqlite_store::record_activity(activity_event const& event) {
@@ -828,25 +1037,18 @@ inline void sqlite_store::record_activity(activity_event const& event) {
 inline std::vector<activity_event> sqlite_store::list_activity(activity_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string sql = s.sql.list_activity;
-    char const* glue = " WHERE ";
-    // A unary + keeps a term out of index selection. Without statistics SQLite's planner prefers
-    // the company index, which also gives the order, over the far narrower run or entity index,
-    // and then reads every event of the company; an entity or a run has a handful.
-    if (filter.company_id)
-        (sql += std::exchange(glue, " AND ")) +=
-            filter.run_id || filter.entity_id ? "+company_id = ?1" : "company_id = ?1";
-    if (filter.run_id) (sql += std::exchange(glue, " AND ")) += filter.entity_id ? "+run_id = ?2" : "run_id = ?2";
-    if (filter.entity_type) (sql += std::exchange(glue, " AND ")) += "entity_type = ?4";
-    else if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += s.sql.activity_entity_types;
-    if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += "entity_id = ?3";
-    sql += " ORDER BY created_at ASC, rowid ASC";
+    std::string const sql = activity_list_sql(s.sql, filter);
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         if (filter.company_id) bind_text(st.get(), 1, *filter.company_id);
         if (filter.run_id) bind_text(st.get(), 2, *filter.run_id);
         if (filter.entity_id) bind_text(st.get(), 3, *filter.entity_id);
         if (filter.entity_type) bind_text(st.get(), 4, *filter.entity_type);
+        if (filter.after) {
+            bind_value(st.get(), 5, filter.after->created_at);
+            bind_text(st.get(), 6, filter.after->id);
+        }
+        bind_int(st.get(), 7, sql_limit(filter.limit));
         return read_all<activity_event>(s, st, activity_table, "listing activity");
     });
 }
