@@ -121,6 +121,13 @@ void merge_ordered(std::vector<std::pair<It, It>> ranges, Before before, Visit v
     }
 }
 
+/// Replaces a stored lease by `next` (the same lease, changed) keeping the stored id's own
+/// buffer: the id tables' keys view it, and a plain move assignment would free it.
+inline void replace_keeping_id(environment_lease& stored, environment_lease&& next) {
+    next.id = std::move(stored.id);  // the buffer travels to `next` and back with it
+    stored = std::move(next);
+}
+
 /// Takes `v` out of `vec` (any order: the index vectors are sorted when read).
 template <class T>
 void unordered_erase(std::vector<T>& vec, T v) noexcept {
@@ -562,7 +569,7 @@ inline std::optional<environment_lease> memory_store::update_lease_metadata(std:
     environment_lease result = next;
     // last_used_at is the list order's key: the row leaves its set while the key changes.
     auto node = status_set(row).extract(row);
-    row->value = std::move(next);
+    detail::memory::replace_keeping_id(row->value, std::move(next));
     status_set(row).insert(std::move(node));
     return result;
 }
@@ -592,7 +599,7 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     if (stored.expires_at) expiry_node = expiring_.extract(row);  // the key changes: out, then back
     else if (expires_at) expiry_node = node_for<expiry_set>(row);  // may throw: nothing changed yet
     auto node = status_set(row).extract(row);
-    stored = std::move(next);
+    detail::memory::replace_keeping_id(stored, std::move(next));
     status_set(row).insert(std::move(node));
     if (expires_at && expiry_node) expiring_.insert(std::move(*expiry_node));
     return result;
@@ -626,7 +633,7 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
     for (std::size_t i = 0; i < moved.size(); ++i) {
         auto node = status_set(moved[i]).extract(moved[i]);
         if (moved[i]->value.expires_at) expiring_.erase(moved[i]);
-        moved[i]->value = std::move(next[i]);
+        detail::memory::replace_keeping_id(moved[i]->value, std::move(next[i]));
         status_set(moved[i]).insert(std::move(node));
     }
     return result;
