@@ -31,6 +31,14 @@
 #ifdef BERTH_RUN_WITH_SSH
 #include "ssh.hpp"  // --ssh: the run's SSH environment
 #endif
+#ifdef BERTH_RUN_WITH_SANDBOX
+#include "sandbox.hpp"  // --sandbox: the run's sandbox environment
+#define BERTH_RUN_SANDBOX_DRIVER , berth_run::sandbox_driver
+#define BERTH_RUN_SANDBOX_INSTANCE , berth_run::sandbox_driver{}
+#else
+#define BERTH_RUN_SANDBOX_DRIVER
+#define BERTH_RUN_SANDBOX_INSTANCE
+#endif
 
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
@@ -85,6 +93,11 @@ void validate_drivers(options const& o) {
         (void)plugin_driver_key_of(manifest, *o.plugin);
         (void)plugin_driver_config_of(o);
     }
+#ifdef BERTH_RUN_WITH_SANDBOX
+    if (o.sandbox) (void)sandbox_config_of(o);
+#else
+    if (o.sandbox) die_usage("--sandbox: this berth-run was built without berth::sandbox");
+#endif
 #if !BERTH_RUN_WITH_SERVICES
     if (o.services) die_usage("--services: this berth-run was built without berth::services (libssl-dev)");
 #endif
@@ -125,25 +138,28 @@ int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
     // --plugin's worker (if any) runs while the orchestrator lives, and stops with the registry.
     auto const plugins = plugin_registry_of(o);
 #ifdef BERTH_RUN_WITH_SSH
-    using stack = berth::stack<berth::drivers<berth::local_driver, berth::ssh_driver, berth::plugin_driver>,
-                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
-                               provision_output>;
+    using stack = berth::stack<
+        berth::drivers<berth::local_driver, berth::ssh_driver, berth::plugin_driver BERTH_RUN_SANDBOX_DRIVER>,
+        berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock, provision_output>;
     berth::run_orchestrator<stack> orch{store,
                                         berth::system_clock{},
                                         provision_output{&rep},
                                         berth::local_driver{},
                                         berth::ssh_driver{ssh_driver_options_of(o)},
-                                        berth::plugin_driver{plugins}};
-    auto const environment_id = o.ssh      ? std::optional<std::string>(ssh_environment(store, o))
-                                : o.plugin ? std::optional<std::string>(plugin_environment(store, o))
-                                           : o.environment;
+                                        berth::plugin_driver{plugins} BERTH_RUN_SANDBOX_INSTANCE};
+    auto environment_id = o.ssh      ? std::optional<std::string>(ssh_environment(store, o))
+                          : o.plugin ? std::optional<std::string>(plugin_environment(store, o))
+                                     : o.environment;
 #else
-    using stack = berth::stack<berth::drivers<berth::local_driver, berth::plugin_driver>,
+    using stack = berth::stack<berth::drivers<berth::local_driver, berth::plugin_driver BERTH_RUN_SANDBOX_DRIVER>,
                                berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
                                provision_output>;
     berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{},
-                                        berth::plugin_driver{plugins}};
-    auto const environment_id = o.plugin ? std::optional<std::string>(plugin_environment(store, o)) : o.environment;
+                                        berth::plugin_driver{plugins} BERTH_RUN_SANDBOX_INSTANCE};
+    auto environment_id = o.plugin ? std::optional<std::string>(plugin_environment(store, o)) : o.environment;
+#endif
+#ifdef BERTH_RUN_WITH_SANDBOX
+    if (o.sandbox) environment_id = sandbox_environment(store, o);
 #endif
     return f(orch, environment_id);
 }

@@ -49,6 +49,7 @@ struct options {
     bool sync = false;                       // push --cwd's tracked files before, pull changes after
     std::optional<std::string> plugin;         // a plugin worker (upstream's SDK): node FILE.mjs, or an executable
     std::optional<std::string> plugin_config;  // its environment's driverConfig, as JSON
+    std::optional<std::string> sandbox;      // provider of the sandbox COMMAND runs in (bubblewrap)
     bool quiet = false;
     bool json = false;
     std::vector<std::string> argv;  // the command, after `--`
@@ -137,6 +138,10 @@ inline void add_options(CLI::App& app, options& o) {
     app.add_flag("--sync", o.sync,
                  "with --ssh: push the --cwd git work tree's tracked files before COMMAND and pull the files "
                  "COMMAND changed back after it");
+    app.add_option("--sandbox", o.sandbox,
+                   "run COMMAND isolated in a sandbox of PROVIDER (bubblewrap): --cwd bound at /workspace, no "
+                   "host home, no host secrets, no network (docs/drivers/sandbox.md)")
+        ->type_name("PROVIDER");
 }
 
 /// Checks that span several options; each message names the option and the value.
@@ -151,6 +156,8 @@ inline void validate(options const& o) {
                               "never the project directory itself)",
                               *o.provision));
     if (o.keep && !o.worktree) die_usage("--keep needs --worktree");
+    if (o.sandbox && (o.ssh || o.plugin || o.environment || o.worktree))
+        die_usage("--sandbox excludes --ssh, --plugin, --environment and --worktree");
     if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
     if (o.plugin && (o.ssh || o.environment || o.worktree))
         die_usage("--plugin excludes --ssh, --environment and --worktree");

@@ -1,0 +1,38 @@
+// berth-run --sandbox PROVIDER: the run's sandbox environment (berth::sandbox_driver).
+#pragma once
+
+#include "options.hpp"  // options, die_usage
+
+#include <berth/concepts/clock.hpp>  // system_clock
+#include <berth/drivers/sandbox.hpp>
+
+#include <boost/json/object.hpp>
+#include <fmt/format.h>
+
+#include <string>
+
+namespace berth_run {
+
+/// The drivers --sandbox can name (the providers this berth-run hosts).
+using sandbox_driver = berth::sandbox_driver<berth::bubblewrap>;
+
+inline boost::json::object sandbox_config_of(options const& o) {
+    if (!sandbox_driver::hosts(*o.sandbox))
+        die_usage(fmt::format("--sandbox {}: unknown provider (this berth-run has: bubblewrap)", *o.sandbox));
+    return boost::json::object{{"provider", *o.sandbox}};
+}
+
+/// The id of the company's sandbox environment for this provider, created on first use.
+template <class Store>
+std::string sandbox_environment(Store& store, options const& o) {
+    auto const config = sandbox_config_of(o);
+    for (auto const& e : store.list_environments(o.company, {.driver = berth::driver_kind::sandbox}))
+        if (e.config == config) return e.id;
+    return store
+        .create_environment({.company_id = o.company, .name = "sandbox " + *o.sandbox,
+                             .driver = berth::driver_kind::sandbox, .config = config},
+                            berth::system_clock{}.now())
+        .id;
+}
+
+}  // namespace berth_run
