@@ -353,6 +353,8 @@ TEMPLATE_TEST_CASE("services: a stopped row's id and port are reused by the next
 
     // The port is given back only when free: taken meanwhile, the id is still reused, the port is new.
     CHECK(sup.stop(first.id));
+    // stop() returns once the group's leader is gone; the server it started may close a moment later.
+    REQUIRE(eventually([&] { return !berth::services::detail::port_owner(*first.port); }));
     foreign_server squatter(f.dir.ws("elsewhere"), *first.port);
     auto const third = sup.ensure_for_run("run-3", ctx, shared)[0].service;
     CHECK(third.id == first.id);

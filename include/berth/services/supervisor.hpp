@@ -260,7 +260,8 @@ private:
                           service_scope const& scope, reuse_identity const& identity);
     void wait_for_young_listener(std::string const& service_key) const;
     entry_ptr try_adopt(registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
-                        std::string const& env_fingerprint, runtime_service_config const* config);
+                        std::string const& env_fingerprint, runtime_service_config const* config,
+                        bool healthy = false);  // healthy: its URL answered 2xx just now
     void register_entry(entry_ptr const& e);
     void initiate_stop(entry_ptr const& e);
     void finalize(entry_ptr const& e);

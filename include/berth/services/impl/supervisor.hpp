@@ -12,6 +12,7 @@
 
 #include <algorithm>  // std::find, std::min, std::erase
 #include <array>      // std::array
+#include <atomic>     // std::atomic (parallel health checks)
 #include <cerrno>     // errno, EINTR, EAGAIN
 #include <csignal>    // kill, SIGTERM, SIGKILL
 #include <cstring>    // std::strerror
@@ -598,9 +599,9 @@ void supervisor<Store, Clock>::wait_for_young_listener(std::string const& servic
 template <runtime_service_store Store, clock Clock>
 typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::try_adopt(
     registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
-    std::string const& env_fingerprint, runtime_service_config const* config) {
+    std::string const& env_fingerprint, runtime_service_config const* config, bool healthy) {
     auto const url = rec.url ? rec.url : row.url;
-    if (url && !http_get(*url, options_.health_timeout).ok()) {
+    if (!healthy && url && !http_get(*url, options_.health_timeout).ok()) {
         detail::terminate_foreign(rec.pid, rec.process_group_id, options_.kill_grace);
         registry_.remove(service_key);
         return nullptr;
@@ -930,17 +931,41 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
         std::set<std::int64_t> ports;
         for (auto const* row : no_record) ports.insert(*row->port);
         auto const owners = detail::port_owners(ports);
-        std::set<std::int64_t> taken;
-        for (auto const* row : no_record) {
+        std::vector<std::optional<registry_record>> recs(no_record.size());
+        for (std::size_t i = 0; i < no_record.size(); ++i) {
+            auto const* row = no_record[i];
             auto const owner = owners.find(*row->port);
-            std::optional<registry_record> rec;
-            if (owner != owners.end() && !taken.contains(owner->second)) {
-                auto const key = "workspace-runtime-" + sanitize_slug(row->service_name, "service") + "-" +
-                                 sha256_hex("port-adopted:" + row->id).substr(0, 24);
-                rec = port_adoption_record(*row->port, owner->second, *row, key, "", rows, records);
-            }
-            if (rec && try_adopt(*rec, *row, rec->service_key, rec->env_fingerprint, nullptr)) {
-                taken.insert(owner->second);
+            if (owner == owners.end()) continue;
+            auto const key = "workspace-runtime-" + sanitize_slug(row->service_name, "service") + "-" +
+                             sha256_hex("port-adopted:" + row->id).substr(0, 24);
+            recs[i] = port_adoption_record(*row->port, owner->second, *row, key, "", rows, records);
+        }
+        // The health checks wait on other processes: up to 16 at a time (a serial walk of 100
+        // services costs 100 round trips to 100 processes that must each be scheduled).
+        std::vector<char> healthy(no_record.size(), 0);
+        {
+            std::atomic<std::size_t> next{0};
+            auto check = [&] {
+                for (std::size_t i; (i = next.fetch_add(1)) < recs.size();) {
+                    if (!recs[i]) continue;
+                    auto const url = recs[i]->url ? recs[i]->url : no_record[i]->url;
+                    healthy[i] = !url || http_get(*url, options_.health_timeout).ok();
+                }
+            };
+            std::vector<std::thread> workers;
+            auto const n = std::min<std::size_t>(16, recs.size());
+            for (std::size_t w = 1; w < n; ++w) workers.emplace_back(check);
+            check();
+            for (auto& t : workers) t.join();
+        }
+        std::set<std::int64_t> taken;
+        for (std::size_t i = 0; i < no_record.size(); ++i) {
+            auto const* row = no_record[i];
+            auto const& rec = recs[i];
+            // Not healthy: try_adopt checks again, then ends the process as for any failed adoption.
+            if (rec && !taken.contains(rec->pid) &&
+                try_adopt(*rec, *row, rec->service_key, rec->env_fingerprint, nullptr, healthy[i] != 0)) {
+                taken.insert(rec->pid);
                 ++out.adopted;
                 ++out.adopted_by_port;
                 continue;
