@@ -180,10 +180,10 @@ int main(int argc, char** argv) {
         argc, argv,
         {{"postgres_lease_pair", "lease_pair", "raw_pair", 1.5},
          {"postgres_orchestrator_pair", "orchestrator_pair", "raw_pair", 3.0},
-         {"postgres_concurrent_raw_over_berth", "concurrent_8", "", 1.25, 1e3, "raw_over_berth"},
+         {"postgres_concurrent_raw_over_berth", "concurrent_8/iterations:1", "", 1.25, 1e3, "raw_over_berth"},
          {"postgres_lease_pair_ms (upstream 2.1 ms)", "lease_pair", "", -1, 1e6},
          {"postgres_orchestrator_pair_ms (upstream 8.5-10 ms)", "orchestrator_pair", "", -1, 1e6},
          {"postgres_raw_pair_ms", "raw_pair", "", -1, 1e6},
-         {"postgres_concurrent_berth_pairs_per_s", "concurrent_8", "", -1, 1e3, "berth_pairs_per_s"},
-         {"postgres_concurrent_raw_pairs_per_s", "concurrent_8", "", -1, 1e3, "raw_pairs_per_s"}});
+         {"postgres_concurrent_berth_pairs_per_s", "concurrent_8/iterations:1", "", -1, 1e3, "berth_pairs_per_s"},
+         {"postgres_concurrent_raw_pairs_per_s", "concurrent_8/iterations:1", "", -1, 1e3, "raw_pairs_per_s"}});
 }

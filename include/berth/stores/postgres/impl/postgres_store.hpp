@@ -71,6 +71,8 @@ inline constexpr char const* limit_ok_sql =
     ") = 'number' AND (" BERTH_PG_MAX ")::text ~ '^[1-9][0-9]{0,17}$'))";
 inline constexpr char const* limit_sql = "CASE WHEN jsonb_typeof(" BERTH_PG_MAX ") = 'number' AND (" BERTH_PG_MAX
                                          ")::text ~ '^[1-9][0-9]{0,17}$' THEN ((" BERTH_PG_MAX ")::text)::bigint END";
+/// The environment has a limit to keep (or a malformed one, refused under the same lock).
+inline constexpr char const* has_limit_sql = "coalesce(jsonb_typeof(" BERTH_PG_MAX "), 'null') <> 'null'";
 #undef BERTH_PG_MAX
 
 /// Every statement the store runs with fixed text, generated once per store.
@@ -108,12 +110,16 @@ struct statements {
         return out;
     }();
 
-    // The environment's row lock: every acquire (and resume) on one environment takes it first,
-    // in its own statement, so that the count of active leases the next statement reads (with a
-    // snapshot taken after the lock was granted) includes every lease committed before it.
-    std::string lock_env = "SELECT 1 FROM environments WHERE id = $1::text FOR NO KEY UPDATE";
+    // The environment's row lock: every acquire (and resume) on an environment with a lease limit
+    // takes it first, in its own statement, so that the count of active leases the next statement
+    // reads (with a snapshot taken after the lock was granted) includes every lease committed
+    // before it. An environment without a limit is not locked (a row the WHERE filters out is not
+    // locked), so acquires on it run in parallel: there is no count to keep exact.
+    std::string lock_env = "SELECT 1 FROM environments WHERE id = $1::text AND " + std::string(has_limit_sql) +
+                           " FOR NO KEY UPDATE";
     std::string lock_lease_env = "SELECT 1 FROM environments WHERE id = (SELECT environment_id FROM "
-                                 "environment_leases WHERE id = $1::text) FOR NO KEY UPDATE";
+                                 "environment_leases WHERE id = $1::text) AND " + std::string(has_limit_sql) +
+                                 " FOR NO KEY UPDATE";
     /// acquire[0]: without an event; acquire[1]: with one. Parameters: the lease's members, then
     /// environment id and company id, then the event's members.
     std::array<std::string, 2> acquire = [&] {
