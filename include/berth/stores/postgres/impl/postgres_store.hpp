@@ -101,7 +101,9 @@ struct statements {
                                   "WHERE id = $1::text) AND environment_id = $1::text";
     std::string list_run_leases =
         "SELECT " + lease_cols + " FROM environment_leases WHERE heartbeat_run_id = $1::text";
-    std::string list_lease_order = " ORDER BY last_used_at DESC, created_at DESC, " + std::string(seq) + " DESC";
+    // Ties are ordered by id in bytes (COLLATE "C"), as every store orders them, so that a keyset
+    // cursor (last_used_at, id) continues a list whatever the server's collation.
+    std::string list_lease_order = " ORDER BY last_used_at DESC, id COLLATE \"C\" DESC";
     std::string run_leases = list_run_leases + list_lease_order;
     std::array<std::string, detail::lease_status_count> run_leases_with_status = [&] {
         std::array<std::string, detail::lease_status_count> out;
@@ -758,17 +760,35 @@ inline std::optional<environment_lease> postgres_store::get_lease(std::string_vi
     });
 }
 
+namespace detail::postgres {
+/// ` LIMIT n`, or nothing for no_limit (and anything past what a bigint holds).
+[[nodiscard]] inline std::string limit_clause(std::size_t limit) {
+    if (limit > static_cast<std::size_t>(INT64_MAX)) return {};
+    return " LIMIT " + std::to_string(limit);
+}
+/// A lease list's keyset condition after `filter.after` (newest last_used_at first, then greatest
+/// id), its values appended to `args`; nothing without a cursor.
+[[nodiscard]] inline std::string lease_page(lease_filter const& filter, params& args) {
+    if (!filter.after) return {};
+    args.push_back(to_param(filter.after->last_used_at));
+    auto const at = "$" + std::to_string(args.size()) + "::timestamptz";
+    args.push_back(filter.after->id);
+    auto const id = "$" + std::to_string(args.size()) + "::text";
+    return " AND last_used_at <= " + at + " AND (last_used_at < " + at + " OR id COLLATE \"C\" < " + id + ")";
+}
+}  // namespace detail::postgres
+
 inline std::vector<environment_lease> postgres_store::list_leases(std::string_view environment_id,
                                                                   lease_filter const& filter) {
     using namespace detail::postgres;
     auto& s = *state_;
+    params args{std::string(environment_id)};
     std::string const sql = s.sql.list_env_leases +
                             (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
-                            s.sql.list_lease_order;
+                            lease_page(filter, args) + s.sql.list_lease_order + limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
-        return read_all<environment_lease>(s, c.run_one(sql, {std::string(environment_id)}, "listing leases"),
-                                           leases_table);
+        return read_all<environment_lease>(s, c.run_one(sql, args, "listing leases"), leases_table);
     });
 }
 
@@ -776,11 +796,21 @@ inline std::vector<environment_lease> postgres_store::list_run_leases(std::strin
                                                                       lease_filter const& filter) {
     using namespace detail::postgres;
     auto& s = *state_;
-    std::string const& sql =
-        filter.status ? s.sql.run_leases_with_status[detail::index(*filter.status)] : s.sql.run_leases;
+    if (!filter.after && filter.limit == no_limit) {
+        std::string const& sql =
+            filter.status ? s.sql.run_leases_with_status[detail::index(*filter.status)] : s.sql.run_leases;
+        return call(s, [&](connection& c) {
+            return read_all<environment_lease>(
+                s, c.run_one(sql, {std::string(heartbeat_run_id)}, "listing a run's leases"), leases_table);
+        });
+    }
+    params args{std::string(heartbeat_run_id)};
+    std::string const sql = s.sql.list_run_leases +
+                            (filter.status ? " AND status = " + sql_literal(*filter.status) : std::string()) +
+                            lease_page(filter, args) + s.sql.list_lease_order + limit_clause(filter.limit);
+    s.note_text(sql);
     return call(s, [&](connection& c) {
-        return read_all<environment_lease>(
-            s, c.run_one(sql, {std::string(heartbeat_run_id)}, "listing a run's leases"), leases_table);
+        return read_all<environment_lease>(s, c.run_one(sql, args, "listing a run's leases"), leases_table);
     });
 }
 
@@ -1008,7 +1038,15 @@ inline std::vector<activity_event> postgres_store::list_activity(activity_filter
     if (filter.entity_type) add("entity_type", *filter.entity_type);
     else if (filter.entity_id) (sql += std::exchange(glue, " AND ")) += s.sql.activity_entity_types;
     if (filter.entity_id) add("entity_id", *filter.entity_id);
-    sql += " ORDER BY created_at ASC, " + std::string(seq) + " ASC";
+    if (filter.after) {
+        args.push_back(to_param(filter.after->created_at));
+        auto const at = "$" + std::to_string(args.size()) + "::timestamptz";
+        args.push_back(filter.after->id);
+        auto const id = "$" + std::to_string(args.size()) + "::text";
+        (sql += std::exchange(glue, " AND ")) +=
+            "created_at >= " + at + " AND (created_at > " + at + " OR id COLLATE \"C\" > " + id + ")";
+    }
+    sql += " ORDER BY created_at ASC, id COLLATE \"C\" ASC" + limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
         return read_all<activity_event>(s, c.run_one(sql, args, "listing activity"), activity_table);
