@@ -204,7 +204,7 @@ TEST_CASE("cancellation: a stop requested before the command starts ends it at o
     (void)run.finish(berth::run_outcome::cancelled);
 }
 
-TEST_CASE("cancellation: provisioning a worktree ends its command; realize fails and the lease is released",
+TEST_CASE("cancellation: provisioning a worktree ends its command, realize fails and the lease is released",
           "[cancel]") {
     berth::test::temp_dir dir("berth-cancel-prov");
     auto const repo = dir / "repo";

@@ -392,11 +392,13 @@ TEST_CASE("provision failures: workspace_realization_failed with the seed's deta
     };
     std::string const prefix = "Failed to provision workspace for environment \"ssh-box\" (ssh): ";
 
-    SECTION("exit code with the first non-empty stderr line") {
+    SECTION("exit code with the last lines of stderr, the last one last (issue 20: not the first line)") {
         f.ssh_state->set_execute_result({.exit_code = 3, .stdout_text = "out\n", .stderr_text = "\n  \n  no space left  \nmore\n"});
         auto const e = run_error_of(provision);
         CHECK(e.code() == environment_error_code::workspace_realization_failed);
-        CHECK(std::string(e.what()) == prefix + "exit code 3: no space left");
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith(prefix + "exit code 3: ") &&
+                                              Catch::Matchers::EndsWith("no space left\nmore"));
+        CHECK_THAT(std::string(e.what()), !Catch::Matchers::Contains("out"));
     }
     SECTION("stdout when stderr is empty") {
         f.ssh_state->set_execute_result({.exit_code = 1, .stdout_text = "\nmissing tool\n"});

@@ -338,7 +338,7 @@ TEST_CASE("bubblewrap: lease state lives under the state root and goes with the 
     CHECK_THROWS_WITH(f.sh(l, "true"), "bubblewrap: \"../../etc\" is not a bubblewrap sandbox id (bwrap-<uuid>)");
 }
 
-TEST_CASE("bubblewrap reuse: a reused sandbox keeps the previous run's files; another agent never gets them",
+TEST_CASE("bubblewrap reuse: a reused sandbox keeps the previous run's files, another agent never gets them",
           "[sandbox][bubblewrap][sandbox-reuse]") {
     sandbox_fixture f(R"({"provider": "bubblewrap", "reuseLease": true})");
     auto const reuse = berth::lease_policy_kind::reuse_by_environment;

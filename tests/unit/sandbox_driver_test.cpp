@@ -158,7 +158,7 @@ TEST_CASE("sandbox driver: config envelope errors name the field and value", "[s
     CHECK(field_of(R"({"provider": "fake", "image": ""})") == "image: Fake sandbox image must be a non-empty string (got \"\").");
 }
 
-TEST_CASE("sandbox driver: a config without provider is upstream's built-in fake; the orchestrator's keys pass",
+TEST_CASE("sandbox driver: a config without provider is upstream's built-in fake, the orchestrator's keys pass",
           "[sandbox][sandbox-driver]") {
     auto const c = berth::parse_sandbox_config(
         json(R"({"reuseLease": true, "leasePolicy": "reuse_by_environment", "leaseTtlSeconds": 60, "image": "x"})"));

@@ -258,7 +258,7 @@ TEST_CASE("services: upstream's 90 s readiness default for dev servers", "[servi
     CHECK(timeout_of("pnpm dev", R"({"type": "http", "timeoutSec": 5})") == 5);
 }
 
-TEMPLATE_TEST_CASE("services: manual services are left alone by runs; controls and restart follow serviceStates",
+TEMPLATE_TEST_CASE("services: manual services are left alone by runs, controls and restart follow serviceStates",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
     auto const ws = f.dir.ws();
@@ -506,7 +506,7 @@ TEMPLATE_TEST_CASE("services: the runtime provision command runs once per worksp
     CHECK(read_text(marker) == "once\n");
 }
 
-TEMPLATE_TEST_CASE("services: the run's command gets the services' URLs and ports; the ready summary names them",
+TEMPLATE_TEST_CASE("services: the run's command gets the services' URLs and ports, the ready summary names them",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
     supervisor sup{f.store, options(f.dir)};
