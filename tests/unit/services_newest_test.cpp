@@ -6,6 +6,8 @@
 #if BERTH_TEST_SERVICES && BERTH_TEST_SQLITE
 #include <catch2/catch.hpp>
 
+#include "services_fixture.hpp"
+
 #include <berth/model/ids.hpp>
 #include <berth/process/child.hpp>
 #include <berth/process/spawn.hpp>
@@ -43,50 +45,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string const server = BERTH_TEST_HTTP_SERVER;
-
-/// A fresh directory for the registry, the database and the workspaces; every process a registry
-/// record names is killed before it is removed, so a failing test leaves nothing behind.
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("berth-svc-newest-" + new_id());
-    temp_dir() { fs::create_directories(path / "ws"); }
-    ~temp_dir() {
-        for (auto const& r : service_registry(path / "registry").list())
-            if (r.pid > 1) ::kill(-static_cast<pid_t>(r.pid), SIGKILL);
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    [[nodiscard]] fs::path registry() const { return path / "registry"; }
-    [[nodiscard]] std::string ws(std::string const& name = "ws") const {
-        fs::create_directories(path / name);
-        return (path / name).string();
-    }
-};
-
-struct memory_fixture {
-    temp_dir dir;
-    memory_store store;
-};
-
-struct sqlite_fixture {
-    temp_dir dir;
-    sqlite_store store = sqlite_store::open((dir.path / "berth.db").string());
-};
-
-bool gone(std::string const& pid) { return !berth::services::detail::pid_running(std::stoll(pid)); }
-
-template <class P>
-bool eventually(P pred) {
-    auto const end = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
-
-/// A service definition from JSON.
-runtime_service_config svc(std::string const& json) { return parse_runtime_service(boost::json::parse(json)); }
+using namespace berth::test::services;
 
 std::vector<std::string> names_of(std::vector<runtime_service_ref> const& refs) {
     std::vector<std::string> out;
@@ -98,54 +57,6 @@ std::vector<std::string> names_of(std::vector<runtime_service_ref> const& refs) 
 std::string read_text(fs::path const& p) {
     std::ifstream in(p);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-/// A free port on 127.0.0.1 (the kernel's choice, released).
-std::int64_t free_port(temp_dir const& d) {
-    port_reserver const r(d.registry());
-    auto const p = r.reserve("test");
-    r.release(p);
-    return p;
-}
-
-/// berth_test_http_server started by the test itself (not by a supervisor) in `cwd`, on `port`.
-struct foreign_server {
-    process::child child;
-    foreign_server(std::string const& cwd, std::int64_t port)
-        : child(process::child::start(command{.program = server, .args = {"--port", std::to_string(port)}, .cwd = cwd})) {
-        REQUIRE(eventually([&] { return berth::services::detail::port_owner(port).has_value(); }));
-    }
-    ~foreign_server() {
-        child.signal_group(SIGKILL);
-        (void)child.wait();
-    }
-};
-
-/// A shared service on an automatic port with an HTTP readiness check.
-runtime_service_config web(std::string const& name, std::string const& extra = "") {
-    return parse_runtime_service(boost::json::parse(
-        R"({"name": ")" + name + R"(", "command": ")" + server + " " + extra + R"(", "port": {"type": "auto"},
-            "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10,
-                          "intervalMs": 100}})"));
-}
-
-service_context context(std::string cwd, std::string const& ew = "ew-1") {
-    service_context c;
-    c.workspace.cwd = std::move(cwd);
-    c.workspace.project_id = "project-1";
-    c.workspace.project_workspace_id = "pw-1";
-    c.workspace.execution_workspace_id = ew;
-    c.agent = {.id = "agent-1", .name = "Ada", .company_id = "company-1"};
-    return c;
-}
-
-/// /bin/sh rather than a login $SHELL: the tests measure berth, not the machine's profile scripts.
-supervisor_options options(temp_dir const& d) {
-    supervisor_options o;
-    o.registry_dir = d.registry();
-    o.kill_grace = 300ms;
-    o.shell = "/bin/sh";
-    return o;
 }
 
 }  // namespace
@@ -160,7 +71,7 @@ TEMPLATE_TEST_CASE("services: a supervisor restarted in the same process adopts 
     std::vector<runtime_service_config> const services{web("alpha"), web("beta")};
     std::vector<runtime_service_ref> first;
     {
-        auto opts = options(f.dir);
+        auto opts = sh_options(f.dir);
         opts.stop_on_destroy = false;
         supervisor a{f.store, opts};
         first = a.ensure_for_run("run-1", ctx, services);
@@ -168,7 +79,7 @@ TEMPLATE_TEST_CASE("services: a supervisor restarted in the same process adopts 
     REQUIRE(first.size() == 2);
     for (auto const& r : first) CHECK_FALSE(gone(*r.service.provider_ref));
 
-    supervisor b{f.store, options(f.dir)};
+    supervisor b{f.store, sh_options(f.dir)};
     auto const r = b.reconcile_on_startup();
     CHECK(r.reconciled == 2);
     CHECK(r.adopted == 2);
@@ -189,7 +100,7 @@ TEMPLATE_TEST_CASE("services: a supervisor restarted in the same process adopts 
 
     // A second supervisor alive at the same time is not robbed: what `b` holds stays with `b`.
     auto const held = b.start_for_control(ctx, std::span(services).first(1));
-    supervisor c{f.store, options(f.dir)};
+    supervisor c{f.store, sh_options(f.dir)};
     auto const rc = c.reconcile_on_startup();
     CHECK(rc.adopted == 0);
     CHECK(rc.orphans_stopped == 0);
@@ -285,7 +196,7 @@ TEMPLATE_TEST_CASE("services: manual services are left alone by runs, controls a
     };
     std::vector<runtime_service_ref> first;
     {
-        supervisor sup{f.store, options(f.dir)};
+        supervisor sup{f.store, sh_options(f.dir)};
         auto runtime = runtime_of_store();
         first = sup.ensure_for_run("run-1", ctx, runtime.services);
         CHECK(names_of(first) == std::vector<std::string>{"api", "worker"});  // storybook is manual
@@ -319,7 +230,7 @@ TEMPLATE_TEST_CASE("services: manual services are left alone by runs, controls a
     }  // a server restart: every service stops with the supervisor
 
     // restart_desired_on_startup reads the workspace rows itself: api and worker, not the manual one.
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     CHECK(sup.reconcile_on_startup().adopted == 0);
     auto const r = sup.restart_desired_on_startup("company-1");
     CHECK(r.restarted == 2);
@@ -336,7 +247,7 @@ TEMPLATE_TEST_CASE("services: manual services are left alone by runs, controls a
 TEMPLATE_TEST_CASE("services: a stopped row's id and port are reused by the next start of its reuse key",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     auto const ctx = context(f.dir.ws());
     std::vector<runtime_service_config> const shared{web("web")};
     auto const first = sup.ensure_for_run("run-1", ctx, shared)[0].service;
@@ -365,7 +276,7 @@ TEMPLATE_TEST_CASE("services: a stopped row's id and port are reused by the next
 TEMPLATE_TEST_CASE("services: an explicit port held by another workspace is refused with upstream's words",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     auto const ws = f.dir.ws();
     auto const port = free_port(f.dir);
     auto const fixed = svc(R"({"name": "api", "command": ")" + server + R"(", "port": )" + std::to_string(port) + "}");
@@ -403,7 +314,7 @@ TEMPLATE_TEST_CASE("services: a live service whose registry record is gone is ad
     std::vector<runtime_service_config> const services{web("alpha"), web("beta")};
     std::vector<runtime_service_ref> first;
     {
-        auto opts = options(f.dir);
+        auto opts = sh_options(f.dir);
         opts.stop_on_destroy = false;
         supervisor a{f.store, opts};
         first = a.ensure_for_run("run-1", ctx, services);
@@ -420,7 +331,7 @@ TEMPLATE_TEST_CASE("services: a live service whose registry record is gone is ad
     stray.provider_ref = "1";
     f.store.upsert_runtime_service(stray, stray.updated_at);
 
-    supervisor b{f.store, options(f.dir)};
+    supervisor b{f.store, sh_options(f.dir)};
     auto const r = b.reconcile_on_startup();
     CHECK(r.reconciled == 3);
     CHECK(r.adopted == 2);
@@ -448,7 +359,7 @@ TEMPLATE_TEST_CASE("services: a live service whose registry record is gone is ad
                                                         R"(", "port": )" + std::to_string(fixed_port) + "}")};
     runtime_service_ref left;
     {
-        auto opts = options(f.dir);
+        auto opts = sh_options(f.dir);
         opts.stop_on_destroy = false;
         supervisor a{f.store, opts};
         left = a.ensure_for_run("run-3", ctx, fixed)[0];
@@ -465,7 +376,7 @@ TEMPLATE_TEST_CASE("services: a live service whose registry record is gone is ad
 TEMPLATE_TEST_CASE("services: the runtime provision command runs once per workspace, lazily, with a provisioning row",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     auto ctx = context(f.dir.ws());
     auto const marker = fs::path(ctx.workspace.cwd) / "provisioned.txt";
     // Lazy: a run that starts nothing (its one service is manual) provisions nothing.
@@ -509,7 +420,7 @@ TEMPLATE_TEST_CASE("services: the runtime provision command runs once per worksp
 TEMPLATE_TEST_CASE("services: the run's command gets the services' URLs and ports, the ready summary names them",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     auto const ctx = context(f.dir.ws());
     std::vector<runtime_service_config> const services{web("web-ui"), web("api")};
     auto const refs = sup.ensure_for_run("run-1", ctx, services);
@@ -530,7 +441,7 @@ TEMPLATE_TEST_CASE("services: the run's command gets the services' URLs and port
 TEMPLATE_TEST_CASE("services: a 20-service workspace started, reused by 10 runs, stopped, with no process left",
                    "[services][services-newest]", memory_fixture, sqlite_fixture) {
     TestType f;
-    supervisor sup{f.store, options(f.dir)};
+    supervisor sup{f.store, sh_options(f.dir)};
     auto const ctx = context(f.dir.ws());
     std::vector<runtime_service_config> services;
     for (int i = 0; i < 20; ++i) services.push_back(web("svc-" + std::to_string(i)));

@@ -5,6 +5,8 @@
 #if BERTH_TEST_SERVICES
 #include <catch2/catch.hpp>
 
+#include "services_fixture.hpp"
+
 #include <berth/model/ids.hpp>
 #include <berth/process/child.hpp>
 #include <berth/services/ports.hpp>
@@ -42,58 +44,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string const server = BERTH_TEST_HTTP_SERVER;
-
-/// A fresh directory for the registry and the workspaces, removed afterwards; every process left
-/// in the registry is killed first, so a failing test leaves nothing behind.
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("berth-services-" + new_id());
-    temp_dir() { fs::create_directories(path / "ws"); }
-    ~temp_dir() {
-        for (auto const& r : service_registry(path / "registry").list())
-            if (r.pid > 1) ::kill(-static_cast<pid_t>(r.pid), SIGKILL);
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    [[nodiscard]] fs::path registry() const { return path / "registry"; }
-    [[nodiscard]] std::string ws() const { return (path / "ws").string(); }
-};
-
-/// Log lines, collected from the supervisor's thread.
-struct log_sink {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-    void add(std::string_view l) {
-        std::lock_guard lock(mutex);
-        lines.emplace_back(l);
-    }
-    bool has(std::string const& part) {
-        std::lock_guard lock(mutex);
-        for (auto const& l : lines)
-            if (l.find(part) != std::string::npos) return true;
-        return false;
-    }
-};
-
-/// Waits (up to 15 s) for `pred`; the tests assert on the outcome, never on how long it took.
-template <class P>
-bool eventually(P pred) {
-    auto const end = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
-
-bool gone(std::string const& pid) { return !berth::services::detail::pid_running(std::stoll(pid)); }
-
-runtime_service_config web(std::string name = "web", std::string extra = "") {
-    auto json = R"({"name": ")" + name + R"(", "command": ")" + server + " " + extra +
-                R"(", "port": {"type": "auto"},
-        "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10, "intervalMs": 100}})";
-    return parse_runtime_service(boost::json::parse(json));
-}
+using namespace berth::test::services;
 
 runtime_service_config with(runtime_service_config c, std::string const& json_patch) {
     auto j = boost::json::parse(json_patch).as_object();
@@ -104,25 +55,6 @@ runtime_service_config with(runtime_service_config c, std::string const& json_pa
         c.stop_policy_json = parsed.stop_policy_json;
     }
     return c;
-}
-
-service_context context(std::string cwd) {
-    service_context c;
-    c.workspace.cwd = std::move(cwd);
-    c.workspace.project_id = "project-1";
-    c.workspace.project_workspace_id = "pw-1";
-    c.workspace.execution_workspace_id = "ew-1";
-    c.agent = {.id = "agent-1", .name = "Ada", .company_id = "company-1"};
-    c.issue = issue_ref{.id = "issue-1", .identifier = "PAP-1", .title = "t"};
-    return c;
-}
-
-supervisor_options options(temp_dir const& d, log_sink* logs = nullptr) {
-    supervisor_options o;
-    o.registry_dir = d.registry();
-    o.kill_grace = 300ms;
-    if (logs) o.on_log = [logs](output_stream, std::string_view line) { logs->add(line); };
-    return o;
 }
 
 /// A service without a readiness check, exposing /health on its automatic port.
@@ -753,11 +685,17 @@ TEST_CASE("startup: after the owner and its services are killed, reconcile stops
     CHECK(r.adopted == 0);
     CHECK(r.stopped == 2);
     CHECK(sup.registry().list().empty());
-    auto ctx = context(d.ws());
-    ctx.workspace.project_workspace_id = "pw-helper";
-    std::vector<desired_workspace> const ws{
-        {ctx, parse_runtime_services(boost::json::parse(two_services_config())), runtime_desired_state::running}};
-    auto const restarted = sup.restart_desired_on_startup(ws);
+    // The workspace wants its services running (a project workspace row, as upstream keeps it).
+    auto runtime_config = boost::json::parse(two_services_config()).as_object();
+    store.create_project_workspace(
+        {.company_id = "company-1",
+         .project_id = "project-1",
+         .name = "Primary",
+         .cwd = d.ws(),
+         .metadata = json_object{{"runtimeConfig", json_object{{"workspaceRuntime", runtime_config},
+                                                               {"desiredState", "running"}}}}},
+        system_clock{}.now());
+    auto const restarted = sup.restart_desired_on_startup("company-1");
     CHECK(restarted.restarted == 2);
     CHECK(restarted.failed == 0);
     CHECK(sup.running().size() == 2);
@@ -769,22 +707,35 @@ TEST_CASE("startup: restart_desired_on_startup starts the services of workspaces
     temp_dir d;
     auto store = sqlite_store::open((d.path / "berth.db").string());
     supervisor sup{store, options(d)};
-    std::vector<desired_workspace> ws(3);
-    ws[0] = {context(d.ws()), {web("wanted")}, runtime_desired_state::running};
-    ws[1] = {context(d.ws()), {web("not-wanted")}, runtime_desired_state::stopped};
-    auto bad = web("broken");
-    bad.command = "exit 1";
-    ws[2] = {context(d.ws()), {bad}, runtime_desired_state::running};
-    ws[2].context.workspace.project_workspace_id = "pw-2";
-    auto const r = sup.restart_desired_on_startup(ws);
+    // Three project workspaces of company-1: one wants its service running, one stopped, and one
+    // wants a service running that cannot start.
+    auto project_workspace = [&](std::string const& name, std::string const& command, std::string const& desired) {
+        auto const runtime = boost::json::parse(R"({"desiredState": ")" + desired +
+                                                R"(", "workspaceRuntime": {"services": [{"name": ")" + name +
+                                                R"(", "command": ")" + command + R"(", "port": {"type": "auto"},
+            "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10}}]}})");
+        return store.create_project_workspace({.company_id = "company-1",
+                                               .project_id = "project-1",
+                                               .name = name,
+                                               .cwd = d.ws(name),
+                                               .metadata = json_object{{"runtimeConfig", runtime}}},
+                                              system_clock{}.now());
+    };
+    auto const wanted = project_workspace("wanted", server, "running");
+    project_workspace("not-wanted", server, "stopped");
+    project_workspace("broken", "exit 1", "running");
+    auto const r = sup.restart_desired_on_startup("company-1");
     CHECK(r.restarted == 1);
     CHECK(r.failed == 1);
     auto const running = sup.running();
     REQUIRE(running.size() == 1);
     CHECK(running[0].service.service_name == "wanted");
+    CHECK(running[0].service.project_workspace_id == wanted.id);
     CHECK_FALSE(running[0].service.started_by_run_id);
-    // Again: the running one is reused, not restarted.
-    CHECK(sup.restart_desired_on_startup(std::span(ws).first(1)).restarted == 0);
+    // Again: the running one is reused, not restarted (the broken one fails again).
+    auto const again = sup.restart_desired_on_startup("company-1");
+    CHECK(again.restarted == 0);
+    CHECK(again.failed == 1);
 }
 #endif
 #endif

@@ -72,6 +72,7 @@
 #include <berth/concepts/clock.hpp>                  // clock, system_clock
 #include <berth/concepts/execution_workspace_store.hpp>  // execution_workspace_store (desired states)
 #include <berth/concepts/operation_store.hpp>        // operation_store (runtime provision, when the store has it)
+#include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (desired states)
 #include <berth/concepts/runtime_service_store.hpp>  // runtime_service_store
 #include <berth/model/command.hpp>                   // output_stream
 #include <berth/model/runtime_service.hpp>           // workspace_runtime_service
@@ -128,13 +129,6 @@ struct reconcile_result {
     std::size_t adopted_by_port = 0;     ///< of `adopted`: no registry record, found as the owner of the row's port
 };
 
-/// One workspace whose services may need starting after a restart.
-struct desired_workspace {
-    service_context context;
-    std::vector<runtime_service_config> services;
-    runtime_desired_state desired_state = runtime_desired_state::stopped;
-};
-
 struct restart_result {
     std::size_t restarted = 0;  ///< services started (not reused)
     std::size_t failed = 0;     ///< workspaces whose start failed
@@ -145,7 +139,7 @@ struct control_result {
     std::vector<runtime_service_ref> started{};  ///< start / restart: the targeted services, started or reused
     std::size_t stopped = 0;                     ///< stop / restart: supervised services stopped
     workspace_runtime_states states{};           ///< the desired states after the action (desired_state_patch)
-    bool persisted = false;                      ///< written to the execution workspace's metadata.config
+    bool persisted = false;  ///< written to the workspace's config (see supervisor::control)
 };
 
 template <runtime_service_store Store, clock Clock = system_clock>
@@ -179,9 +173,11 @@ public:
     /// buildWorkspaceRuntimeDesiredStatePatch): `service_index` names one service of
     /// `runtime.services`, else every service that is not `manual`. Stop (and restart) stops the
     /// supervised services of those definitions in this workspace; start (and restart) starts them
-    /// under manual control. The new desired states are returned and, when the store keeps
-    /// execution workspaces and `ctx` names one, written to its `metadata.config` (so that
-    /// restart_desired_on_startup and later runs see them).
+    /// under manual control. The new desired states are returned and written (so that
+    /// restart_desired_on_startup and later runs see them) to the execution workspace `ctx` names,
+    /// in its `metadata.config`, when the store keeps execution workspaces; else to the project
+    /// workspace `ctx` names, in its `metadata.runtimeConfig` (upstream
+    /// mergeProjectWorkspaceRuntimeConfig), when the store keeps project workspaces.
     /// @throws config_error for an index out of range; berth::error / store_error as start_for_control.
     control_result control(runtime_control_action action, service_context const& ctx, workspace_runtime const& runtime,
                            std::optional<std::size_t> service_index = std::nullopt);
@@ -213,18 +209,15 @@ public:
     /// and any registry record of a dead supervisor that no row adopted, has its group terminated.
     reconcile_result reconcile_on_startup();
 
-    /// Starts (manual control) the services of every workspace whose desired state is `running`
-    /// (a service whose own desiredState is not `running` is skipped). For workspaces the store
-    /// does not keep (berth has no project-workspace table): the application lists them.
-    restart_result restart_desired_on_startup(std::span<desired_workspace const> workspaces);
-
-    /// upstream restartDesiredRuntimeServicesOnStartup over the store's execution workspaces of
-    /// `company_id`: each open one (active, idle, in_review, cleanup_failed) with a cwd whose
-    /// `metadata.config` has `desiredState: running` and a `workspaceRuntime` gets its services
-    /// whose state (`serviceStates`, else the aggregate) is `running` started under manual control.
-    /// A config berth cannot read counts as failed.
+    /// upstream restartDesiredRuntimeServicesOnStartup over the store's workspace rows of
+    /// `company_id`: first each project workspace with a cwd whose `metadata.runtimeConfig` has
+    /// `desiredState: running` and a `workspaceRuntime`, then each open execution workspace
+    /// (active, idle, in_review, cleanup_failed) with a cwd whose `metadata.config` has them. Of
+    /// each, the services whose state (`serviceStates`, else the aggregate) is `running` are
+    /// started under manual control (running ones are reused). A workspace whose config berth
+    /// cannot read, or whose start fails, counts as failed; the others go on.
     restart_result restart_desired_on_startup(std::string_view company_id)
-        requires execution_workspace_store<Store>;
+        requires execution_workspace_store<Store> && project_workspace_store<Store>;
 
     /// The services this supervisor runs now.
     [[nodiscard]] std::vector<runtime_service_ref> running() const;

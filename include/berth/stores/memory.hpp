@@ -27,6 +27,8 @@
 #include <berth/model/lease_transitions.hpp>       // detail::lease_status_count (the status index)
 #include <berth/model/retention.hpp>               // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
+#include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (issue 21)
+#include <berth/model/project_workspace.hpp>       // project_workspace and its inputs
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
 #include <berth/stores/memory/id_table.hpp>         // id_table, id_view_set (the lease path's tables)
 
@@ -213,6 +215,22 @@ public:
                                                                   execution_workspace_patch const& patch,
                                                                   timestamp now);
 
+    // ---- berth::project_workspace_store ----------------------------------------------------------
+
+    /// The project workspace with that id, or nullopt.
+    [[nodiscard]] std::optional<project_workspace> get_project_workspace(std::string_view id) const;
+    /// The company's project workspaces matching `filter`: primary ones first, then oldest
+    /// `created_at`, then first inserted.
+    [[nodiscard]] std::vector<project_workspace> list_project_workspaces(std::string_view company_id,
+                                                                         project_workspace_filter const& filter) const;
+    /// Inserts a record with a new id (created_at = updated_at = `now`).
+    /// @throws store_error invalid_argument (an empty company id, project id, name, source type or visibility).
+    project_workspace create_project_workspace(new_project_workspace const& input, timestamp now);
+    /// Patches the record; nullopt for an unknown id.
+    /// @throws store_error invalid_argument (an empty name).
+    std::optional<project_workspace> update_project_workspace(std::string_view id, project_workspace_patch const& patch,
+                                                              timestamp now);
+
     // ---- berth::operation_store ------------------------------------------------------------------
 
     /// Inserts a `running` operation with a new id, started at `now`.
@@ -341,6 +359,11 @@ private:
         std::uint64_t seq;
     };
     id_map<workspace_row> workspaces_;
+    struct project_workspace_row {
+        project_workspace value;
+        std::uint64_t seq;
+    };
+    id_map<project_workspace_row> project_workspaces_;
     id_map<operation_row> operations_;
 };
 
@@ -348,5 +371,7 @@ private:
 
 #include <berth/stores/memory/impl/memory_store.hpp>
 #include <berth/stores/memory/impl/runtime_services.hpp>
+#include <berth/stores/memory/impl/project_workspaces.hpp>
 
 static_assert(berth::persistence_backend<berth::memory_store>);
+static_assert(berth::project_workspace_store<berth::memory_store>);

@@ -26,6 +26,9 @@
 //!      order's columns (last_used_at, id), same name, so that a page of an environment's leases in
 //!      one status — `list_leases(env, {status: active})` every dashboard and capacity check asks —
 //!      is one index seek plus the rows returned, however long the environment's history.
+//!   6. upstream's `project_workspaces` with its indexes (issue 21: the runtime services read a
+//!      project workspace's desired states from its `metadata.runtimeConfig`). `is_primary` is an
+//!      integer 0/1 (upstream boolean), as `log_compressed`.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -359,12 +362,51 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "company_id, environment_id, status, last_used_at, id"},
             },
         },
+        migration{
+            6,
+            "upstream table: project_workspaces",
+            {
+                create_table{"project_workspaces",
+                             {
+                                 {"id", ct::id, true, {}, {}, true},
+                                 {"company_id", ct::id, true},
+                                 {"project_id", ct::text, true},
+                                 {"repository_id", ct::text},
+                                 {"name", ct::text, true},
+                                 {"source_type", ct::text, true, "'local_path'"},
+                                 {"cwd", ct::text},
+                                 {"repo_url", ct::text},
+                                 {"repo_ref", ct::text},
+                                 {"default_ref", ct::text},
+                                 {"visibility", ct::text, true, "'default'"},
+                                 {"setup_command", ct::text},
+                                 {"cleanup_command", ct::text},
+                                 {"remote_provider", ct::text},
+                                 {"remote_workspace_ref", ct::text},
+                                 {"shared_workspace_key", ct::text},
+                                 {"metadata", ct::json},
+                                 {"is_primary", ct::integer, true, "0"},
+                                 {"created_at", ct::timestamp, true},
+                                 {"updated_at", ct::timestamp, true},
+                             }},
+                create_index{"project_workspaces_company_project_idx", "project_workspaces", "company_id, project_id"},
+                create_index{"project_workspaces_company_repository_idx", "project_workspaces",
+                             "company_id, repository_id"},
+                create_index{"project_workspaces_project_primary_idx", "project_workspaces", "project_id, is_primary"},
+                create_index{"project_workspaces_project_source_type_idx", "project_workspaces",
+                             "project_id, source_type"},
+                create_index{"project_workspaces_company_shared_key_idx", "project_workspaces",
+                             "company_id, shared_workspace_key"},
+                create_index{"project_workspaces_project_remote_ref_idx", "project_workspaces",
+                             "project_id, remote_provider, remote_workspace_ref", true},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 5;
+inline constexpr int current_version = 6;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

@@ -30,6 +30,8 @@
 #include <berth/model/lease.hpp>        // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/retention.hpp>    // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter
+#include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (issue 21)
+#include <berth/model/project_workspace.hpp>  // project_workspace and its inputs
 #include <berth/model/workspace.hpp>    // execution_workspace, workspace_operation and their inputs
 #include <berth/stores/schema.hpp>      // schema::current_version
 
@@ -245,6 +247,20 @@ public:
                                                                   execution_workspace_patch const& patch,
                                                                   timestamp now);
 
+    // ---- berth::project_workspace_store ----------------------------------------------------------
+
+    /// @throws store_error corrupt_row when that row cannot be read.
+    [[nodiscard]] std::optional<project_workspace> get_project_workspace(std::string_view id);
+    /// The company's records matching `filter`: primary ones first, then oldest `created_at`, then
+    /// first inserted.
+    [[nodiscard]] std::vector<project_workspace> list_project_workspaces(std::string_view company_id,
+                                                                         project_workspace_filter const& filter);
+    /// @throws store_error invalid_argument (an empty company id, project id, name, source type or visibility).
+    project_workspace create_project_workspace(new_project_workspace const& input, timestamp now);
+    /// nullopt for an unknown id. @throws store_error invalid_argument (an empty name).
+    std::optional<project_workspace> update_project_workspace(std::string_view id, project_workspace_patch const& patch,
+                                                              timestamp now);
+
     // ---- berth::operation_store ------------------------------------------------------------------
 
     /// @throws store_error invalid_argument (empty company id).
@@ -265,5 +281,7 @@ private:
 
 #include <berth/stores/sqlite/impl/sqlite_store.hpp>
 #include <berth/stores/sqlite/impl/runtime_services.hpp>
+#include <berth/stores/sqlite/impl/project_workspaces.hpp>
 
 static_assert(berth::persistence_backend<berth::sqlite_store>);
+static_assert(berth::project_workspace_store<berth::sqlite_store>);

@@ -1181,39 +1181,36 @@ control_result supervisor<Store, Clock>::control(runtime_control_action action, 
         out.stopped = hit.size();
     }
     if (action != runtime_control_action::stop) out.started = start_for_control(context, targets);
+    // The new states go where restart_desired_on_startup reads them: the execution workspace's
+    // `metadata.config`, else the project workspace's `metadata.runtimeConfig`.
+    [[maybe_unused]] auto merged = [&](std::optional<json_object> const& current, std::string_view key) {
+        json_object metadata = current.value_or(json_object{});
+        json_object config;
+        if (auto const* c = metadata.if_contains(key); c && c->is_object()) config = c->get_object();
+        write_runtime_states(config, out.states);
+        metadata[key] = std::move(config);
+        return metadata;
+    };
+    [[maybe_unused]] bool const execution_workspace = context.workspace.execution_workspace_id.has_value();
     if constexpr (execution_workspace_store<Store>) {
-        if (context.workspace.execution_workspace_id) {
-            if (auto w = store_.get_execution_workspace(*context.workspace.execution_workspace_id)) {
-                json_object metadata = w->metadata.value_or(json_object{});
-                json_object config;
-                if (auto const* c = metadata.if_contains("config"); c && c->is_object()) config = c->get_object();
-                write_runtime_states(config, out.states);
-                metadata["config"] = std::move(config);
+        if (execution_workspace) {
+            if (auto w = store_.get_execution_workspace(*context.workspace.execution_workspace_id))
                 out.persisted = store_
-                                    .update_execution_workspace(w->id, {.metadata = std::optional<json_object>(metadata)},
-                                                                clock_.now())
+                                    .update_execution_workspace(
+                                        w->id, {.metadata = std::optional<json_object>(merged(w->metadata, "config"))},
+                                        clock_.now())
                                     .has_value();
-            }
         }
     }
-    return out;
-}
-
-template <runtime_service_store Store, clock Clock>
-restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::span<desired_workspace const> workspaces) {
-    restart_result out;
-    for (auto const& w : workspaces) {
-        if (w.desired_state != runtime_desired_state::running || w.context.workspace.cwd.empty()) continue;
-        std::vector<runtime_service_config> wanted;
-        for (auto const& s : w.services)
-            if (!s.desired_state || *s.desired_state == runtime_desired_state::running) wanted.push_back(s);
-        if (wanted.empty()) continue;
-        try {
-            auto const refs = start_for_control(w.context, wanted);
-            for (auto const& r : refs)
-                if (!r.reused) ++out.restarted;
-        } catch (std::exception const&) {
-            ++out.failed;
+    if constexpr (project_workspace_store<Store>) {
+        if (!execution_workspace && context.workspace.project_workspace_id) {
+            if (auto w = store_.get_project_workspace(*context.workspace.project_workspace_id))
+                out.persisted =
+                    store_
+                        .update_project_workspace(
+                            w->id, {.metadata = std::optional<json_object>(merged(w->metadata, "runtimeConfig"))},
+                            clock_.now())
+                        .has_value();
         }
     }
     return out;
@@ -1221,42 +1218,67 @@ restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::span<de
 
 template <runtime_service_store Store, clock Clock>
 restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::string_view company_id)
-    requires execution_workspace_store<Store>
+    requires execution_workspace_store<Store> && project_workspace_store<Store>
 {
     restart_result out;
-    for (auto const& w : store_.list_execution_workspaces(company_id, {})) {
-        if (w.status == execution_workspace_status::archived || !w.cwd || w.cwd->empty() || !w.metadata) continue;
-        auto const* c = w.metadata->if_contains("config");
-        if (!c || !c->is_object()) continue;
-        auto const& config = c->get_object();
+    // One workspace: its config's `desiredState` must be `running` with a `workspaceRuntime`
+    // (upstream's test); then each service whose own state, else the aggregate, is `running`.
+    auto restart = [&](json_object const& config, service_context ctx) {
         auto const* d = config.if_contains("desiredState");
-        if (!d || !d->is_string() || d->get_string() != "running" || !config.contains("workspaceRuntime")) continue;
+        if (!d || !d->is_string() || d->get_string() != "running" || !config.contains("workspaceRuntime")) return;
         try {
             auto const runtime = parse_workspace_runtime(config);
             std::vector<runtime_service_config> wanted;
             for (auto const& s : runtime.services)
                 if (service_state(s, runtime_desired_state::running) == runtime_desired_state::running)
                     wanted.push_back(s);
-            if (wanted.empty()) continue;
-            service_context ctx;
-            ctx.workspace.cwd = *w.cwd;
-            ctx.workspace.strategy =
-                w.strategy_type == workspace_strategy_type::git_worktree ? "git_worktree" : "project_primary";
-            ctx.workspace.project_id = w.project_id;
-            ctx.workspace.project_workspace_id = w.project_workspace_id;
-            ctx.workspace.execution_workspace_id = w.id;
-            ctx.workspace.branch_name = w.branch_name;
-            if (w.strategy_type == workspace_strategy_type::git_worktree) ctx.workspace.worktree_path = w.cwd;
-            ctx.workspace.repo_url = w.repo_url;
-            ctx.workspace.repo_ref = w.base_ref;
+            if (wanted.empty()) return;
             ctx.workspace.runtime_provision_command = runtime.runtime_provision_command;
-            ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
-            if (w.source_issue_id) ctx.issue = issue_ref{.id = *w.source_issue_id, .identifier = std::nullopt, .title = w.name};
             for (auto const& r : start_for_control(ctx, wanted))
                 if (!r.reused) ++out.restarted;
         } catch (std::exception const&) {
             ++out.failed;
         }
+    };
+    auto object_at = [](std::optional<json_object> const& metadata, std::string_view key) -> json_object const* {
+        if (!metadata) return nullptr;
+        auto const* c = metadata->if_contains(key);
+        return c && c->is_object() ? &c->get_object() : nullptr;
+    };
+    // Project workspaces first, as upstream: their config is `metadata.runtimeConfig`
+    // (readProjectWorkspaceRuntimeConfig).
+    for (auto const& w : store_.list_project_workspaces(company_id, {})) {
+        auto const* config = object_at(w.metadata, "runtimeConfig");
+        if (!config || !w.cwd || w.cwd->empty()) continue;
+        service_context ctx;
+        ctx.workspace.cwd = *w.cwd;
+        ctx.workspace.strategy = "project_primary";
+        ctx.workspace.project_id = w.project_id;
+        ctx.workspace.project_workspace_id = w.id;
+        ctx.workspace.repo_url = w.repo_url;
+        ctx.workspace.repo_ref = w.repo_ref;
+        ctx.workspace.branch_name = w.default_ref ? w.default_ref : w.repo_ref;
+        ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
+        restart(*config, std::move(ctx));
+    }
+    for (auto const& w : store_.list_execution_workspaces(company_id, {})) {
+        auto const* config = object_at(w.metadata, "config");
+        if (w.status == execution_workspace_status::archived || !config || !w.cwd || w.cwd->empty()) continue;
+        service_context ctx;
+        ctx.workspace.cwd = *w.cwd;
+        ctx.workspace.strategy =
+            w.strategy_type == workspace_strategy_type::git_worktree ? "git_worktree" : "project_primary";
+        ctx.workspace.project_id = w.project_id;
+        ctx.workspace.project_workspace_id = w.project_workspace_id;
+        ctx.workspace.execution_workspace_id = w.id;
+        ctx.workspace.branch_name = w.branch_name;
+        if (w.strategy_type == workspace_strategy_type::git_worktree) ctx.workspace.worktree_path = w.cwd;
+        ctx.workspace.repo_url = w.repo_url;
+        ctx.workspace.repo_ref = w.base_ref;
+        ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
+        if (w.source_issue_id)
+            ctx.issue = issue_ref{.id = *w.source_issue_id, .identifier = std::nullopt, .title = w.name};
+        restart(*config, std::move(ctx));
     }
     return out;
 }

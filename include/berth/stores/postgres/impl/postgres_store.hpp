@@ -236,6 +236,13 @@ struct statements {
                             placeholder_list<execution_workspace>() + ")";
     std::string update_ew =
         "UPDATE execution_workspaces SET " + assignment_list<execution_workspace>() + " WHERE id = $1::text";
+    std::string pw_cols = column_list<project_workspace>();
+    std::string get_pw = "SELECT " + pw_cols + " FROM project_workspaces WHERE id = $1::text";
+    std::string lock_pw = get_pw + " FOR UPDATE";
+    std::string insert_pw = "INSERT INTO project_workspaces (" + pw_cols + ") VALUES (" +
+                            placeholder_list<project_workspace>() + ")";
+    std::string update_pw =
+        "UPDATE project_workspaces SET " + assignment_list<project_workspace>() + " WHERE id = $1::text";
     std::string op_cols = column_list<workspace_operation>();
     std::string get_op = "SELECT " + op_cols + " FROM workspace_operations WHERE id = $1::text";
     std::string lock_op = get_op + " FOR UPDATE";
@@ -619,7 +626,8 @@ inline std::vector<std::string> postgres_store::statement_texts() const {
                                  q.lease_state, q.env_facts, q.reuse_env_holder, q.reuse_ew_holder, q.renew,
                                  q.update_metadata, q.release_run, q.released_run, q.expired, q.get_activity,
                                  q.get_svc, q.upsert_svc, q.svc_owner, q.get_ew, q.lock_ew, q.insert_ew, q.update_ew,
-                                 q.get_op, q.lock_op, q.insert_op, q.update_op};
+                                 q.get_op, q.lock_op, q.insert_op, q.update_op, q.get_pw, q.lock_pw, q.insert_pw,
+                                 q.update_pw};
     for (auto const& t : q.run_leases_with_status) out.push_back(t);
     for (auto const& t : q.transition) out.insert(out.end(), t.begin(), t.end());
     std::lock_guard lock(state_->texts_mutex);
