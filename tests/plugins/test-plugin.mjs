@@ -61,6 +61,20 @@ const hooks = {
   async calls() {
     return { exitCode: 0, timedOut: false, stdout: JSON.stringify(calls), stderr: "" };
   },
+  // Answer now; args[0] ms later, when no call is in flight, log and ask the host for its config
+  // (what an idle worker writes must still be read).
+  async later(p) {
+    const ms = Number(p.args?.[0] ?? 100);
+    setTimeout(async () => {
+      ctx.logger.info("later");
+      try {
+        ctx.logger.info(`later config ${JSON.stringify(await ctx.config.get())}`);
+      } catch (err) {
+        ctx.logger.info(`later error ${err.message}`);
+      }
+    }, ms);
+    return { exitCode: 0, timedOut: false, stdout: "later scheduled", stderr: "" };
+  },
   // Stream args as chunks, alternating streams, then answer.
   async chunks(p) {
     const parts = p.args ?? [];

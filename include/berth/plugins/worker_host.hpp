@@ -41,6 +41,14 @@
 //! signal (SIGKILL) fires exactly when the host's reader goes away: a host that is killed takes its
 //! workers with it. Every member function is safe to call from many threads at once; one worker
 //! serves any number of concurrent calls.
+//!
+//! Who reads the worker's stdout (leader/follower): while calls are in flight, one of the calling
+//! threads waiting for its reply (the leader) reads it and handles every line — its own reply, the
+//! replies and chunks of the other calls (handed to their threads), worker→host requests and
+//! notifications — so that a call's reply reaches its thread without a hand-off from another
+//! thread. When the leader's call ends, another waiting call takes over. The reader thread always
+//! watches stderr and the worker's exit, and reads stdout itself once no call has led for a while
+//! (about 20 ms), so that what an idle worker writes is still handled.
 
 #include <berth/model/command.hpp>             // berth::command
 #include <berth/plugins/error.hpp>             // rpc_error
@@ -72,7 +80,8 @@ namespace berth::plugins {
 
 /// Answers one worker→host request: takes the params, returns the result (or throws; an
 /// rpc_error keeps its code, anything else becomes INTERNAL_ERROR with its message).
-/// Runs on the host's reader thread: keep it short, and never call the same host from it.
+/// Runs on the thread reading the worker's output (the reader thread, or a calling thread while it
+/// waits for its own reply): keep it short, and never call the same host from it.
 using host_method = std::function<boost::json::value(boost::json::value const& params)>;
 
 /// How to run and talk to one worker.
@@ -105,7 +114,8 @@ struct worker_options {
     /// Worker→host methods the host grants, by name. Anything else: METHOD_NOT_FOUND.
     std::map<std::string, host_method, std::less<>> host_methods{};
     /// Notifications other than `execute.log` (`log`, `streams.*`, ...): method and params.
-    /// Runs on the reader thread; must not block or call the host.
+    /// Runs on the thread reading the worker's output (see host_method); must not block or call
+    /// the host.
     std::function<void(std::string_view method, boost::json::value const& params)> on_notification{};
     /// Each line the worker writes to stderr (upstream logs them as `[plugin stderr] <line>`).
     /// Runs on the reader thread; must not block or call the host.
@@ -182,7 +192,11 @@ private:
     boost::json::value call_on(std::shared_ptr<incarnation> const& inc, std::string_view method,
                                boost::json::value const& params, std::chrono::milliseconds timeout,
                                call_options const& options);
-    void reader_loop_fds(incarnation* inc, process::detail::unique_fd out, process::detail::unique_fd err);
+    void reader_loop(incarnation* inc, process::detail::unique_fd err);
+    void read_stdout(incarnation& inc) noexcept;
+    void stdout_data(incarnation& inc, std::string_view data);
+    void lead(incarnation& inc, pending_call& p, std::chrono::steady_clock::time_point deadline) noexcept;
+    void give_up_lead_locked(incarnation& inc, pending_call const& p) noexcept;
     void handle_line(incarnation& inc, std::string_view line) noexcept;
     void handle_response(boost::json::object& msg);
     void handle_worker_request(incarnation& inc, boost::json::object const& msg);

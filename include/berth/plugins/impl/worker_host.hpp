@@ -98,8 +98,11 @@ using steady = std::chrono::steady_clock;
 
 // ---- state ---------------------------------------------------------------------------------------
 
-/// One worker process and its reader thread. Fields marked (m) are guarded by the host's mutex_.
+/// One worker process and its reader thread. Fields marked (m) are guarded by the host's mutex_,
+/// (r) by read_mutex.
 struct worker_host::incarnation {
+    explicit incarnation(std::size_t max_line_bytes) : out_lines(max_line_bytes) {}
+
     pid_t pid = 0;
     process::detail::unique_fd in;  ///< our end of its stdin, written under write_mutex
     std::mutex write_mutex;
@@ -111,6 +114,21 @@ struct worker_host::incarnation {
     std::string broken;         ///< (m) why the host stopped it (a protocol violation), if it did
     std::string exit_message;   ///< (m) what its calls fail with once it exited
     std::condition_variable exit_cv;
+
+    // Its stdout, read by the leading call or the reader thread (see the class comment). Set
+    // before the worker is published and closed with the incarnation, so that a poll never sees
+    // a descriptor number that was reused.
+    process::detail::unique_fd out;    ///< our end of its stdout (non-blocking)
+    process::detail::unique_fd pidfd;  ///< readable once it exited (none on kernels without pidfd_open)
+    std::mutex read_mutex;             ///< held while reading stdout and handling its lines
+    detail::line_splitter out_lines;   ///< (r)
+    bool stdout_broken = false;        ///< (r) a line passed the bound: the rest is dropped
+    std::atomic<bool> stdout_eof{false};
+    std::vector<char> read_buffer = std::vector<char>(64 * 1024);  ///< (r)
+    pending_call* leader = nullptr;    ///< (m) the call reading stdout now, if any
+    bool thread_reads = true;          ///< (m) the reader thread reads stdout (no call led lately)
+    std::uint64_t leads = 0;           ///< (m) how many times a call took the lead
+    bool exit_seen = false;            ///< (m) it exited: nobody leads; the reader thread ends its calls
 
     /// Initialized, alive, and not being stopped for breaking the protocol. Caller holds mutex_.
     [[nodiscard]] bool usable() const noexcept { return initialized && !exited && broken.empty(); }
@@ -195,7 +213,7 @@ inline std::shared_ptr<worker_host::incarnation> worker_host::start_locked() {
         join_reader(old);
     }
 
-    auto inc = std::make_shared<incarnation>();
+    auto inc = std::make_shared<incarnation>(options_.max_line_bytes);
     std::promise<void> spawned;
     auto spawned_result = spawned.get_future();
     inc->reader = std::thread([this, raw = inc.get(), &spawned] {
@@ -222,8 +240,10 @@ inline std::shared_ptr<worker_host::incarnation> worker_host::start_locked() {
         }
         raw->pid = w->pid;
         raw->in = std::move(w->stdin_fd);
+        raw->out = std::move(w->stdout_fd);
+        raw->pidfd = process::detail::open_pidfd(w->pid);
         spawned.set_value();  // `spawned` dies with start_locked's frame: not touched again
-        reader_loop_fds(raw, std::move(w->stdout_fd), std::move(w->stderr_fd));
+        reader_loop(raw, std::move(w->stderr_fd));
     });
     try {
         spawned_result.get();
@@ -388,15 +408,19 @@ inline boost::json::value worker_host::call_on(std::shared_ptr<incarnation> cons
         id = next_id_++;
         pending_.emplace(id, &p);
     }
-    // However this call ends, the reader must not reach `p` afterwards.
+    // However this call ends, no reader may reach `p` afterwards, and if nobody leads now (this
+    // call led, or was handed the lead and leaves without taking it) another waiting call must.
     struct unregister {
         worker_host& host;
+        incarnation& inc;
+        pending_call& p;
         std::int64_t id;
         ~unregister() {
             std::lock_guard lock(host.mutex_);
             host.pending_.erase(id);
+            host.give_up_lead_locked(inc, p);
         }
-    } const unregister_on_exit{*this, id};
+    } const unregister_on_exit{*this, *inc, p, id};
 
     std::string line;
     {
@@ -431,6 +455,11 @@ inline boost::json::value worker_host::call_on(std::shared_ptr<incarnation> cons
                         "Failed to send \"" + std::string(method) + "\" to worker: " +
                             process::detail::errno_text(werr));
 
+    auto timed_out = [&] {
+        return rpc_error(codes::timeout, std::string(method),
+                         "RPC call \"" + std::string(method) + "\" timed out after " + std::to_string(timeout.count()) +
+                             "ms");
+    };
     std::unique_lock lock(mutex_);
     for (;;) {
         if (!p.chunks.empty()) {
@@ -442,40 +471,130 @@ inline boost::json::value worker_host::call_on(std::shared_ptr<incarnation> cons
             continue;
         }
         if (p.done) break;
+        if (detail::steady::now() >= deadline) throw timed_out();
+        if (inc->leader == nullptr && !inc->exit_seen) {
+            // Nobody reads the worker's output: this thread does, until it has something for itself.
+            inc->leader = &p;
+            inc->thread_reads = false;
+            ++inc->leads;
+            lock.unlock();
+            lead(*inc, p, deadline);
+            lock.lock();
+            give_up_lead_locked(*inc, p);
+            continue;
+        }
         if (p.cv.wait_until(lock, deadline) == std::cv_status::timeout && !p.done && p.chunks.empty())
-            throw rpc_error(codes::timeout, std::string(method),
-                            "RPC call \"" + std::string(method) + "\" timed out after " +
-                                std::to_string(timeout.count()) + "ms");
+            throw timed_out();
     }
     if (p.error) throw *p.error;
     return std::move(p.result);
 }
 
+inline void worker_host::give_up_lead_locked(incarnation& inc, pending_call const& p) noexcept {
+    // mutex_ is held.
+    if (inc.leader == &p) inc.leader = nullptr;
+    if (inc.leader != nullptr || inc.exit_seen) return;
+    // Hand the lead to one call of this worker still waiting (it takes it when it wakes).
+    for (auto const& [id, q] : pending_)
+        if (q != &p && q->inc == &inc && !q->done) {
+            q->cv.notify_one();
+            return;
+        }
+}
+
+inline void worker_host::lead(incarnation& inc, pending_call& p, detail::steady::time_point deadline) noexcept {
+    std::unique_lock reading(inc.read_mutex, std::defer_lock);
+    try {
+        reading.lock();
+    } catch (...) {
+        return;  // (cannot happen short of a bug; the caller waits and retries)
+    }
+    for (;;) {
+        {
+            // Only a line this thread reads, or the worker's exit (the pidfd wakes this poll), can
+            // complete `p` while this thread holds read_mutex.
+            std::lock_guard lock(mutex_);
+            if (p.done || !p.chunks.empty() || inc.exit_seen) return;
+        }
+        auto const left = std::chrono::ceil<std::chrono::milliseconds>(deadline - detail::steady::now()).count();
+        if (left <= 0) return;
+        std::array<pollfd, 2> fds{};
+        nfds_t n = 0;
+        bool const eof = inc.stdout_eof.load();
+        if (!eof) fds[n++] = pollfd{inc.out.get(), POLLIN, 0};
+        int const pid_at = inc.pidfd ? static_cast<int>(n) : -1;
+        if (inc.pidfd) fds[n++] = pollfd{inc.pidfd.get(), POLLIN, 0};
+        // Without a pidfd the reader thread notices the exit (it polls every 10 ms): look at
+        // exit_seen as often.
+        int const wait_ms = static_cast<int>(std::min<long long>(left, inc.pidfd ? 1 << 30 : 10));
+        int const ready = ::poll(fds.data(), n, wait_ms);
+        if (ready <= 0) continue;  // a timeout, or EINTR
+        if (!eof && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) read_stdout(inc);
+        if (pid_at >= 0 && (fds[static_cast<std::size_t>(pid_at)].revents & POLLIN) != 0) {
+            // It exited: the reader thread reads what is left and fails the calls still waiting.
+            std::lock_guard lock(mutex_);
+            inc.exit_seen = true;
+            return;
+        }
+    }
+}
+
 // ---- the reader thread ---------------------------------------------------------------------------
 
-inline void worker_host::reader_loop_fds(incarnation* inc, process::detail::unique_fd out,
-                                         process::detail::unique_fd err) {
-    detail::line_splitter out_lines(options_.max_line_bytes);
-    detail::line_splitter err_lines(64 * 1024);  // a longer stderr line is cut, not fatal
-    process::detail::unique_fd const pidfd = process::detail::open_pidfd(inc->pid);
-    std::array<char, 64 * 1024> buffer;
-    bool stdout_broken = false;
+namespace detail {
+/// How long no call may have led before the reader thread reads the worker's stdout again.
+inline constexpr std::chrono::milliseconds idle_read_period{20};
+}  // namespace detail
 
-    auto on_stdout = [&](std::string_view data) {
-        if (stdout_broken) return;
-        bool const ok = out_lines.feed(data, [&](std::string_view line) { handle_line(*inc, line); });
-        // (handle_line never throws: a line it cannot handle is counted as malformed.)
-        if (!ok) {
-            stdout_broken = true;
-            std::string const why = "Worker process for plugin \"" + options_.plugin_id +
-                                    "\" wrote a line longer than " + std::to_string(options_.max_line_bytes) +
-                                    " bytes; it was stopped";
-            std::lock_guard lock(mutex_);
-            if (inc->broken.empty()) inc->broken = why;
-            fail_calls_of(*inc, codes::worker_unavailable, why);
-            inc->signal_locked(SIGKILL);
+inline void worker_host::stdout_data(incarnation& inc, std::string_view data) {
+    // read_mutex is held.
+    if (inc.stdout_broken) return;
+    bool const ok = inc.out_lines.feed(data, [&](std::string_view line) { handle_line(inc, line); });
+    // (handle_line never throws: a line it cannot handle is counted as malformed.)
+    if (!ok) {
+        inc.stdout_broken = true;
+        std::string const why = "Worker process for plugin \"" + options_.plugin_id + "\" wrote a line longer than " +
+                                std::to_string(options_.max_line_bytes) + " bytes; it was stopped";
+        std::lock_guard lock(mutex_);
+        if (inc.broken.empty()) inc.broken = why;
+        fail_calls_of(inc, codes::worker_unavailable, why);
+        inc.signal_locked(SIGKILL);
+    }
+}
+
+inline void worker_host::read_stdout(incarnation& inc) noexcept {
+    // read_mutex is held. Reads what the worker's stdout has now and handles its lines.
+    if (inc.stdout_eof.load()) return;
+    try {
+        for (;;) {
+            ssize_t const n = ::read(inc.out.get(), inc.read_buffer.data(), inc.read_buffer.size());
+            if (n > 0) {
+                stdout_data(inc, std::string_view(inc.read_buffer.data(), static_cast<std::size_t>(n)));
+                // A short read emptied the pipe: the next poll says when there is more (saves a
+                // read that would say EAGAIN on every reply).
+                if (static_cast<std::size_t>(n) < inc.read_buffer.size()) return;
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            inc.stdout_eof = true;  // EOF (or a read error): nothing more will come
+            return;
         }
-    };
+    } catch (...) {
+        // Out of memory while reading: end the worker rather than leave its calls hanging.
+        inc.stdout_broken = true;
+        std::lock_guard lock(mutex_);
+        if (inc.broken.empty())
+            inc.broken = "Worker host for plugin \"" + options_.plugin_id +
+                         "\" failed to read the worker's output; it was stopped";
+        inc.signal_locked(SIGKILL);
+    }
+}
+
+inline void worker_host::reader_loop(incarnation* inc, process::detail::unique_fd err) {
+    detail::line_splitter err_lines(64 * 1024);  // a longer stderr line is cut, not fatal
+    std::array<char, 16 * 1024> buffer;
+
     auto on_stderr_line = [&](std::string_view line) {
         {
             std::lock_guard lock(mutex_);
@@ -491,19 +610,19 @@ inline void worker_host::reader_loop_fds(incarnation* inc, process::detail::uniq
             }
         }
     };
-    auto on_stderr = [&](std::string_view data) { err_lines.feed_truncating(data, on_stderr_line); };
-    // Reads what `fd` has now; false at EOF (or a read error).
-    auto drain = [&](process::detail::unique_fd& fd, auto const& sink) {
+    // Reads what stderr has now; closes it at EOF (or a read error).
+    auto drain_stderr = [&] {
         for (;;) {
-            ssize_t const n = ::read(fd.get(), buffer.data(), buffer.size());
+            ssize_t const n = ::read(err.get(), buffer.data(), buffer.size());
             if (n > 0) {
-                sink(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+                err_lines.feed_truncating(std::string_view(buffer.data(), static_cast<std::size_t>(n)),
+                                          on_stderr_line);
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) return true;
-            fd.reset();
-            return false;
+            if (n < 0 && errno == EAGAIN) return;
+            err.reset();
+            return;
         }
     };
     auto has_exited = [&] {
@@ -511,21 +630,25 @@ inline void worker_host::reader_loop_fds(incarnation* inc, process::detail::uniq
         return ::waitid(P_PID, static_cast<id_t>(inc->pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
                info.si_pid == inc->pid;
     };
+    auto read_stdout_if_free = [&] {
+        std::unique_lock reading(inc->read_mutex, std::try_to_lock);
+        if (reading) read_stdout(*inc);  // (else a call took the lead: it reads)
+    };
 
     try {
         bool exited = false;
+        std::uint64_t leads_seen = 0;
         while (!exited) {
-            std::array<pollfd, 3> fds{};
-            nfds_t n = 0;
-            auto watch = [&](process::detail::unique_fd const& fd) {
-                if (!fd) return -1;
-                fds[n] = pollfd{fd.get(), POLLIN, 0};
-                return static_cast<int>(n++);
-            };
-            int const out_at = watch(out);
-            int const err_at = watch(err);
-            int const pid_at = watch(pidfd);
-            if (n == 0) {
+            bool watch_out = false;
+            {
+                std::lock_guard lock(mutex_);
+                // No call led for a whole period and none leads: read stdout here again.
+                if (!inc->thread_reads && inc->leader == nullptr && inc->leads == leads_seen)
+                    inc->thread_reads = true;
+                leads_seen = inc->leads;
+                watch_out = inc->thread_reads && !inc->stdout_eof.load();
+            }
+            if (!err && !inc->pidfd && inc->stdout_eof.load()) {
                 // Both pipes closed and no pidfd: wait for the exit itself.
                 siginfo_t info{};
                 while (::waitid(P_PID, static_cast<id_t>(inc->pid), &info, WEXITED | WNOWAIT) < 0 &&
@@ -533,28 +656,50 @@ inline void worker_host::reader_loop_fds(incarnation* inc, process::detail::uniq
                 }
                 break;
             }
-            int const timeout_ms = pidfd ? -1 : 10;
+            std::array<pollfd, 3> fds{};
+            nfds_t n = 0;
+            auto watch = [&](int fd) {
+                fds[n] = pollfd{fd, POLLIN, 0};
+                return static_cast<int>(n++);
+            };
+            int const out_at = watch_out ? watch(inc->out.get()) : -1;
+            int const err_at = err ? watch(err.get()) : -1;
+            int const pid_at = inc->pidfd ? watch(inc->pidfd.get()) : -1;
+            int const timeout_ms = !inc->pidfd ? 10
+                                   : !watch_out ? static_cast<int>(detail::idle_read_period.count())
+                                                : -1;
             if (::poll(fds.data(), n, timeout_ms) < 0) {
                 if (errno == EINTR) continue;
                 // poll cannot fail here short of a bug; do not spin.
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
                 continue;
             }
-            if (out_at >= 0 && (fds[out_at].revents & (POLLIN | POLLHUP | POLLERR)) != 0) drain(out, on_stdout);
-            if (err_at >= 0 && (fds[err_at].revents & (POLLIN | POLLHUP | POLLERR)) != 0) drain(err, on_stderr);
-            exited = pid_at >= 0 ? (fds[pid_at].revents & POLLIN) != 0 : has_exited();
+            auto ready = [&](int at) {
+                return at >= 0 && (fds[static_cast<std::size_t>(at)].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+            };
+            if (ready(out_at)) read_stdout_if_free();
+            if (ready(err_at)) drain_stderr();
+            exited = pid_at >= 0 ? (fds[static_cast<std::size_t>(pid_at)].revents & POLLIN) != 0 : has_exited();
         }
-        // It exited: what it wrote before is in the pipes (a descendant may hold them open: read
-        // only what is there now).
-        if (out) drain(out, on_stdout);
-        if (err) drain(err, on_stderr);
-        out_lines.flush([&](std::string_view line) {
-            if (!stdout_broken) handle_line(*inc, line);
-        });
+        // It exited: no call leads from now on. What it wrote before is in the pipes (a
+        // descendant may hold them open: read only what is there now).
+        {
+            std::lock_guard lock(mutex_);
+            inc->exit_seen = true;
+        }
+        {
+            std::lock_guard reading(inc->read_mutex);  // a leader lets go as soon as it sees the exit
+            read_stdout(*inc);
+            inc->out_lines.flush([&](std::string_view line) {
+                if (!inc->stdout_broken) handle_line(*inc, line);
+            });
+        }
+        if (err) drain_stderr();
         err_lines.flush(on_stderr_line);
     } catch (...) {
         // Out of memory while reading: end the worker rather than leave its calls hanging.
         std::lock_guard lock(mutex_);
+        inc->exit_seen = true;
         if (inc->broken.empty())
             inc->broken = "Worker host for plugin \"" + options_.plugin_id +
                           "\" failed to read the worker's output; it was stopped";
