@@ -3,17 +3,21 @@
 // (readline, JSON.parse, the SDK's dispatch, JSON.stringify), which both sides pay.
 //
 //   ratio plugin_noop_call = berth / raw          (target <= 1.2)
-//       a `health` call through worker_host::call (serialize, write, the reader thread parses the
-//       reply and wakes the caller) against the same JSON line written to a worker's stdin and its
-//       reply line read back by the calling thread (no parsing, no thread hand-off).
+//       a `health` call through worker_host::call (serialize, write, the calling thread reads and
+//       parses the reply itself: it leads, no other call being in flight) against the same JSON
+//       line written to a worker's stdin and its reply line read back by the calling thread (no
+//       parsing).
 //   ratio plugin_execute_true = berth / raw       (target <= 1.2)
 //       an `environmentExecute` of `true` (the worker spawns it) through worker_host::call against
 //       the same request line written raw.
 //
 // Each ratio comes from one loop that alternates a berth call and a raw exchange (so both see the
-// same load) and reports their ratio as the counter `berth_over_raw`. The raw side talks to a second
-// worker process started from the same script (worker_host owns its worker's pipes); both workers
-// are warmed up before measuring.
+// same load) and times every call. The ratio is the median berth call over the median raw exchange
+// (counter `berth_over_raw`): on a shared two-core machine one call in a few hundred waits
+// milliseconds for a core, on either side, and a ratio of sums follows those few (the same code
+// printed 0.49, 2.51 and 0.98 in three runs a minute apart). The ratio of the means is printed too,
+// as `info <metric>_of_means`. The raw side talks to a second worker process started from the same
+// script (worker_host owns its worker's pipes); both workers are warmed up before measuring.
 //
 // Needs the SDK the tests install (target berth_test_plugins); without it the ratios print n/a with
 // the reason and the benchmark exits 0.
@@ -26,14 +30,18 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -122,6 +130,12 @@ json::object const execute_params{{"driverKey", "bench"},
                                   {"command", "true"},
                                   {"args", json::array{}}};
 
+double median(std::vector<double> v) {
+    auto const mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    return *mid;
+}
+
 void paired(benchmark::State& state, std::string_view method, json::object const& params) {
     using clock = std::chrono::steady_clock;
     plugins::worker_options o;
@@ -135,7 +149,7 @@ void paired(benchmark::State& state, std::string_view method, json::object const
         ++raw_id;
         (void)raw.exchange(request_line(raw_id, method, params), R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id));
     }
-    clock::duration raw_time{}, berth_time{};
+    std::vector<double> raw_times, berth_times;  // ns per call
     bool berth_first = false;
     for (auto _ : state) {
         berth_first = !berth_first;
@@ -144,16 +158,21 @@ void paired(benchmark::State& state, std::string_view method, json::object const
             if ((side == 0) == berth_first) {
                 auto r = host.call(method, params);
                 benchmark::DoNotOptimize(r);
-                berth_time += clock::now() - t0;
+                berth_times.push_back(double(std::chrono::nanoseconds(clock::now() - t0).count()));
             } else {
                 ++raw_id;
                 auto const line = request_line(raw_id, method, params);
                 benchmark::DoNotOptimize(raw.exchange(line, R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id)));
-                raw_time += clock::now() - t0;
+                raw_times.push_back(double(std::chrono::nanoseconds(clock::now() - t0).count()));
             }
         }
     }
-    if (raw_time.count() > 0) state.counters["berth_over_raw"] = double(berth_time.count()) / double(raw_time.count());
+    if (raw_times.empty()) return;
+    auto const sum = [](std::vector<double> const& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
+    state.counters["berth_over_raw"] = median(berth_times) / median(raw_times);
+    state.counters["berth_over_raw_of_means"] = sum(berth_times) / sum(raw_times);
+    state.counters["berth_median_us"] = median(berth_times) / 1e3;
+    state.counters["raw_median_us"] = median(raw_times) / 1e3;
 }
 
 void paired_noop_call(benchmark::State& state) { paired(state, "health", noop_params); }
@@ -175,5 +194,9 @@ int main(int argc, char** argv) {
         {{.metric = "plugin_noop_call", .numerator = "paired_noop_call/min_time:2.000/real_time",
           .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
          {.metric = "plugin_execute_true", .numerator = "paired_execute_true/min_time:2.000/real_time",
-          .denominator = "", .target = 1.2, .counter = "berth_over_raw"}});
+          .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
+         {.metric = "plugin_noop_call_of_means", .numerator = "paired_noop_call/min_time:2.000/real_time",
+          .denominator = "", .target = -1, .counter = "berth_over_raw_of_means"},
+         {.metric = "plugin_execute_true_of_means", .numerator = "paired_execute_true/min_time:2.000/real_time",
+          .denominator = "", .target = -1, .counter = "berth_over_raw_of_means"}});
 }
