@@ -8,5 +8,6 @@
 #include <berth/concepts/lease_policy.hpp>
 #include <berth/concepts/lease_store.hpp>
 #include <berth/concepts/operation_store.hpp>
+#include <berth/concepts/orchestrator_store.hpp>
 #include <berth/concepts/persistence_backend.hpp>
 #include <berth/concepts/runtime_service_store.hpp>

@@ -135,9 +135,9 @@ TEST_CASE("memory_store capacity and reuse scopes follow every status change ove
     auto const env = store.create_environment(
         new_environment{.company_id = "c", .name = "pool", .driver = driver_kind::local, .config = {{"maxActiveLeases", 2}}},
         clock.now());
-    auto lease = [&](std::string id, lease_policy_kind policy = lease_policy_kind::ephemeral) {
+    auto lease = [&](std::string id, std::optional<std::string> scope = std::nullopt) {
         return new_lease{.id = std::move(id), .company_id = "c", .environment_id = env.id,
-                         .heartbeat_run_id = "run", .lease_policy = policy};
+                         .heartbeat_run_id = "run", .reuse_scope = std::move(scope)};
     };
     auto refused_with = [&](store_errc code, auto&& write) {
         try {
@@ -158,11 +158,11 @@ TEST_CASE("memory_store capacity and reuse scopes follow every status change ove
         (void)b;
     }
     // Retained leases hold no capacity and no scope; resuming one takes both again.
-    auto const kept = store.acquire_lease(lease("kept", lease_policy_kind::reuse_by_environment), clock.now(),
+    auto const kept = store.acquire_lease(lease("kept", std::string("environment")), clock.now(),
                                           std::nullopt);
     auto const retained = store.transition_lease(
         {.id = kept.id, .expected_epoch = kept.epoch, .to = lease_status::retained}, clock.now(), std::nullopt);
-    auto const holder = store.acquire_lease(lease("holder", lease_policy_kind::reuse_by_environment), clock.now(),
+    auto const holder = store.acquire_lease(lease("holder", std::string("environment")), clock.now(),
                                             std::nullopt);
     CHECK(refused_with(store_errc::conflict, [&] {
         (void)store.transition_lease({.id = retained.id, .expected_epoch = retained.epoch, .to = lease_status::active},
@@ -179,6 +179,6 @@ TEST_CASE("memory_store capacity and reuse scopes follow every status change ove
     store.transition_lease({.id = second.id, .expected_epoch = second.epoch, .to = lease_status::released},
                            clock.now(), std::nullopt);
     CHECK(refused_with(store_errc::conflict, [&] {
-        (void)store.acquire_lease(lease("scope", lease_policy_kind::reuse_by_environment), clock.now(), std::nullopt);
+        (void)store.acquire_lease(lease("scope", std::string("environment")), clock.now(), std::nullopt);
     }));
 }

@@ -162,11 +162,8 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
                    Catch::Contains("SEARCH environment_leases USING COVERING INDEX "
                                    "environment_leases_company_environment_status_idx (company_id=? AND "
                                    "environment_id=? AND status=?)"));
-        CHECK_THAT(db.plan(sql.reuse_env_holder),
-                   Catch::Contains("environment_leases_reuse_by_environment_active_idx (environment_id=?)"));
-        CHECK_THAT(db.plan(sql.reuse_ew_holder),
-                   Catch::Contains("environment_leases_reuse_by_execution_workspace_active_idx (environment_id=? "
-                                   "AND execution_workspace_id=?)"));
+        CHECK_THAT(db.plan(sql.reuse_scope_holder),
+                   Catch::Contains("environment_leases_reuse_scope_active_idx (environment_id=? AND reuse_scope=?)"));
         CHECK_THAT(db.plan(sql.get_lease), Catch::Contains("sqlite_autoindex_environment_leases_1 (id=?)"));
         // list_activity by company (a dashboard), by run, by entity (the lease's history).
         auto activity_plan = [&](activity_filter const& f) {

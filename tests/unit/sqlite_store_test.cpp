@@ -283,7 +283,7 @@ TEST_CASE("sqlite_store creates upstream's tables, columns and indexes plus bert
           std::set<std::string>{"id", "company_id", "environment_id", "execution_workspace_id", "issue_id",
                                 "heartbeat_run_id", "status", "lease_policy", "provider", "provider_lease_id",
                                 "acquired_at", "last_used_at", "expires_at", "released_at", "failure_reason",
-                                "cleanup_status", "metadata", "epoch", "created_at", "updated_at"});
+                                "cleanup_status", "metadata", "epoch", "created_at", "updated_at", "reuse_scope"});
     auto const em = members(environment{});
     CHECK(std::set(env_cols.begin(), env_cols.end()) == std::set<std::string>(em.begin(), em.end()));
     auto const lm = members(environment_lease{});
@@ -304,10 +304,9 @@ TEST_CASE("sqlite_store creates upstream's tables, columns and indexes plus bert
     }
     CHECK_THAT(index_sql["environments_company_driver_idx"],
                Catch::Contains("UNIQUE") && Catch::Contains("driver = 'local'"));
-    CHECK_THAT(index_sql["environment_leases_reuse_by_environment_active_idx"],
-               Catch::Contains("UNIQUE") && Catch::Contains("status = 'active'"));
-    CHECK_THAT(index_sql["environment_leases_reuse_by_execution_workspace_active_idx"],
-               Catch::Contains("UNIQUE") && Catch::Contains("execution_workspace_id"));
+    CHECK_THAT(index_sql["environment_leases_reuse_scope_active_idx"],
+               Catch::Contains("UNIQUE") && Catch::Contains("status = 'active'") && Catch::Contains("reuse_scope"));
+    CHECK(index_sql.count("environment_leases_reuse_by_environment_active_idx") == 0);
     CHECK(index_sql.count("environment_leases_active_expires_idx") == 1);
 }
 
@@ -315,18 +314,20 @@ TEST_CASE("sqlite_store refuses a file written by a newer berth, naming both ver
     temp_dir dir;
     auto const path = dir.file("newer.db");
     { auto store = sqlite_store::open(path); }
-    { raw_db(path).exec("PRAGMA user_version = 7"); }
+    // One past what this berth writes, whatever that is.
+    auto const newer = std::to_string(sqlite_store::schema_version + 1);
+    { raw_db(path).exec("PRAGMA user_version = " + newer); }
     try {
         auto store = sqlite_store::open(path);
         FAIL("opened a newer file");
     } catch (store_error const& e) {
         CHECK(e.code() == store_errc::schema_mismatch);
-        CHECK_THAT(e.what(), Catch::Contains("schema version 7") && Catch::Contains("newer berth") &&
+        CHECK_THAT(e.what(), Catch::Contains("schema version " + newer) && Catch::Contains("newer berth") &&
                                  Catch::Contains("up to " + std::to_string(sqlite_store::schema_version)) &&
                                  Catch::Contains(path));
     }
-    // Nothing was written: the file still says 7.
-    CHECK(raw_db(path).value("PRAGMA user_version") == "7");
+    // Nothing was written: the file still says so.
+    CHECK(raw_db(path).value("PRAGMA user_version") == newer);
 }
 
 TEST_CASE("sqlite_store refuses a database that is not berth's", "[sqlite_store]") {
@@ -401,7 +402,7 @@ TEST_CASE("sqlite_store migrates a version 1 file written by hand", "[sqlite_sto
     raw_db db(path);
     CHECK(db.value("PRAGMA user_version") == std::to_string(sqlite_store::schema_version));
     CHECK(db.value("SELECT count(*) FROM sqlite_master WHERE "
-                   "name = 'environment_leases_reuse_by_environment_active_idx'") == "1");
+                   "name = 'environment_leases_reuse_scope_active_idx'") == "1");
     CHECK_THAT(db.value("SELECT sql FROM sqlite_master WHERE name = 'environment_leases_heartbeat_run_idx'"),
                Catch::Contains("IS NOT NULL"));
 }
@@ -415,8 +416,7 @@ TEST_CASE("sqlite_store leaves a file it cannot migrate untouched", "[sqlite_sto
         // migration 2's unique index cannot be built.
         raw_db db(path);
         db.exec(R"sql(
-            DROP INDEX environment_leases_reuse_by_environment_active_idx;
-            DROP INDEX environment_leases_reuse_by_execution_workspace_active_idx;
+            DROP INDEX environment_leases_reuse_scope_active_idx;
             DROP INDEX environment_leases_active_expires_idx;
             INSERT INTO environments (id, company_id, name, driver, created_at, updated_at)
               VALUES ('e1', 'c1', 'box', 'sandbox', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
@@ -425,6 +425,7 @@ TEST_CASE("sqlite_store leaves a file it cannot migrate untouched", "[sqlite_sto
               ('a', 'c1', 'e1', 'active', 'reuse_by_environment', 'x', 'x', 'x', 'x'),
               ('b', 'c1', 'e1', 'active', 'reuse_by_environment', 'x', 'x', 'x', 'x');
             ALTER TABLE environment_leases DROP COLUMN epoch;
+            ALTER TABLE environment_leases DROP COLUMN reuse_scope;
             PRAGMA user_version = 1;
         )sql");
     }
@@ -516,37 +517,39 @@ TEST_CASE("a row with an unknown enum string is a clear error, other rows still 
 TEST_CASE("sqlite_store: one active lease per reuse scope", "[sqlite_store]") {
     auto store = sqlite_store::open(":memory:");
     auto const env = make_env(store);
-    auto reuse = [&](lease_policy_kind p, std::optional<std::string> ew) {
-        auto nl = lease_on(env);
-        nl.lease_policy = p;
-        nl.execution_workspace_id = std::move(ew);
+    auto const env2 = make_env(store, {}, "other");
+    auto scoped = [&](std::optional<std::string> scope, environment const& e) {
+        auto nl = lease_on(e);
+        nl.reuse_scope = std::move(scope);
         return nl;
     };
-    using enum lease_policy_kind;
-    auto const first = store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), std::nullopt);
-    auto const msg = message_of([&] { store.acquire_lease(reuse(reuse_by_environment, "ew-1"), t0(), std::nullopt); });
-    CHECK_THAT(msg, Catch::Contains("already has an active reuse_by_environment lease") && Catch::Contains(first.id));
-    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_environment, std::nullopt), t0(), std::nullopt); }) ==
-          store_errc::conflict);
-    // Ephemeral leases have no scope.
-    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), std::nullopt);
-    store.acquire_lease(reuse(ephemeral, std::nullopt), t0(), std::nullopt);
+    auto const first = store.acquire_lease(scoped("environment", env), t0(), std::nullopt);
+    auto const msg = message_of([&] { store.acquire_lease(scoped("environment", env), t0(), std::nullopt); });
+    CHECK_THAT(msg, Catch::Contains("already has an active lease in reuse scope \"environment\"") &&
+                        Catch::Contains(first.id));
+    store.acquire_lease(scoped("environment", env2), t0(), std::nullopt);  // another environment: its own scope
+    // Leases without a key have no scope.
+    store.acquire_lease(scoped(std::nullopt, env), t0(), std::nullopt);
+    store.acquire_lease(scoped(std::nullopt, env), t0(), std::nullopt);
 
-    auto const ew1 = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt);
-    store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-2"), t0(), std::nullopt);
-    CHECK(code_of([&] { store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt); }) ==
+    auto const ew1 = store.acquire_lease(scoped("workspace:ew-1", env), t0(), std::nullopt);
+    store.acquire_lease(scoped("workspace:ew-2", env), t0(), std::nullopt);
+    CHECK(code_of([&] { store.acquire_lease(scoped("workspace:ew-1", env), t0(), std::nullopt); }) ==
           store_errc::conflict);
 
     // Retained leases free their scope; resuming one while another holds it is refused.
     store.transition_lease({.id = ew1.id, .expected_epoch = 1, .to = lease_status::retained}, t0(), std::nullopt);
-    auto const next = store.acquire_lease(reuse(reuse_by_execution_workspace, "ew-1"), t0(), std::nullopt);
-    CHECK(code_of([&] {
-              store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), std::nullopt);
-          }) == store_errc::conflict);
+    auto const next = store.acquire_lease(scoped("workspace:ew-1", env), t0(), std::nullopt);
+    CHECK_THAT(message_of([&] {
+                   store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(),
+                                          std::nullopt);
+               }),
+               Catch::Contains("reuse scope \"workspace:ew-1\"") && Catch::Contains(next.id));
     CHECK(store.get_lease(ew1.id)->status == lease_status::retained);
     store.transition_lease({.id = next.id, .expected_epoch = 1, .to = lease_status::released}, t0(), std::nullopt);
     CHECK(store.transition_lease({.id = ew1.id, .expected_epoch = 2, .to = lease_status::active}, t0(), std::nullopt)
               .epoch == 3);
+    CHECK(store.get_lease(ew1.id)->reuse_scope == "workspace:ew-1");
 }
 
 TEST_CASE("sqlite_store: capacity is checked in the acquire transaction", "[sqlite_store]") {

@@ -8,17 +8,27 @@
 //!   - `lease_status status_for(run_outcome) const noexcept`         the status a run's lease ends in
 //!   - `std::optional<timestamp> expires_at(environment const&, timestamp now) const`
 //!                                                                   the expiry given at acquire/renew
+//!
+//! Optional (berth::policy_with_reuse_scope<P>):
+//!   - `std::optional<std::string> reuse_scope(acquire_request const&) const`
+//!        the opaque key of the scope a new lease holds (nullopt: none). The store keeps at most
+//!        one active lease per (environment, key) and refuses a second with `conflict`
+//!        (model/lease_rules.hpp); it knows nothing of what the key means.
+//!
 //! Semantics: policies are stateless values; `status_for` must return a status reachable from
 //! `active` (berth::stack static_asserts it over every outcome for policies whose status_for is constexpr).
 //!
-//! Shipped: berth::ephemeral, berth::retain_on_failure (policies/).
+//! Shipped: berth::ephemeral, berth::retain_on_failure; berth::reuse_by_environment and
+//! berth::reuse_by_execution_workspace with reuse scopes (policies/).
 
+#include <berth/model/driver_io.hpp>  // acquire_request (the reuse scope hook)
 #include <berth/model/enums.hpp>
 #include <berth/model/environment.hpp>
 #include <berth/model/time.hpp>
 
 #include <concepts>  // std::same_as
 #include <optional>  // std::optional
+#include <string>    // std::string
 
 namespace berth {
 
@@ -41,6 +51,12 @@ concept lease_policy = detail::policy_opted_in<P> && detail::policy_names_kind<P
                            { p.expires_at(e, now) } -> std::same_as<std::optional<timestamp>>;
                        };
 
+/// A policy whose leases hold a reuse scope (see the file comment).
+template <class P>
+concept policy_with_reuse_scope = lease_policy<P> && requires(P const& p, acquire_request const& r) {
+    { p.reuse_scope(r) } -> std::same_as<std::optional<std::string>>;
+};
+
 namespace archetypes {
 struct policy {
     using lease_policy_concept = lease_policy_tag;
@@ -51,5 +67,6 @@ struct policy {
 }  // namespace archetypes
 
 static_assert(lease_policy<archetypes::policy>);
+static_assert(!policy_with_reuse_scope<archetypes::policy>, "the archetype must be minimal");
 
 }  // namespace berth

@@ -37,11 +37,16 @@ struct environment_lease {
     std::uint64_t epoch = 1;
     timestamp created_at{};
     timestamp updated_at{};
+    /// berth: the opaque key of the reuse scope this lease holds while active (chosen by its lease
+    /// policy; null: none). Within an environment at most one active lease holds a key
+    /// (model/lease_rules.hpp).
+    std::optional<std::string> reuse_scope{};
 };
 BOOST_DESCRIBE_STRUCT(environment_lease, (),
                       (id, company_id, environment_id, execution_workspace_id, issue_id, heartbeat_run_id, status,
                        lease_policy, provider, provider_lease_id, acquired_at, last_used_at, expires_at, released_at,
-                       failure_reason, cleanup_status, metadata, epoch, created_at, updated_at))
+                       failure_reason, cleanup_status, metadata, epoch, created_at, updated_at,
+                       reuse_scope))
 template <> inline constexpr char const* record_name<environment_lease> = "environment_lease";
 
 /// Input of lease_store::acquire_lease. The caller chooses the id so that it can name the lease in
@@ -58,6 +63,9 @@ struct new_lease {
     std::optional<std::string> provider_lease_id{};
     std::optional<timestamp> expires_at{};
     std::optional<json_object> metadata{};
+    /// The reuse scope the lease holds (its policy's key; nullopt: none). The store refuses it with
+    /// `conflict` while another active lease of the environment holds the same key.
+    std::optional<std::string> reuse_scope{};
 };
 
 /// Input of lease_store::transition_lease: move lease `id` from epoch `expected_epoch` to `to`.

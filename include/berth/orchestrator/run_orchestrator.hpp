@@ -90,7 +90,7 @@ inline std::string provision_failure_detail(command_result const& r) {
 
 }  // namespace detail
 
-template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock, run_observer Observer>
+template <environment_driver... Ds, lease_policy... Ps, orchestrator_store Store, clock Clock, run_observer Observer>
 class run_orchestrator<stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>> {
 public:
     using stack_type = stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>;
@@ -186,8 +186,14 @@ public:
             .execution_workspace_mode = r.execution_workspace_mode,
             .lease_policy = policy,
         };
+        // The policy's reuse scope, an opaque key the store keeps unique among the environment's
+        // active leases (model/lease_rules.hpp).
+        std::optional<std::string> reuse_scope;
         lease_grant grant;
         try {
+            visit_policy(policy, [&](auto const& p) {
+                if constexpr (policy_with_reuse_scope<std::remove_cvref_t<decltype(p)>>) reuse_scope = p.reuse_scope(req);
+            });
             visit_driver(req.env.driver, [&](auto const& d) { grant = d.acquire(req); });
         } catch (...) {
             env = std::move(req.env);
@@ -207,6 +213,7 @@ public:
             .provider_lease_id = grant.provider_lease_id,
             .expires_at = earliest(grant.expires_at, policy_expiry),
             .metadata = std::move(grant.metadata),
+            .reuse_scope = std::move(reuse_scope),
         };
         json_object details{
             {"environmentId", env.id},
@@ -282,10 +289,15 @@ public:
                 };
             }
             try {
-                managed = workspace_manager<Store, Clock>(store_, workspace_runtime_, clock_)
-                              .realize(ws, {.company_id = env.company_id,
-                                                      .heartbeat_run_id = lease.heartbeat_run_id,
-                                                      .execution_workspace_id = lease.execution_workspace_id});
+                if constexpr (workspace_store<Store>) {
+                    managed = workspace_manager<Store, Clock>(store_, workspace_runtime_, clock_)
+                                  .realize(ws, {.company_id = env.company_id,
+                                                .heartbeat_run_id = lease.heartbeat_run_id,
+                                                .execution_workspace_id = lease.execution_workspace_id});
+                } else {
+                    throw error("this stack's store does not keep execution workspaces (it does not model "
+                                "berth::workspace_store)");
+                }
             } catch (...) {
                 if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
                 throw realize_error("realize execution workspace", std::current_exception());
@@ -362,12 +374,15 @@ public:
             md["workspaceRealization"] = workspace_realization;
             if (auto updated = store_.update_lease_metadata(lease.id, std::move(md), clock_.now()))
                 lease = std::move(*updated);
-            if (managed) {  // upstream step 4: the execution workspace keeps the realization too
-                json_object ew_md = managed->record.metadata.value_or(json_object{});
-                ew_md["workspaceRealization"] = workspace_realization;
-                if (auto updated = store_.update_execution_workspace(
-                        managed->record.id, {.metadata = std::optional<json_object>(std::move(ew_md))}, clock_.now()))
-                    managed->record = std::move(*updated);
+            if constexpr (workspace_store<Store>) {
+                if (managed) {  // upstream step 4: the execution workspace keeps the realization too
+                    json_object ew_md = managed->record.metadata.value_or(json_object{});
+                    ew_md["workspaceRealization"] = workspace_realization;
+                    if (auto updated = store_.update_execution_workspace(
+                            managed->record.id, {.metadata = std::optional<json_object>(std::move(ew_md))},
+                            clock_.now()))
+                        managed->record = std::move(*updated);
+                }
             }
         }
 

@@ -16,7 +16,7 @@
 #include <berth/concepts/clock.hpp>
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/concepts/lease_policy.hpp>
-#include <berth/concepts/persistence_backend.hpp>
+#include <berth/concepts/orchestrator_store.hpp>  // orchestrator_store (what Store must model)
 #include <berth/model/lease_transitions.hpp>  // can_transition (policy end states)
 #include <berth/orchestrator/observer.hpp>     // run_observer, no_observer (the fifth parameter)
 
@@ -76,7 +76,7 @@ struct stack {
                   "Policies berth::policies<...>");
 };
 
-template <environment_driver... Ds, lease_policy... Ps, persistence_backend Store, clock Clock, run_observer Observer>
+template <environment_driver... Ds, lease_policy... Ps, orchestrator_store Store, clock Clock, run_observer Observer>
 struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     using store_type = Store;
     using clock_type = Clock;

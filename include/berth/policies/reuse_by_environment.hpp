@@ -21,7 +21,9 @@ struct reuse_by_environment {
     [[nodiscard]] std::optional<timestamp> expires_at(environment const& env, timestamp now) const {
         return detail::ttl_expiry(env, now);
     }
+    /// One active lease per environment: every lease of the policy holds the same key.
+    [[nodiscard]] std::optional<std::string> reuse_scope(acquire_request const&) const { return "environment"; }
 };
-static_assert(lease_policy<reuse_by_environment>);
+static_assert(policy_with_reuse_scope<reuse_by_environment>);
 
 }  // namespace berth

@@ -19,7 +19,12 @@ struct reuse_by_execution_workspace {
     [[nodiscard]] std::optional<timestamp> expires_at(environment const& env, timestamp now) const {
         return detail::ttl_expiry(env, now);
     }
+    /// One active lease per execution workspace of the environment; a run without one has no scope.
+    [[nodiscard]] std::optional<std::string> reuse_scope(acquire_request const& r) const {
+        if (!r.execution_workspace_id) return std::nullopt;
+        return "execution_workspace:" + *r.execution_workspace_id;
+    }
 };
-static_assert(lease_policy<reuse_by_execution_workspace>);
+static_assert(policy_with_reuse_scope<reuse_by_execution_workspace>);
 
 }  // namespace berth

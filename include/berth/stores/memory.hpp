@@ -324,8 +324,7 @@ private:
     [[nodiscard]] environment_row const* find_local(std::string_view company_id,
                                                     std::string_view except_id = {}) const;
     void check_capacity(environment const& env) const;
-    void check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
-                           std::optional<std::string> const& execution_workspace_id) const;
+    void check_reuse_scope(std::string_view environment_id, std::optional<std::string> const& scope) const;
     void append_event(activity_event&& event);
     void insert_environment(environment env);
     [[nodiscard]] lease_set& status_set(lease_row const* row) noexcept;

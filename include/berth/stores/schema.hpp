@@ -29,6 +29,8 @@
 //!   6. upstream's `project_workspaces` with its indexes (issue 21: the runtime services read a
 //!      project workspace's desired states from its `metadata.runtimeConfig`). `is_primary` is an
 //!      integer 0/1 (upstream boolean), as `log_compressed`.
+//!   7. berth (issue 16): `environment_leases.reuse_scope`, an opaque key a lease policy chooses; one active
+//!      lease per (environment, reuse_scope) replaces migration 2's per-policy reuse indexes.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -83,8 +85,17 @@ struct drop_index {
     std::string_view name;
 };
 
+/// Rewrites existing rows (`UPDATE table SET set WHERE where`), so that data written under an
+/// older version keeps its meaning under the new one. Both expressions must be SQL that every
+/// dialect accepts.
+struct update_rows {
+    std::string_view table;
+    std::string_view set;    ///< "reuse_scope = 'environment'"
+    std::string_view where;  ///< a predicate; never empty (no migration rewrites a whole table by accident)
+};
+
 /// One step of a migration.
-using step = std::variant<create_table, add_column, create_index, drop_index>;
+using step = std::variant<create_table, add_column, create_index, drop_index, update_rows>;
 
 struct migration {
     int version;               ///< the schema version this migration produces
@@ -401,12 +412,33 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "project_id, remote_provider, remote_workspace_ref", true},
             },
         },
+        migration{
+            7,
+            "berth: reuse scopes are opaque keys chosen by lease policies (environment_leases.reuse_scope)",
+            {
+                add_column{"environment_leases", {"reuse_scope", ct::text}},
+                // The active leases of the reuse policies keep the scope the old indexes gave them
+                // (the keys are those the policies choose: policies/reuse_by_*.hpp).
+                update_rows{"environment_leases", "reuse_scope = 'environment'",
+                            "status = 'active' AND lease_policy = 'reuse_by_environment'"},
+                update_rows{"environment_leases", "reuse_scope = 'execution_workspace:' || execution_workspace_id",
+                            "status = 'active' AND lease_policy = 'reuse_by_execution_workspace' AND "
+                            "execution_workspace_id IS NOT NULL"},
+                // The stores no longer know what a policy's scope means: one active lease per
+                // (environment, reuse_scope) key replaces the two per-policy indexes of migration 2.
+                drop_index{"environment_leases_reuse_by_environment_active_idx"},
+                drop_index{"environment_leases_reuse_by_execution_workspace_active_idx"},
+                create_index{"environment_leases_reuse_scope_active_idx", "environment_leases",
+                             "environment_id, reuse_scope", true,
+                             "status = 'active' AND reuse_scope IS NOT NULL"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 6;
+inline constexpr int current_version = 7;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {
@@ -452,8 +484,12 @@ inline constexpr int current_version = 6;
                 ((((out += s.name) += " ON ") += s.table) += " (") += s.columns;
                 out += ")";
                 if (!s.where.empty()) (out += " WHERE ") += s.where;
-            } else {
+            } else if constexpr (std::is_same_v<S, drop_index>) {
                 (out += "DROP INDEX ") += s.name;
+            } else {
+                static_assert(std::is_same_v<S, update_rows>);
+                ((((out += "UPDATE ") += s.table) += " SET ") += s.set) += " WHERE ";
+                out += s.where;
             }
             return out;
         },

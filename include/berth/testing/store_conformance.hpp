@@ -1364,51 +1364,52 @@ void lease_release_for_run(store_view<S> fx) {
     CHECK_FALSE(s.get_lease("lease-b1")->released_at);
 }
 
-/// One active lease per reuse scope: `reuse_by_environment` leases per environment,
-/// `reuse_by_execution_workspace` leases per (environment, execution workspace). Other policies
-/// have no scope; retained leases free theirs, and resuming into a taken scope is refused.
+/// One active lease per reuse scope: within an environment, at most one `active` lease holds a
+/// given `reuse_scope` key (an opaque string its lease policy chose; model/lease_rules.hpp).
+/// Leases without a key have no scope; retained leases free theirs, and resuming into a taken
+/// scope is refused; refusals name the scope and its holder.
 template <class S>
 void lease_reuse_scope(store_view<S> fx) {
     auto& s = fx.store();
     auto const now = fx.clock.now();
     auto const env = detail::make_environment(s, now, "company-a", "pool");
     auto const env2 = detail::make_environment(s, now, "company-a", "pool 2");
-    auto acquire = [&](environment const& e, std::string const& id, lease_policy_kind policy,
-                       std::optional<std::string> workspace) {
+    auto acquire = [&](environment const& e, std::string const& id, std::optional<std::string> scope) {
         auto input = detail::lease_on(e, id);
-        input.lease_policy = policy;
-        input.execution_workspace_id = std::move(workspace);
+        input.reuse_scope = std::move(scope);
+        // The policy is not the scope: the store compares keys only.
+        input.lease_policy = lease_policy_kind::reuse_by_execution_workspace;
         auto const ev = detail::event_for("event-" + id, id, "company-a", actions::lease_acquired, now);
         return s.acquire_lease(input, now, ev);
     };
-    using enum lease_policy_kind;
-    acquire(env, "lease-env", reuse_by_environment, std::nullopt);
-    acquire(env2, "lease-env-2", reuse_by_environment, std::nullopt);  // another environment: its own scope
+    auto const first = acquire(env, "lease-env", "environment");
+    CHECK(first.reuse_scope == "environment");
+    CHECK(s.get_lease("lease-env")->reuse_scope == "environment");
+    acquire(env2, "lease-env-2", "environment");  // another environment: its own scope
     auto before = detail::state_of(s, {"company-a"});
-    auto const msg =
-        detail::refused(store_errc::conflict, [&] { acquire(env, "lease-env-again", reuse_by_environment, "ew-1"); });
-    CHECK_THAT(msg, Catch::Contains("lease-env"));
+    auto const msg = detail::refused(store_errc::conflict, [&] { acquire(env, "lease-env-again", "environment"); });
+    CHECK_THAT(msg, Catch::Contains("lease-env") && Catch::Contains("\"environment\"") && Catch::Contains(env.id));
+    CHECK(detail::state_of(s, {"company-a"}) == before);
+    detail::refused(store_errc::invalid_argument, [&] { acquire(env, "lease-empty-scope", ""); });
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
-    acquire(env, "lease-e1", ephemeral, std::nullopt);
-    acquire(env, "lease-e2", ephemeral, std::nullopt);
-    acquire(env, "lease-ws-1", reuse_by_execution_workspace, "ew-1");
-    acquire(env, "lease-ws-2", reuse_by_execution_workspace, "ew-2");
-    acquire(env, "lease-ws-none-1", reuse_by_execution_workspace, std::nullopt);  // no workspace: no scope
-    acquire(env, "lease-ws-none-2", reuse_by_execution_workspace, std::nullopt);
+    acquire(env, "lease-e1", std::nullopt);  // no key: no scope
+    acquire(env, "lease-e2", std::nullopt);
+    acquire(env, "lease-ws-1", "workspace:ew-1");
+    acquire(env, "lease-ws-2", "workspace:ew-2");
     before = detail::state_of(s, {"company-a"});
-    detail::refused(store_errc::conflict,
-                    [&] { acquire(env, "lease-ws-1-again", reuse_by_execution_workspace, "ew-1"); });
+    detail::refused(store_errc::conflict, [&] { acquire(env, "lease-ws-1-again", "workspace:ew-1"); });
     CHECK(detail::state_of(s, {"company-a"}) == before);
 
     s.transition_lease(lease_transition{.id = "lease-ws-1", .expected_epoch = 1, .to = lease_status::retained}, now,
                        std::nullopt);
-    acquire(env, "lease-ws-1-next", reuse_by_execution_workspace, "ew-1");
+    acquire(env, "lease-ws-1-next", "workspace:ew-1");
     before = detail::state_of(s, {"company-a"});
-    detail::refused(store_errc::conflict, [&] {
+    auto const resume_msg = detail::refused(store_errc::conflict, [&] {
         s.transition_lease(lease_transition{.id = "lease-ws-1", .expected_epoch = 2, .to = lease_status::active}, now,
                            std::nullopt);
     });
+    CHECK_THAT(resume_msg, Catch::Contains("lease-ws-1-next"));
     CHECK(detail::state_of(s, {"company-a"}) == before);
     s.transition_lease(lease_transition{.id = "lease-ws-1-next", .expected_epoch = 1, .to = lease_status::released},
                        now, std::nullopt);
@@ -1416,6 +1417,7 @@ void lease_reuse_scope(store_view<S> fx) {
         lease_transition{.id = "lease-ws-1", .expected_epoch = 2, .to = lease_status::active}, now, std::nullopt);
     CHECK(resumed.epoch == 3);
     CHECK(resumed.status == lease_status::active);
+    CHECK(resumed.reuse_scope == "workspace:ew-1");
 }
 
 // ---- activity ------------------------------------------------------------------------------------

@@ -11,9 +11,7 @@
 #include <berth/error.hpp>                    // store_error, store_errc
 #include <berth/model/enum_string.hpp>        // to_string (enums in messages)
 #include <berth/model/ids.hpp>                // new_id
-#include <berth/model/lease_transitions.hpp>  // can_transition
-
-#include <boost/json/serialize.hpp>  // serialize (maxActiveLeases in messages)
+#include <berth/model/lease_rules.hpp>        // every lease rule and refusal
 
 #include <algorithm>  // std::sort, std::partial_sort, std::make_heap, std::pop_heap, std::push_heap
 #include <cstdint>    // std::int64_t, std::uint64_t
@@ -52,31 +50,6 @@ bool newest_environment_first(Row const* a, Row const* b) noexcept {
     if (!c) return true;
     if (e.created_at != c->created_at) return e.created_at > c->created_at;
     return e.id > c->id;
-}
-
-
-
-/// The environment's `maxActiveLeases` (absent or null: no limit).
-/// @throws store_error invalid_argument, naming the environment and the value, for anything but a
-///         positive integer.
-inline std::optional<std::int64_t> max_active_leases(environment const& env) {
-    auto const* v = env.config.if_contains("maxActiveLeases");
-    if (!v || v->is_null()) return std::nullopt;
-    std::optional<std::int64_t> n;
-    if (v->is_int64()) n = v->get_int64();
-    else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        n = static_cast<std::int64_t>(v->get_uint64());
-    if (!n || *n < 1)
-        throw store_error(store_errc::invalid_argument,
-                          "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") has config maxActiveLeases = " +
-                              boost::json::serialize(*v) + "; it must be a positive integer.");
-    return n;
-}
-
-/// released_at after a move to `to`: null while the lease holds (or may again hold) its resource.
-[[nodiscard]] inline std::optional<timestamp> released_at_for(lease_status to, timestamp now) noexcept {
-    if (to == lease_status::active || to == lease_status::retained) return std::nullopt;
-    return now;
 }
 
 template <class Row>
@@ -160,39 +133,22 @@ inline memory_store::lease_set& memory_store::status_set(lease_row const* row) n
 }
 
 inline void memory_store::check_capacity(environment const& env) const {
-    using namespace detail::memory;
-    auto const limit = max_active_leases(env);
+    auto const limit = lease_rules::max_active_leases(env);
     if (!limit) return;
     std::int64_t active = 0;
     if (auto const it = leases_by_environment_.find(env.id); it != leases_by_environment_.end())
         active = static_cast<std::int64_t>(it->second.by_status[detail::index(lease_status::active)].size());
-    if (active >= *limit)
-        throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + detail::memory::dquoted(env.name) + " (" + env.id + ") already has " +
-                              std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
-                              ", its limit (maxActiveLeases = " + std::to_string(*limit) + ").");
+    lease_rules::check_capacity(env.name, env.id, limit, active);
 }
 
-inline void memory_store::check_reuse_scope(std::string_view environment_id, lease_policy_kind policy,
-                                            std::optional<std::string> const& execution_workspace_id) const {
-    using namespace detail::memory;
-    bool const by_environment = policy == lease_policy_kind::reuse_by_environment;
-    bool const by_workspace = policy == lease_policy_kind::reuse_by_execution_workspace && execution_workspace_id;
-    // Other policies, and a workspace policy without a workspace, have no scope: capacity bounds them.
-    if (!by_environment && !by_workspace) return;
+inline void memory_store::check_reuse_scope(std::string_view environment_id,
+                                            std::optional<std::string> const& scope) const {
+    // Only the environment's active leases can hold a scope; the store compares keys, nothing more.
+    if (!scope) return;
     auto const it = leases_by_environment_.find(environment_id);
     if (it == leases_by_environment_.end()) return;
-    for (auto const* row : it->second.by_status[detail::index(lease_status::active)]) {
-        auto const& l = row->value;
-        if (l.lease_policy != policy) continue;
-        if (by_workspace && l.execution_workspace_id != execution_workspace_id) continue;
-        throw store_error(store_errc::conflict,
-                          "Environment " + detail::memory::dquoted(environment_id) + " already has an active " + to_string(policy) +
-                              " lease" +
-                              (by_workspace ? " for execution workspace " + detail::memory::dquoted(*execution_workspace_id)
-                                            : std::string()) +
-                              " (" + l.id + ").");
-    }
+    for (auto const* row : it->second.by_status[detail::index(lease_status::active)])
+        if (row->value.reuse_scope == scope) lease_rules::check_reuse_scope(environment_id, scope, row->value.id);
 }
 
 // Stores an event and indexes it. Strong guarantee: when it throws — conflict for an id already
@@ -430,31 +386,8 @@ inline std::vector<environment_lease> memory_store::list_run_leases(std::string_
 inline environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
                                                      std::optional<activity_event> event) {
     using namespace detail::memory;
-    if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id (id is empty).");
-    if (input.company_id.empty())
-        throw store_error(store_errc::invalid_argument, "A lease needs a company id (company_id is empty).");
-    if (input.environment_id.empty())
-        throw store_error(store_errc::invalid_argument, "A lease needs an environment id (environment_id is empty).");
-    environment_lease lease{.id = input.id,
-                            .company_id = input.company_id,
-                            .environment_id = input.environment_id,
-                            .execution_workspace_id = input.execution_workspace_id,
-                            .issue_id = input.issue_id,
-                            .heartbeat_run_id = input.heartbeat_run_id,
-                            .status = lease_status::active,
-                            .lease_policy = input.lease_policy,
-                            .provider = input.provider,
-                            .provider_lease_id = input.provider_lease_id,
-                            .acquired_at = now,
-                            .last_used_at = now,
-                            .expires_at = input.expires_at,
-                            .released_at = std::nullopt,
-                            .failure_reason = std::nullopt,
-                            .cleanup_status = std::nullopt,
-                            .metadata = input.metadata,
-                            .epoch = 1,
-                            .created_at = now,
-                            .updated_at = now};
+    lease_rules::validate(input);
+    environment_lease lease = lease_rules::make_lease(input, now);
     environment_lease result = lease;  // copied before the lock, which it need not hold
     auto row = std::make_unique<lease_row>(lease_row{std::move(lease), 0});
     auto status_node = node_for<lease_set>(row.get());
@@ -463,18 +396,12 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
 
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
-    if (env == environments_.end())
-        throw store_error(store_errc::not_found, "Environment " + detail::memory::dquoted(input.environment_id) + " not found.");
-    if (env->second.value.company_id != input.company_id)
-        throw store_error(store_errc::invalid_argument,
-                          "Lease " + detail::memory::dquoted(input.id) + " is for company " + detail::memory::dquoted(input.company_id) +
-                              " but environment " + detail::memory::dquoted(input.environment_id) + " belongs to company " +
-                              detail::memory::dquoted(env->second.value.company_id) + ".");
+    if (env == environments_.end()) throw lease_rules::environment_not_found(input.environment_id);
+    lease_rules::check_company(input, env->second.value.company_id);
     auto const lease_key = hashed(input.id);
-    if (leases_.contains(lease_key))
-        throw store_error(store_errc::conflict, "Lease " + detail::memory::dquoted(input.id) + " already exists.");
+    if (leases_.contains(lease_key)) throw lease_rules::lease_exists(input.id);
     check_capacity(env->second.value);
-    check_reuse_scope(input.environment_id, input.lease_policy, input.execution_workspace_id);
+    check_reuse_scope(input.environment_id, input.reuse_scope);
 
     // Make room everywhere first, so that the steps that change the store cannot throw. (An index
     // entry created here and left empty by a later failure is invisible: it lists nothing.)
@@ -508,35 +435,21 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(t.id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(t.id) + " not found.");
+    if (it == leases_.end()) throw lease_rules::lease_not_found(t.id);
     lease_row* const row = it->second.get();
     auto& stored = row->value;
-    if (stored.epoch != t.expected_epoch)
-        throw store_error(store_errc::stale_epoch,
-                          "Lease " + detail::memory::dquoted(t.id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
-                              to_string(stored.status) + "), not the caller's epoch " +
-                              std::to_string(t.expected_epoch) + ": another holder moved it. Nothing was changed.");
-    if (!can_transition(stored.status, t.to))
-        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::dquoted(t.id) + " cannot move from " +
-                                                              to_string(stored.status) + " to " + to_string(t.to) +
-                                                              ".");
-    if (t.to == lease_status::active) {
+    lease_rules::check_transition(t.id, stored.status, stored.epoch, t.expected_epoch, t.to);
+    if (lease_rules::reactivates(stored.status, t.to)) {
         // Resuming a retained lease makes it count against capacity and hold its reuse scope again.
         if (auto const env = environments_.find(stored.environment_id); env != environments_.end())
             check_capacity(env->second.value);
-        check_reuse_scope(stored.environment_id, stored.lease_policy, stored.execution_workspace_id);
+        check_reuse_scope(stored.environment_id, stored.reuse_scope);
     }
 
     // The result is the one copy, made before anything changes (strong guarantee); the stored row
     // is then updated in place with non-throwing moves, and its index nodes moved, not reallocated.
     environment_lease result = stored;
-    result.status = t.to;
-    result.epoch = stored.epoch + 1;
-    result.last_used_at = now;
-    result.updated_at = now;
-    result.released_at = released_at_for(t.to, now);
-    if (t.failure_reason) result.failure_reason = t.failure_reason;
-    if (t.cleanup_status) result.cleanup_status = t.cleanup_status;
+    lease_rules::apply_transition(result, t, now);
     std::optional<std::string> reason = t.failure_reason;
     std::optional<expiry_set::node_type> expiry_node;
     if (t.to == lease_status::active && stored.expires_at) expiry_node = node_for<expiry_set>(row);
@@ -579,17 +492,10 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
-    if (it == leases_.end()) throw store_error(store_errc::not_found, "Lease " + detail::memory::dquoted(id) + " not found.");
+    if (it == leases_.end()) throw lease_rules::lease_not_found(id);
     lease_row* const row = it->second.get();
     auto& stored = row->value;
-    if (stored.epoch != expected_epoch)
-        throw store_error(store_errc::stale_epoch,
-                          "Lease " + detail::memory::dquoted(id) + " is at epoch " + std::to_string(stored.epoch) + " (status " +
-                              to_string(stored.status) + "), not the caller's epoch " + std::to_string(expected_epoch) +
-                              ": another holder moved it. Nothing was changed.");
-    if (stored.status != lease_status::active)
-        throw store_error(store_errc::illegal_transition, "Lease " + detail::memory::dquoted(id) + " is " + to_string(stored.status) +
-                                                              "; only an active lease can be renewed.");
+    lease_rules::check_renewal(id, stored.status, stored.epoch, expected_epoch);
     environment_lease next = stored;
     next.expires_at = expires_at;
     next.last_used_at = now;
@@ -608,9 +514,7 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
 inline std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
                                                                            lease_status to, timestamp now) {
     using namespace detail::memory;
-    if (!can_transition(lease_status::active, to))
-        throw store_error(store_errc::illegal_transition,
-                          std::string("Leases cannot move from active to ") + to_string(to) + ".");
+    lease_rules::check_release_target(to);
     std::unique_lock lock(mutex_);
     auto const it = leases_by_run_.find(heartbeat_run_id);
     if (it == leases_by_run_.end()) return {};
@@ -627,7 +531,7 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
         n.epoch = row->value.epoch + 1;
         n.last_used_at = now;
         n.updated_at = now;
-        n.released_at = released_at_for(to, now);
+        n.released_at = lease_rules::released_at_for(to, now);
     }
     std::vector<environment_lease> result = next;
     for (std::size_t i = 0; i < moved.size(); ++i) {

@@ -4,7 +4,8 @@
 
 #include <berth/error.hpp>
 #include <berth/model/ids.hpp>                // new_id
-#include <berth/model/lease_transitions.hpp>  // can_transition
+#include <berth/model/lease_rules.hpp>        // every lease rule and refusal
+#include <berth/model/lease_transitions.hpp>  // can_transition (the transition statements' WHERE)
 #include <berth/stores/postgres/connection.hpp>
 #include <berth/stores/postgres/row.hpp>
 #include <berth/stores/schema.hpp>  // schema::migrations, render, postgres_dialect
@@ -175,16 +176,14 @@ struct statements {
         }
         return out;
     }();
-    std::string lease_state =
-        "SELECT id, status, epoch, company_id, environment_id FROM environment_leases WHERE id = $1::text";
+    std::string lease_state = "SELECT id, status, epoch, company_id, environment_id, reuse_scope FROM "
+                              "environment_leases WHERE id = $1::text";
     std::string env_facts = "SELECT e.company_id, e.name, e.config::text, (SELECT count(*) FROM environment_leases l "
                             "WHERE l.company_id = e.company_id AND l.environment_id = e.id AND l.status = 'active') "
                             "FROM environments e WHERE e.id = $1::text";
-    std::string reuse_env_holder = "SELECT id FROM environment_leases WHERE environment_id = $1::text AND status = "
-                                   "'active' AND lease_policy = 'reuse_by_environment'";
-    std::string reuse_ew_holder = "SELECT id FROM environment_leases WHERE environment_id = $1::text AND "
-                                  "execution_workspace_id = $2::text AND status = 'active' AND lease_policy = "
-                                  "'reuse_by_execution_workspace'";
+    /// The active lease that holds a reuse scope (environment_leases_reuse_scope_active_idx).
+    std::string reuse_scope_holder = "SELECT id FROM environment_leases WHERE environment_id = $1::text AND "
+                                     "reuse_scope = $2::text AND status = 'active'";
     std::string renew = "UPDATE environment_leases SET expires_at = $2::timestamptz, last_used_at = $3::timestamptz, "
                         "updated_at = $3::timestamptz WHERE id = $1::text AND epoch = $4::bigint AND status = "
                         "'active' RETURNING " + lease_cols;
@@ -459,63 +458,45 @@ inline void migrate(connection& c, std::string const& target) {
     }
 }
 
-/// The environment's lease limit, by the same rule as the other stores: absent or null for none;
-/// otherwise a positive integer.
+/// The environment's lease limit, by the rule of every store (lease_rules::max_active_leases),
+/// from the config as the statements return it (text).
 /// @throws store_error invalid_argument naming the environment and the value.
 inline std::optional<std::int64_t> max_active_leases(std::string_view config_text, std::string_view name,
                                                      std::string_view environment_id) {
     boost::system::error_code ec;
     auto const doc = boost::json::parse(config_text, ec);
     if (ec || !doc.is_object()) return std::nullopt;
-    auto const* v = doc.get_object().if_contains("maxActiveLeases");
-    if (!v || v->is_null()) return std::nullopt;
-    std::optional<std::int64_t> n;
-    if (v->is_int64()) n = v->get_int64();
-    else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-        n = static_cast<std::int64_t>(v->get_uint64());
-    if (!n || *n < 1)
-        throw store_error(store_errc::invalid_argument,
-                          "Environment " + dquoted(name) + " (" + std::string(environment_id) +
-                              ") has config maxActiveLeases = " + boost::json::serialize(*v) +
-                              "; it must be a positive integer.");
-    return n;
+    return lease_rules::max_active_leases(doc.get_object(), name, environment_id);
 }
 
-[[nodiscard]] inline store_error capacity_error(std::string_view name, std::string_view environment_id,
-                                                std::int64_t active, std::int64_t limit) {
-    return store_error(store_errc::capacity_exceeded,
-                       "Environment " + dquoted(name) + " (" + std::string(environment_id) + ") already has " +
-                           std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
-                           ", its limit (maxActiveLeases = " + std::to_string(limit) + ").");
+/// The lease that holds `scope` in `environment_id`, to name it in the refusal ("?" when it has
+/// ended since the write was refused).
+[[nodiscard]] inline store_error reuse_scope_conflict(connection& c, statements const& sql,
+                                                      std::string_view environment_id, std::string_view scope) {
+    std::string holder = "?";
+    try {
+        auto r = c.run_one(sql.reuse_scope_holder, {std::string(environment_id), std::string(scope)},
+                           "naming the reuse scope's holder");
+        if (r.rows() > 0) holder = std::string(r.text(0, 0));
+    } catch (store_error const&) {
+    }
+    return lease_rules::reuse_scope_taken(environment_id, scope, holder);
+}
+
+/// Whether a write was refused by the unique index of the active leases' reuse scopes.
+[[nodiscard]] inline bool is_reuse_scope_violation(failure const& e) {
+    return e.code() == store_errc::conflict && e.constraint() == "environment_leases_reuse_scope_active_idx";
 }
 
 /// The conflict of a write refused by a unique index, named by what the index stands for.
 [[nodiscard]] inline store_error conflict_of(connection& c, statements const& sql, failure const& e,
-                                             std::string_view lease_id, std::string_view environment_id,
-                                             lease_policy_kind policy, std::optional<std::string> const& workspace,
-                                             std::string_view event_id) {
+                                             new_lease const& lease, std::string_view event_id) {
     auto const& k = e.constraint();
-    if (k == "environment_leases_pkey")
-        return store_error(store_errc::conflict, "Lease " + dquoted(lease_id) + " already exists.");
+    if (k == "environment_leases_pkey") return lease_rules::lease_exists(lease.id);
     if (k == "activity_log_pkey")
         return store_error(store_errc::conflict, "Activity event " + dquoted(event_id) + " already exists.");
-    if (k.find("reuse_by") != std::string::npos) {
-        std::string holder = "?";
-        try {
-            auto r = policy == lease_policy_kind::reuse_by_execution_workspace && workspace
-                         ? c.run_one(sql.reuse_ew_holder, {std::string(environment_id), *workspace}, "naming the holder")
-                         : c.run_one(sql.reuse_env_holder, {std::string(environment_id)}, "naming the holder");
-            if (r.rows() > 0) holder = std::string(r.text(0, 0));
-        } catch (store_error const&) {
-        }
-        return store_error(store_errc::conflict,
-                           "Environment " + dquoted(environment_id) + " already has an active " +
-                               to_string(policy) + " lease" +
-                               (workspace && policy == lease_policy_kind::reuse_by_execution_workspace
-                                    ? " for execution workspace " + dquoted(*workspace)
-                                    : std::string()) +
-                               " (" + holder + ").");
-    }
+    if (is_reuse_scope_violation(e) && lease.reuse_scope)
+        return reuse_scope_conflict(c, sql, lease.environment_id, *lease.reuse_scope);
     return e;
 }
 
@@ -524,30 +505,25 @@ inline std::optional<std::int64_t> max_active_leases(std::string_view config_tex
 [[nodiscard]] inline store_error cas_failure(connection& c, statements const& sql, std::string_view id,
                                              std::uint64_t expected_epoch, lease_status to, bool renewing) {
     auto r = c.run_one(sql.lease_state, {std::string(id)}, "reading the lease");
-    if (r.rows() == 0) return store_error(store_errc::not_found, "Lease " + dquoted(id) + " not found.");
+    if (r.rows() == 0) return lease_rules::lease_not_found(id);
     auto const status = std::string(r.text(0, 1));
     auto const epoch = std::string(r.text(0, 2));
     auto const parsed = try_parse_enum<lease_status>(status);
     if (!parsed) return corrupt(leases_table, "status", r, 0, parse_error(enum_label<lease_status>, status).what());
-    if (epoch != std::to_string(expected_epoch))
-        return store_error(store_errc::stale_epoch,
-                           "Lease " + dquoted(id) + " is at epoch " + epoch + " (status " + status +
-                               "), not the caller's epoch " + std::to_string(expected_epoch) +
-                               ": another holder moved it. Nothing was changed.");
-    if (renewing)
-        return store_error(store_errc::illegal_transition,
-                           "Lease " + dquoted(id) + " is " + status + "; only an active lease can be renewed.");
-    if (!can_transition(*parsed, to))
-        return store_error(store_errc::illegal_transition,
-                           "Lease " + dquoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
-    if (to == lease_status::active) {
+    auto const stored_epoch = static_cast<std::uint64_t>(std::stoull(epoch));
+    auto const refused = lease_rules::refusal_of([&] {
+        if (renewing) lease_rules::check_renewal(id, *parsed, stored_epoch, expected_epoch);
+        else lease_rules::check_transition(id, *parsed, stored_epoch, expected_epoch, to);
+    });
+    if (refused) return *refused;
+    if (lease_rules::reactivates(*parsed, to)) {
         std::string const environment_id(r.text(0, 4));
         auto f = c.run_one(sql.env_facts, {environment_id}, "reading the environment");
         if (f.rows() > 0) {
             auto const name = std::string(f.text(0, 1));
             auto const limit = max_active_leases(f.text(0, 2), name, environment_id);
             auto const active = std::stoll(std::string(f.text(0, 3)));
-            if (limit && active >= *limit) return capacity_error(name, environment_id, active, *limit);
+            if (limit && active >= *limit) return lease_rules::capacity_exceeded(name, environment_id, *limit, active);
         }
     }
     // The row matched when read again: another holder moved it and moved it back between the two
@@ -623,7 +599,7 @@ inline std::vector<std::string> postgres_store::statement_texts() const {
     std::vector<std::string> out{q.get_env, q.insert_env, q.lock_env_for_update, q.update_env, q.ensure_local,
                                  q.get_local_env, q.get_lease, q.insert_activity, q.list_env_leases + q.list_lease_order,
                                  q.run_leases, q.lock_env, q.lock_lease_env, q.acquire[0], q.acquire[1],
-                                 q.lease_state, q.env_facts, q.reuse_env_holder, q.reuse_ew_holder, q.renew,
+                                 q.lease_state, q.env_facts, q.reuse_scope_holder, q.renew,
                                  q.update_metadata, q.release_run, q.released_run, q.expired, q.get_activity,
                                  q.get_svc, q.upsert_svc, q.svc_owner, q.get_ew, q.lock_ew, q.insert_ew, q.update_ew,
                                  q.get_op, q.lock_op, q.insert_op, q.update_op, q.get_pw, q.lock_pw, q.insert_pw,
@@ -825,30 +801,8 @@ inline std::vector<environment_lease> postgres_store::list_run_leases(std::strin
 inline environment_lease postgres_store::acquire_lease(new_lease const& input, timestamp now,
                                                        std::optional<activity_event> event) {
     using namespace detail::postgres;
-    if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id.");
-    if (input.company_id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs a company id.");
-    if (input.environment_id.empty())
-        throw store_error(store_errc::invalid_argument, "A lease needs an environment id.");
-    environment_lease const lease{.id = input.id,
-                                  .company_id = input.company_id,
-                                  .environment_id = input.environment_id,
-                                  .execution_workspace_id = input.execution_workspace_id,
-                                  .issue_id = input.issue_id,
-                                  .heartbeat_run_id = input.heartbeat_run_id,
-                                  .status = lease_status::active,
-                                  .lease_policy = input.lease_policy,
-                                  .provider = input.provider,
-                                  .provider_lease_id = input.provider_lease_id,
-                                  .acquired_at = now,
-                                  .last_used_at = now,
-                                  .expires_at = input.expires_at,
-                                  .released_at = std::nullopt,
-                                  .failure_reason = std::nullopt,
-                                  .cleanup_status = std::nullopt,
-                                  .metadata = input.metadata,
-                                  .epoch = 1,
-                                  .created_at = now,
-                                  .updated_at = now};
+    lease_rules::validate(input);
+    environment_lease const lease = lease_rules::make_lease(input, now);
     auto& s = *state_;
     params args = record_params(lease);
     args.push_back(lease.environment_id);
@@ -863,23 +817,16 @@ inline environment_lease postgres_store::acquire_lease(new_lease const& input, t
                 r = run(c, {{&s.sql.lock_env, {lease.environment_id}}, {&sql, args}}, "acquiring a lease");
             } catch (failure const& e) {
                 if (e.code() != store_errc::conflict) throw;
-                throw conflict_of(c, s.sql, e, lease.id, lease.environment_id, lease.lease_policy,
-                                  lease.execution_workspace_id, event ? std::string_view(event->id) : "");
+                throw conflict_of(c, s.sql, e, input, event ? std::string_view(event->id) : "");
             }
             auto const& row = r[1];
             if (row.text(0, 0) == "1") return true;
-            if (row.is_null(0, 1))
-                throw store_error(store_errc::not_found, "Environment " + dquoted(lease.environment_id) + " not found.");
-            auto const company = row.text(0, 1);
-            if (company != lease.company_id)
-                throw store_error(store_errc::invalid_argument,
-                                  "Lease " + dquoted(lease.id) + " is for company " + dquoted(lease.company_id) +
-                                      " but environment " + dquoted(lease.environment_id) + " belongs to company " +
-                                      dquoted(company) + ".");
+            if (row.is_null(0, 1)) throw lease_rules::environment_not_found(lease.environment_id);
+            lease_rules::check_company(input, row.text(0, 1));
             auto const name = std::string(row.text(0, 2));
             auto const limit = max_active_leases(row.text(0, 3), name, lease.environment_id);
             auto const active = std::stoll(std::string(row.text(0, 4)));
-            if (limit) throw capacity_error(name, lease.environment_id, active, *limit);
+            lease_rules::check_capacity(name, lease.environment_id, limit, active);
             throw store_error(store_errc::backend_failure,
                               "PostgreSQL store: lease " + dquoted(lease.id) + " was not inserted, for no reason found.");
         },
@@ -898,7 +845,7 @@ inline environment_lease postgres_store::transition_lease(lease_transition const
     using namespace detail::postgres;
     auto& s = *state_;
     params args{t.id, std::string(to_string(t.to)), to_param(now),
-                t.to == lease_status::active || t.to == lease_status::retained ? std::nullopt : to_param(now),
+                to_param(lease_rules::released_at_for(t.to, now)),
                 to_param(t.failure_reason), to_param(t.cleanup_status), to_param(t.expected_epoch)};
     if (event) append_record(args, *event);
     auto const& sql = s.sql.transition[detail::index(t.to)][event ? 1 : 0];
@@ -912,10 +859,15 @@ inline environment_lease postgres_store::transition_lease(lease_transition const
                 else
                     r = run(c, {{&sql, args}}, "moving a lease");
             } catch (failure const& e) {
-                if (e.code() == store_errc::conflict && e.constraint().find("reuse_by") != std::string::npos)
+                if (is_reuse_scope_violation(e)) {
+                    // The resumed lease's scope is taken: name it and its holder, as every store does.
+                    auto st = c.run_one(s.sql.lease_state, {t.id}, "reading the lease");
+                    if (st.rows() > 0 && !st.is_null(0, 5))
+                        throw reuse_scope_conflict(c, s.sql, st.text(0, 4), st.text(0, 5));
                     throw store_error(store_errc::conflict, "Lease " + dquoted(t.id) +
                                                                 " cannot become active: its reuse scope already has "
                                                                 "an active lease.");
+                }
                 if (e.code() == store_errc::conflict && event && e.constraint() == "activity_log_pkey")
                     throw store_error(store_errc::conflict, "Activity event " + dquoted(event->id) + " already exists.");
                 throw;
@@ -964,9 +916,7 @@ inline environment_lease postgres_store::renew_lease(std::string_view id, std::u
 inline std::vector<environment_lease> postgres_store::release_leases_for_run(std::string_view heartbeat_run_id,
                                                                              lease_status to, timestamp now) {
     using namespace detail::postgres;
-    if (!can_transition(lease_status::active, to))
-        throw store_error(store_errc::illegal_transition,
-                          std::string("Leases cannot move from active to ") + to_string(to) + ".");
+    lease_rules::check_release_target(to);
     auto& s = *state_;
     std::string const run_id(heartbeat_run_id);
     auto const retries_before = s.retries.load();
@@ -975,7 +925,7 @@ inline std::vector<environment_lease> postgres_store::release_leases_for_run(std
         // first try moved (if it committed) are found by this call's timestamp and returned too.
         auto r = run(c,
                      {{&s.sql.release_run,
-                       {run_id, std::string(to_string(to)), to == lease_status::retained ? std::nullopt : to_param(now),
+                       {run_id, std::string(to_string(to)), to_param(lease_rules::released_at_for(to, now)),
                         to_param(now)}}},
                      "releasing a run's leases");
         return read_all<environment_lease>(s, r[0], leases_table);

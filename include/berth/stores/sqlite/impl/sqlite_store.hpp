@@ -4,6 +4,7 @@
 
 #include <berth/error.hpp>
 #include <berth/model/ids.hpp>                // new_id
+#include <berth/model/lease_rules.hpp>        // every lease rule and refusal
 #include <berth/model/lease_transitions.hpp>  // can_transition
 #include <berth/stores/schema.hpp>            // schema::migrations, render, sqlite_dialect
 #include <berth/stores/sqlite/checkpointer.hpp>
@@ -84,13 +85,10 @@ struct statements {
     std::string env_for_lease = "SELECT id, company_id, name, config FROM environments WHERE id = ?1";
     std::string count_active = "SELECT count(*) FROM environment_leases WHERE company_id = ?1 AND "
                                "environment_id = ?2 AND status = 'active'";
-    std::string reuse_env_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND status = 'active' "
-                                   "AND lease_policy = 'reuse_by_environment'";
-    std::string reuse_ew_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND "
-                                  "execution_workspace_id = ?2 AND status = 'active' AND "
-                                  "lease_policy = 'reuse_by_execution_workspace'";
-    std::string lease_state =
-        "SELECT id, status, epoch, company_id, environment_id FROM environment_leases WHERE id = ?1";
+    std::string reuse_scope_holder = "SELECT id FROM environment_leases WHERE environment_id = ?1 AND "
+                                     "reuse_scope = ?2 AND status = 'active'";
+    std::string lease_state = "SELECT id, status, epoch, company_id, environment_id, reuse_scope "
+                              "FROM environment_leases WHERE id = ?1";
     /// transition[to]: compare-and-set on the epoch, and only from a status the table allows.
     std::array<std::string, detail::lease_status_count> transition = make_transitions(lease_cols);
     std::string renew = "UPDATE environment_leases SET expires_at = ?2, last_used_at = ?3, updated_at = ?3 "
@@ -443,23 +441,11 @@ struct environment_facts {
 inline environment_facts facts_of(connection& c, statements const& sql, std::string_view environment_id) {
     auto st = c.statement(sql.env_for_lease);
     bind_text(st.get(), 1, environment_id);
-    if (!st.step("reading the environment"))
-        throw store_error(store_errc::not_found, "Environment " + detail::sqlite::dquoted(environment_id) + " not found.");
+    if (!st.step("reading the environment")) throw lease_rules::environment_not_found(environment_id);
     environment_facts f{std::string(column_text(st.get(), 1)), std::string(column_text(st.get(), 2)), std::nullopt};
     json_object config;
     read_value(st.get(), 3, config, column_ref{environments_table, "config", st.get()});
-    if (auto const* v = config.if_contains("maxActiveLeases"); v && !v->is_null()) {
-        std::optional<std::int64_t> n;
-        if (v->is_int64()) n = v->get_int64();
-        else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-            n = static_cast<std::int64_t>(v->get_uint64());
-        if (!n || *n < 1)
-            throw store_error(store_errc::invalid_argument,
-                              "Environment " + detail::sqlite::dquoted(f.name) + " (" + std::string(environment_id) +
-                                  ") has config maxActiveLeases = " + boost::json::serialize(*v) +
-                                  "; it must be a positive integer.");
-        f.max_active_leases = n;
-    }
+    f.max_active_leases = lease_rules::max_active_leases(config, f.name, environment_id);
     return f;
 }
 
@@ -471,37 +457,19 @@ inline void check_capacity(connection& c, statements const& sql, environment_fac
     bind_text(st.get(), 1, env.company_id);
     bind_text(st.get(), 2, environment_id);
     st.step("counting active leases");
-    auto const active = sqlite3_column_int64(st.get(), 0);
-    if (active >= *env.max_active_leases)
-        throw store_error(store_errc::capacity_exceeded,
-                          "Environment " + detail::sqlite::dquoted(env.name) + " (" + std::string(environment_id) + ") already has " +
-                              std::to_string(active) + " active lease" + (active == 1 ? "" : "s") +
-                              ", its limit (maxActiveLeases = " + std::to_string(*env.max_active_leases) + ").");
+    lease_rules::check_capacity(env.name, environment_id, env.max_active_leases, sqlite3_column_int64(st.get(), 0));
 }
 
-/// Refuses when the lease's reuse scope already has an active lease (the unique partial indexes
-/// enforce the same rule; this check names the holder).
+/// Refuses when the lease's reuse scope already has an active lease (the unique partial index
+/// environment_leases_reuse_scope_active_idx enforces the same rule; this check names the holder).
 inline void check_reuse_scope(connection& c, statements const& sql, std::string_view environment_id,
-                              lease_policy_kind policy, std::optional<std::string> const& workspace) {
-    std::optional<statement_scope> st;
-    if (policy == lease_policy_kind::reuse_by_environment) {
-        st.emplace(c.prepared(sql.reuse_env_holder));
-    } else if (policy == lease_policy_kind::reuse_by_execution_workspace && workspace) {
-        st.emplace(c.prepared(sql.reuse_ew_holder));
-        bind_text(st->get(), 2, *workspace);
-    } else {
-        return;
-    }
-    bind_text(st->get(), 1, environment_id);
-    if (st->step("checking the reuse scope")) {
-        std::string const holder(column_text(st->get(), 0));
-        throw store_error(store_errc::conflict,
-                          "Environment " + detail::sqlite::dquoted(environment_id) + " already has an active " + to_string(policy) +
-                              " lease" + (workspace && policy == lease_policy_kind::reuse_by_execution_workspace
-                                              ? " for execution workspace " + detail::sqlite::dquoted(*workspace)
-                                              : std::string()) +
-                              " (" + holder + ").");
-    }
+                              std::optional<std::string> const& scope) {
+    if (!scope) return;
+    auto st = c.statement(sql.reuse_scope_holder);
+    bind_text(st.get(), 1, environment_id);
+    bind_text(st.get(), 2, *scope);
+    if (st.step("checking the reuse scope"))
+        lease_rules::check_reuse_scope(environment_id, scope, column_text(st.get(), 0));
 }
 
 inline void insert_event(connection& c, statements const& sql, activity_event const& e) {
@@ -521,23 +489,22 @@ inline void insert_event(connection& c, statements const& sql, activity_event co
                                              std::uint64_t expected_epoch, lease_status to, bool renewing) {
     auto st = c.statement(sql.lease_state);
     bind_text(st.get(), 1, id);
-    if (!st.step("reading the lease"))
-        return store_error(store_errc::not_found, "Lease " + detail::sqlite::dquoted(id) + " not found.");
-    auto const status = std::string(column_text(st.get(), 1));
-    auto const epoch = sqlite3_column_int64(st.get(), 2);
-    if (!try_parse_enum<lease_status>(status))
+    if (!st.step("reading the lease")) return lease_rules::lease_not_found(id);
+    auto const status_text = std::string(column_text(st.get(), 1));
+    auto const epoch = static_cast<std::uint64_t>(sqlite3_column_int64(st.get(), 2));
+    auto const status = try_parse_enum<lease_status>(status_text);
+    if (!status)
         return corrupt(column_ref{leases_table, "status", st.get()},
-                       parse_error(enum_label<lease_status>, status).what());
-    if (static_cast<std::uint64_t>(epoch) != expected_epoch)
-        return store_error(store_errc::stale_epoch,
-                           "Lease " + detail::sqlite::dquoted(id) + " is at epoch " + std::to_string(epoch) + " (status " + status +
-                               "), not the caller's epoch " + std::to_string(expected_epoch) +
-                               ": another holder moved it. Nothing was changed.");
-    if (renewing)
-        return store_error(store_errc::illegal_transition,
-                           "Lease " + detail::sqlite::dquoted(id) + " is " + status + "; only an active lease can be renewed.");
-    return store_error(store_errc::illegal_transition,
-                       "Lease " + detail::sqlite::dquoted(id) + " cannot move from " + status + " to " + to_string(to) + ".");
+                       parse_error(enum_label<lease_status>, status_text).what());
+    try {
+        if (renewing) lease_rules::check_renewal(id, *status, epoch, expected_epoch);
+        else lease_rules::check_transition(id, *status, epoch, expected_epoch, to);
+    } catch (store_error const& e) {
+        return e;
+    }
+    return store_error(store_errc::backend_failure,
+                       "Lease " + detail::sqlite::dquoted(id) + ": the compare-and-set matched no row, yet the stored "
+                       "lease allows it (a concurrent writer outside berth's transactions?).");
 }
 
 /// Read-patch-write of one row in one write transaction: nullopt when there is no row `id`.
@@ -798,48 +765,21 @@ inline std::vector<environment_lease> sqlite_store::list_run_leases(std::string_
 inline environment_lease sqlite_store::acquire_lease(new_lease const& input, timestamp now,
                                                      std::optional<activity_event> event) {
     using namespace detail::sqlite;
-    if (input.id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs an id.");
-    if (input.company_id.empty()) throw store_error(store_errc::invalid_argument, "A lease needs a company id.");
-    if (input.environment_id.empty())
-        throw store_error(store_errc::invalid_argument, "A lease needs an environment id.");
-    environment_lease const lease{.id = input.id,
-                                  .company_id = input.company_id,
-                                  .environment_id = input.environment_id,
-                                  .execution_workspace_id = input.execution_workspace_id,
-                                  .issue_id = input.issue_id,
-                                  .heartbeat_run_id = input.heartbeat_run_id,
-                                  .status = lease_status::active,
-                                  .lease_policy = input.lease_policy,
-                                  .provider = input.provider,
-                                  .provider_lease_id = input.provider_lease_id,
-                                  .acquired_at = now,
-                                  .last_used_at = now,
-                                  .expires_at = input.expires_at,
-                                  .released_at = std::nullopt,
-                                  .failure_reason = std::nullopt,
-                                  .cleanup_status = std::nullopt,
-                                  .metadata = input.metadata,
-                                  .epoch = 1,
-                                  .created_at = now,
-                                  .updated_at = now};
+    lease_rules::validate(input);
+    environment_lease const lease = lease_rules::make_lease(input, now);
     auto& s = *state_;
     with_writer(s, [&](connection& c) {
         auto const env = facts_of(c, s.sql, lease.environment_id);
-        if (env.company_id != lease.company_id)
-            throw store_error(store_errc::invalid_argument,
-                              "Lease " + detail::sqlite::dquoted(lease.id) + " is for company " + detail::sqlite::dquoted(lease.company_id) +
-                                  " but environment " + detail::sqlite::dquoted(lease.environment_id) + " belongs to company " +
-                                  detail::sqlite::dquoted(env.company_id) + ".");
+        lease_rules::check_company(input, env.company_id);
         check_capacity(c, s.sql, env, lease.environment_id);
-        check_reuse_scope(c, s.sql, lease.environment_id, lease.lease_policy, lease.execution_workspace_id);
+        check_reuse_scope(c, s.sql, lease.environment_id, lease.reuse_scope);
         {
             auto st = c.statement(s.sql.insert_lease);
             bind_record(st.get(), lease);
             try {
                 st.step("acquiring a lease");
             } catch (store_error const& e) {
-                if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::dquoted(lease.id) + " already exists.");
+                if (e.code() == store_errc::conflict) throw lease_rules::lease_exists(lease.id);
                 throw;
             }
         }
@@ -854,13 +794,22 @@ inline environment_lease sqlite_store::transition_lease(lease_transition const& 
     auto& s = *state_;
     return with_writer(s, [&](connection& c) {
         if (t.to == lease_status::active) {
-            // Resuming a retained lease makes it count against capacity and its reuse scope again.
+            // Resuming a retained lease makes it count against capacity and hold its reuse scope
+            // again; the fence and the table come first, as in every store (lease_rules).
             auto st = c.statement(s.sql.lease_state);
             bind_text(st.get(), 1, t.id);
-            if (st.step("reading the lease") && column_text(st.get(), 1) != "active") {
-                std::string const environment_id(column_text(st.get(), 4));
-                auto const env = facts_of(c, s.sql, environment_id);
-                check_capacity(c, s.sql, env, environment_id);
+            if (st.step("reading the lease")) {
+                auto const from = try_parse_enum<lease_status>(column_text(st.get(), 1));
+                if (from && lease_rules::reactivates(*from, t.to)) {
+                    lease_rules::check_transition(t.id, *from, static_cast<std::uint64_t>(sqlite3_column_int64(st.get(), 2)),
+                                                  t.expected_epoch, t.to);
+                    std::string const environment_id(column_text(st.get(), 4));
+                    std::optional<std::string> scope;
+                    if (sqlite3_column_type(st.get(), 5) != SQLITE_NULL) scope = std::string(column_text(st.get(), 5));
+                    auto const env = facts_of(c, s.sql, environment_id);
+                    check_capacity(c, s.sql, env, environment_id);
+                    check_reuse_scope(c, s.sql, environment_id, scope);
+                }
             }
         }
         std::optional<environment_lease> lease;
@@ -878,7 +827,7 @@ inline environment_lease sqlite_store::transition_lease(lease_transition const& 
                 lease = read_one<environment_lease>(st, leases_table, "moving a lease");
             } catch (store_error const& e) {
                 if (e.code() == store_errc::conflict)
-                    throw store_error(store_errc::conflict, "Lease " + detail::sqlite::dquoted(t.id) +
+                    throw store_error(store_errc::conflict, "Lease " + lease_rules::dquoted(t.id) +
                                                                 " cannot become active: its reuse scope already has "
                                                                 "an active lease.");
                 throw;
@@ -926,9 +875,7 @@ inline environment_lease sqlite_store::renew_lease(std::string_view id, std::uin
 inline std::vector<environment_lease> sqlite_store::release_leases_for_run(std::string_view heartbeat_run_id,
                                                                            lease_status to, timestamp now) {
     using namespace detail::sqlite;
-    if (!can_transition(lease_status::active, to))
-        throw store_error(store_errc::illegal_transition,
-                          std::string("Leases cannot move from active to ") + to_string(to) + ".");
+    lease_rules::check_release_target(to);
     auto& s = *state_;
     auto leases = with_writer(s, [&](connection& c) {
         auto st = c.statement(s.sql.release_run);
