@@ -272,7 +272,7 @@ void cleanup_step(Store& store, Orch const& orch, berth::realization const& real
         return;
     }
     rep.begin("cleanup", fmt::format("removing worktree {}", realized.cwd));
-    berth::workspace_manager wm{store, orch.workspaces()};
+    berth::workspace_manager wm{store, orch.template driver<berth::local_driver>().workspaces()};
     auto const done = reported(rep, [&] {
         return wm.cleanup(realized.execution_workspace->id,
                           {.heartbeat_run_id = o.run, .cleanup_reason = "berth-run finished"});

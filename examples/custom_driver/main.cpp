@@ -14,7 +14,8 @@
 class slot_pool_driver {
 public:
     using driver_concept = berth::driver_tag;                        // opt in to the concept
-    static constexpr berth::driver_kind kind = berth::driver_kind::plugin;
+    static constexpr std::string_view name = "slot-pool";                 // its own name
+    static constexpr berth::driver_kind family = berth::driver_kind::plugin;  // upstream's stored family
 
     // Required: create the provider side of a lease and describe it. Called concurrently: be thread-safe.
     berth::lease_grant acquire(berth::acquire_request const& r) const {

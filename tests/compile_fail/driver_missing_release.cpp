@@ -9,7 +9,8 @@
 
 struct missing_release {
     using driver_concept = berth::driver_tag;
-    static constexpr berth::driver_kind kind = berth::driver_kind::plugin;
+    static constexpr std::string_view name = "no-release";
+    static constexpr berth::driver_kind family = berth::driver_kind::plugin;
     berth::lease_grant acquire(berth::acquire_request const&) const { return {}; }
 #ifdef BERTH_COMPILE_FAIL_CONTROL  // the same type, complete: must compile
     berth::release_outcome release(berth::environment const&, berth::environment_lease const&,

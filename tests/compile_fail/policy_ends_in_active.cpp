@@ -9,6 +9,7 @@
 
 struct never_ends {
     using lease_policy_concept = berth::lease_policy_tag;
+    static constexpr std::string_view name = "ends-in-active";
     static constexpr berth::lease_policy_kind kind = berth::lease_policy_kind::ephemeral;
     constexpr berth::lease_status status_for(berth::run_outcome o) const noexcept {
 #ifdef BERTH_COMPILE_FAIL_CONTROL  // a legal end state: must compile
@@ -21,6 +22,6 @@ struct never_ends {
 };
 
 using bad = berth::stack<berth::drivers<berth::testing::fake_driver<>>, berth::policies<never_ends>, berth::memory_store>;
-static_assert(bad::has_policy(berth::lease_policy_kind::ephemeral));
+static_assert(bad::policy_index("ends-in-active").has_value());
 
 int main() {}

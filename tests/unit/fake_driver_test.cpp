@@ -20,7 +20,8 @@ berth::acquire_request request() {
 }
 }  // namespace
 
-static_assert(fake_driver<berth::driver_kind::ssh>::kind == berth::driver_kind::ssh);
+static_assert(fake_driver<berth::driver_kind::ssh>::family == berth::driver_kind::ssh &&
+              fake_driver<berth::driver_kind::ssh>::name == "fake-ssh");
 
 TEST_CASE("fake_driver: acquire grants distinct provider leases that release and destroy let go", "[fake_driver]") {
     fake_driver<> d;

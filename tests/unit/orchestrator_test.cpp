@@ -16,6 +16,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -418,7 +419,7 @@ TEST_CASE("provision failures: workspace_realization_failed with the seed's deta
     }
 }
 
-TEST_CASE("realize and target errors carry their codes, plugin drivers are not asked to realize", "[orchestrator]") {
+TEST_CASE("realize and target errors carry their codes, plugin drivers that realize are realized", "[orchestrator]") {
     fixture f;
     SECTION("realize_workspace throws: workspace_realization_failed") {
         auto const env = f.make_env(driver_kind::ssh);
@@ -439,13 +440,14 @@ TEST_CASE("realize and target errors carry their codes, plugin drivers are not a
         CHECK(e.code() == environment_error_code::transport_resolution_failed);
         CHECK(std::string(e.what()) == "Failed to resolve execution target for \"ssh-box\": no adapter spec");
     }
-    SECTION("plugin: realize is skipped, the cwd is the workspace's") {
+    SECTION("plugin: capabilities decide, not the family — a plugin driver that realizes is realized") {
         auto const env = f.make_env(driver_kind::plugin);
         auto const acq = f.acquire("run-1", env.id);
         auto const r = f.orch.realize_for_run({.env = acq.env, .lease = acq.lease, .workspace_cwd = "/w"});
         CHECK(r.cwd == "/w");
-        CHECK(r.workspace_realization.empty());
-        for (auto const& c : f.plugin_state->calls()) CHECK(c.rfind("realize_workspace", 0) != 0);
+        CHECK(r.workspace_realization.at("transport") == "fake");
+        auto const calls = f.plugin_state->calls();
+        CHECK(std::count(calls.begin(), calls.end(), "realize_workspace:" + acq.lease.id) == 1);
     }
 }
 

@@ -57,7 +57,9 @@ static_assert(berth::environment_driver<fake_driver> && berth::driver_with_resum
               berth::driver_with_destroy<fake_driver> && berth::driver_with_realize_workspace<fake_driver> &&
               berth::driver_with_execute<fake_driver> && berth::driver_with_probe<fake_driver> &&
               berth::driver_with_execution_target<fake_driver>);
-static_assert(fake_driver::kind == berth::driver_kind::sandbox);
+static_assert(fake_driver::family == berth::driver_kind::sandbox && fake_driver::name == std::string_view("sandbox"));
+static_assert(fake_driver::claims_name("fake") && !fake_driver::claims_name("bubblewrap"));
+static_assert(berth::driver_with_name_claim<fake_driver>);
 static_assert(berth::sandbox_driver<fake_sandbox_provider, plain_provider>::hosts("plain") &&
               !berth::sandbox_driver<fake_sandbox_provider, plain_provider>::hosts("bubblewrap"));
 

@@ -283,7 +283,8 @@ TEST_CASE("sqlite_store creates upstream's tables, columns and indexes plus bert
           std::set<std::string>{"id", "company_id", "environment_id", "execution_workspace_id", "issue_id",
                                 "heartbeat_run_id", "status", "lease_policy", "provider", "provider_lease_id",
                                 "acquired_at", "last_used_at", "expires_at", "released_at", "failure_reason",
-                                "cleanup_status", "metadata", "epoch", "created_at", "updated_at", "reuse_scope"});
+                                "cleanup_status", "metadata", "epoch", "created_at", "updated_at", "reuse_scope", "driver_name",
+                                "policy_name"});
     auto const em = members(environment{});
     CHECK(std::set(env_cols.begin(), env_cols.end()) == std::set<std::string>(em.begin(), em.end()));
     auto const lm = members(environment_lease{});
@@ -426,6 +427,8 @@ TEST_CASE("sqlite_store leaves a file it cannot migrate untouched", "[sqlite_sto
               ('b', 'c1', 'e1', 'active', 'reuse_by_environment', 'x', 'x', 'x', 'x');
             ALTER TABLE environment_leases DROP COLUMN epoch;
             ALTER TABLE environment_leases DROP COLUMN reuse_scope;
+            ALTER TABLE environment_leases DROP COLUMN driver_name;
+            ALTER TABLE environment_leases DROP COLUMN policy_name;
             PRAGMA user_version = 1;
         )sql");
     }

@@ -45,7 +45,7 @@ static_assert(berth::driver_with_realize_workspace<ssh_driver>);
 static_assert(berth::driver_with_execute<ssh_driver>);
 static_assert(berth::driver_with_probe<ssh_driver>);
 static_assert(berth::driver_with_execution_target<ssh_driver>);
-static_assert(ssh_driver::kind == berth::driver_kind::ssh);
+static_assert(ssh_driver::family == berth::driver_kind::ssh && ssh_driver::name == "ssh");
 
 namespace {
 

@@ -14,16 +14,22 @@
 //!
 //! Models environment_driver, driver_with_realize_workspace, driver_with_execute, driver_with_probe
 //! and driver_with_execution_target (not resume/destroy: a local lease has no provider side).
-//! Stateless apart from its options: every member is const and safe to call from many threads.
+//! It also owns the runtime that realizes execution workspaces (git worktrees, provisioning),
+//! configured through local_driver_options::workspaces. Every member is const and safe to call
+//! from many threads.
 
+#include <berth/concepts/clock.hpp>               // clock (the workspace records' timestamps)
 #include <berth/concepts/environment_driver.hpp>  // driver_tag, the driver concepts
+#include <berth/concepts/orchestrator_store.hpp>  // workspace_store (where execution workspaces are recorded)
 #include <berth/model/driver_io.hpp>              // acquire_request, lease_grant, command, ...
 #include <berth/process/spawn.hpp>                // process::run (its environment: process/environment.hpp)
+#include <berth/workspace/manager.hpp>            // workspace_manager, workspace_runtime
 
 #include <boost/json/object.hpp>  // boost::json::object (metadata, details)
 #include <boost/json/value.hpp>   // boost::json::value (null members)
 
 #include <chrono>    // std::chrono::milliseconds
+#include <memory>    // std::shared_ptr
 #include <optional>  // std::optional
 #include <string>    // std::string
 #include <utility>   // std::move
@@ -37,20 +43,41 @@ namespace berth {
 struct local_driver_options {
     /// After a command's deadline: SIGTERM, then SIGKILL this much later (see process::run_options).
     std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
+    /// How the driver realizes execution workspaces: git, the shell and environment of provision
+    /// commands, their deadline (workspace/runtime.hpp).
+    workspace_runtime_options workspaces{};
 };
 
 class local_driver {
 public:
     using driver_concept = driver_tag;
-    static constexpr driver_kind kind = driver_kind::local;
+    static constexpr std::string_view name = "local";
+    static constexpr driver_kind family = driver_kind::local;
 
     /// The exact probe summary (upstream's, with "this host" for "this Paperclip host").
     static constexpr char const* probe_summary = "Local environment is available on this host.";
 
-    local_driver() noexcept = default;
-    explicit local_driver(local_driver_options options) noexcept : options_(options) {}
+    /// The local driver realizes and provisions the run's execution workspace itself (project
+    /// primary or a git worktree), recording it and its operations in the store.
+    static constexpr bool manages_execution_workspaces = true;
+
+    local_driver() : local_driver(local_driver_options{}) {}
+    explicit local_driver(local_driver_options options)
+        : options_(std::move(options)), workspaces_(std::make_shared<workspace_runtime const>(options_.workspaces)) {}
 
     [[nodiscard]] local_driver_options const& options() const noexcept { return options_; }
+    /// What realizes execution workspaces (shared by copies of this driver).
+    [[nodiscard]] workspace_runtime const& workspaces() const noexcept { return *workspaces_; }
+
+    /// Realizes the run's execution workspace (workspace_manager::realize over this driver's
+    /// runtime): the worktree or project directory, its provisioning, its record and operations.
+    /// @throws what workspace_manager::realize throws.
+    template <workspace_store Store, clock Clock>
+    [[nodiscard]] managed_workspace realize_execution_workspace(Store& store, Clock const& clock,
+                                                                realize_workspace_request const& request,
+                                                                workspace_record_context const& context) const {
+        return workspace_manager<Store, Clock>(store, *workspaces_, clock).realize(request, context);
+    }
 
     /// A lease on this machine: provider "local", no provider lease id, no expiry, and metadata
     /// `{agentId (only when the request has one), driver: "local", executionWorkspaceMode (or null)}`.
@@ -144,6 +171,7 @@ public:
 
 private:
     local_driver_options options_{};
+    std::shared_ptr<workspace_runtime const> workspaces_;
 };
 
 static_assert(environment_driver<local_driver>);
@@ -151,6 +179,7 @@ static_assert(driver_with_realize_workspace<local_driver>);
 static_assert(driver_with_execute<local_driver>);
 static_assert(driver_with_probe<local_driver>);
 static_assert(driver_with_execution_target<local_driver>);
+static_assert(driver_with_execution_workspaces<local_driver>);
 static_assert(!driver_with_resume<local_driver> && !driver_with_destroy<local_driver>,
               "a local lease has no provider side to resume or destroy");
 

@@ -59,7 +59,10 @@ namespace berth {
 class plugin_driver {
 public:
     using driver_concept = driver_tag;
-    static constexpr driver_kind kind = driver_kind::plugin;
+    /// Identity (concepts/environment_driver.hpp): the host of plugin workers, name `plugin` in
+    /// family `plugin` (the plugin and its driver are chosen by the config's pluginKey/driverKey).
+    static constexpr std::string_view name = "plugin";
+    static constexpr driver_kind family = driver_kind::plugin;
 
     explicit plugin_driver(std::shared_ptr<plugins::registry> plugins) : plugins_(std::move(plugins)) {}
 

@@ -99,7 +99,8 @@ struct ssh_sync_result {
 class ssh_driver {
 public:
     using driver_concept = driver_tag;
-    static constexpr driver_kind kind = driver_kind::ssh;
+    static constexpr std::string_view name = "ssh";
+    static constexpr driver_kind family = driver_kind::ssh;
 
     ssh_driver() : ssh_driver(ssh_driver_options{}) {}
     explicit ssh_driver(ssh_driver_options options);

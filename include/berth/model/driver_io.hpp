@@ -53,6 +53,9 @@ struct realize_request {
 /// Where the workspace is, in the environment, once realized.
 struct workspace_realization {
     std::string cwd{};
+    /// Where the workspace lives on the far side (an SSH host's directory, a sandbox path), when
+    /// the environment is not this machine: typed, so no caller reads it back out of metadata.
+    std::optional<std::string> remote_cwd{};
     json_object metadata{};  ///< `workspaceRealization` is persisted on the lease when non-empty
 };
 

@@ -8,8 +8,10 @@
 
 namespace berth {
 
-/// ENVIRONMENT_DRIVERS: the kind of driver an environment runs on. Each driver type names its kind
-/// (`D::kind`); the concept is berth::environment_driver, hence the `_kind` suffix here.
+/// ENVIRONMENT_DRIVERS: the driver *family* an environment runs on (upstream's stored
+/// `environments.driver`). Each driver type names its family (`D::family`) and, within it, itself
+/// (`D::name`: "local", "bubblewrap", ...); concepts/environment_driver.hpp says how a config
+/// selects a driver within a family.
 BOOST_DEFINE_ENUM_CLASS(driver_kind, local, ssh, sandbox, plugin)
 
 /// ENVIRONMENT_STATUSES.

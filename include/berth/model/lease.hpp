@@ -41,12 +41,18 @@ struct environment_lease {
     /// policy; null: none). Within an environment at most one active lease holds a key
     /// (model/lease_rules.hpp).
     std::optional<std::string> reuse_scope{};
+    /// berth: the name of the driver that holds the lease (`D::name`, recorded by the orchestrator
+    /// at acquire), so that it is released by that driver even if the environment's config changes.
+    std::optional<std::string> driver_name{};
+    /// berth: the name of the lease policy it was acquired under (`P::name`); `lease_policy` keeps
+    /// upstream's kind.
+    std::optional<std::string> policy_name{};
 };
 BOOST_DESCRIBE_STRUCT(environment_lease, (),
                       (id, company_id, environment_id, execution_workspace_id, issue_id, heartbeat_run_id, status,
                        lease_policy, provider, provider_lease_id, acquired_at, last_used_at, expires_at, released_at,
                        failure_reason, cleanup_status, metadata, epoch, created_at, updated_at,
-                       reuse_scope))
+                       reuse_scope, driver_name, policy_name))
 template <> inline constexpr char const* record_name<environment_lease> = "environment_lease";
 
 /// Input of lease_store::acquire_lease. The caller chooses the id so that it can name the lease in
@@ -66,6 +72,8 @@ struct new_lease {
     /// The reuse scope the lease holds (its policy's key; nullopt: none). The store refuses it with
     /// `conflict` while another active lease of the environment holds the same key.
     std::optional<std::string> reuse_scope{};
+    std::optional<std::string> driver_name{};  ///< the holding driver's name (see environment_lease)
+    std::optional<std::string> policy_name{};  ///< the policy's name (see environment_lease)
 };
 
 /// Input of lease_store::transition_lease: move lease `id` from epoch `expected_epoch` to `to`.

@@ -78,7 +78,9 @@ inline void validate(new_lease const& input) {
                              .epoch = 1,
                              .created_at = now,
                              .updated_at = now,
-                             .reuse_scope = input.reuse_scope};
+                             .reuse_scope = input.reuse_scope,
+                             .driver_name = input.driver_name,
+                             .policy_name = input.policy_name};
 }
 
 /// A lease for another company than its environment's: invalid_argument naming both companies.

@@ -20,16 +20,15 @@
 #include <berth/orchestrator/observer.hpp>  // step_note, observes (progress of each step)
 #include <berth/orchestrator/run_types.hpp>
 #include <berth/orchestrator/stack.hpp>
-#include <berth/workspace/manager.hpp>  // workspace_manager, workspace_runtime (local workspaces)
 
-#include <boost/hana/for_each.hpp>  // hana::for_each (driver and policy dispatch)
-#include <boost/hana/tuple.hpp>     // hana::tuple (the driver and policy instances)
-#include <boost/json/value.hpp>     // boost::json::value (details documents)
+#include <boost/json/value.hpp>  // boost::json::value (details documents)
 
 #include <boost/json/serialize.hpp>  // serialize (error messages)
 
 #include <algorithm>    // std::min
 #include <chrono>       // std::chrono::seconds
+#include <cstddef>      // std::size_t
+#include <tuple>        // std::tuple (the driver and policy instances)
 #include <exception>    // std::current_exception
 #include <optional>     // std::optional
 #include <string>       // std::string
@@ -46,15 +45,24 @@ class run_orchestrator {
 
 namespace detail {
 
-inline std::optional<std::string> metadata_string(std::optional<json_object> const& md, std::string_view key) {
-    if (!md) return std::nullopt;
-    auto const* v = md->if_contains(key);
-    if (!v || !v->is_string()) return std::nullopt;
-    std::string s(v->get_string());
-    auto const b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string::npos) return std::nullopt;
-    auto const e = s.find_last_not_of(" \t\r\n");
-    return s.substr(b, e - b + 1);
+template <class D, class... Rest>
+struct first_managing_workspaces {
+    using type = typename first_managing_workspaces<Rest...>::type;
+};
+template <class D, class... Rest>
+    requires driver_with_execution_workspaces<D>
+struct first_managing_workspaces<D, Rest...> {
+    using type = D;
+};
+/// The first of Ds that models driver_with_execution_workspaces.
+template <class... Ds>
+using first_managing_workspaces_t = typename first_managing_workspaces<Ds...>::type;
+
+/// `text` without leading and trailing blanks (space, tab, CR, LF): the one trim of the orchestrator.
+[[nodiscard]] inline std::string_view trim(std::string_view text) noexcept {
+    auto const b = text.find_first_not_of(" \t\r\n");
+    if (b == std::string_view::npos) return {};
+    return text.substr(b, text.find_last_not_of(" \t\r\n") - b + 1);
 }
 
 inline boost::json::value json_or_null(std::optional<std::string> const& s) {
@@ -64,12 +72,7 @@ inline boost::json::value json_or_null(std::optional<std::string> const& s) {
 inline std::string first_non_empty_line(std::string_view text) {
     while (!text.empty()) {
         auto const nl = text.find('\n');
-        auto line = text.substr(0, nl);
-        auto const b = line.find_first_not_of(" \t\r");
-        if (b != std::string_view::npos) {
-            auto const e = line.find_last_not_of(" \t\r");
-            return std::string(line.substr(b, e - b + 1));
-        }
+        if (auto const line = trim(text.substr(0, nl)); !line.empty()) return std::string(line);
         if (nl == std::string_view::npos) break;
         text.remove_prefix(nl + 1);
     }
@@ -139,12 +142,7 @@ public:
                                         "Environment \"" + env.name + "\" is not active (status: " +
                                             to_string(env.status) + ").",
                                         {.environment_id = env.id, .driver = env.driver});
-        if (!stack_type::has_driver(env.driver))
-            throw environment_run_error(environment_error_code::unsupported_environment,
-                                        "Environment \"" + env.name + "\" uses driver \"" + to_string(env.driver) +
-                                            "\", which this orchestrator's stack does not include (drivers: " +
-                                            driver_list() + ").",
-                                        {.environment_id = env.id, .driver = env.driver});
+        (void)stack_type::select_driver(env);  // unsupported_environment before anything is written
         return env;
     }
 
@@ -164,15 +162,17 @@ public:
         };
         if (r.heartbeat_run_id.empty()) throw fail("heartbeat_run_id must not be empty", nullptr);
 
-        lease_policy_kind policy{};
+        auto const di = stack_type::select_driver(env);
+        std::size_t pi = 0;
         std::optional<timestamp> policy_expiry;
         auto const now = clock_.now();
         try {
-            policy = select_policy(env);
-            visit_policy(policy, [&](auto const& p) { policy_expiry = p.expires_at(env, now); });
+            pi = select_policy(env);
+            visit_policy(pi, [&](auto const& p) { policy_expiry = p.expires_at(env, now); });
         } catch (...) {
             throw fail(message_of(std::current_exception()), std::current_exception());
         }
+        auto const policy = stack_type::policy_kinds[pi];
 
         // The request borrows the environment (moved in, moved back out below) rather than
         // copying it: the pair's cost is mostly its copies of JSON-bearing records.
@@ -186,15 +186,19 @@ public:
             .execution_workspace_mode = r.execution_workspace_mode,
             .lease_policy = policy,
         };
+        lease_grant grant;
+        std::optional<environment_lease> reused;  // the earlier lease whose provider side was resumed
         // The policy's reuse scope, an opaque key the store keeps unique among the environment's
         // active leases (model/lease_rules.hpp).
-        std::optional<std::string> reuse_scope;
-        lease_grant grant;
+        std::optional<std::string> scope;
         try {
-            visit_policy(policy, [&](auto const& p) {
-                if constexpr (policy_with_reuse_scope<std::remove_cvref_t<decltype(p)>>) reuse_scope = p.reuse_scope(req);
+            visit_driver(di, [&](auto const& d) {
+                visit_policy(pi, [&](auto const& p) {
+                    using P = std::remove_cvref_t<decltype(p)>;
+                    if constexpr (policy_with_reuse_scope<P>) scope = p.reuse_scope(req);
+                    grant = obtain(d, p, req, reused, now);
+                });
             });
-            visit_driver(req.env.driver, [&](auto const& d) { grant = d.acquire(req); });
         } catch (...) {
             env = std::move(req.env);
             throw fail(message_of(std::current_exception()), std::current_exception());
@@ -213,7 +217,9 @@ public:
             .provider_lease_id = grant.provider_lease_id,
             .expires_at = earliest(grant.expires_at, policy_expiry),
             .metadata = std::move(grant.metadata),
-            .reuse_scope = std::move(reuse_scope),
+            .reuse_scope = std::move(scope),
+            .driver_name = std::string(stack_type::driver_names[di]),
+            .policy_name = std::string(stack_type::policy_names[pi]),
         };
         json_object details{
             {"environmentId", env.id},
@@ -223,6 +229,7 @@ public:
             {"executionWorkspaceId", detail::json_or_null(r.execution_workspace_id)},
             {"issueId", detail::json_or_null(r.issue_id)},
         };
+        if (reused) details["resumedLeaseId"] = reused->id;
         auto ev = make_event(actions::lease_acquired, nl.id, r.company_id, r.agent_id, r.heartbeat_run_id,
                                    std::move(details), now);
         environment_lease lease;
@@ -239,13 +246,18 @@ public:
                                                .lease_policy = nl.lease_policy,
                                                .provider = nl.provider,
                                                .provider_lease_id = nl.provider_lease_id,
-                                               .metadata = nl.metadata};
-                visit_driver(env.driver, [&](auto const& d) { (void)d.release(env, orphan, lease_status::failed); });
+                                               .metadata = nl.metadata,
+                                               .driver_name = nl.driver_name,
+                                               .policy_name = nl.policy_name};
+                visit_driver(di, [&](auto const& d) { (void)d.release(env, orphan, lease_status::failed); });
             } catch (...) {
                 // The store's refusal is what the caller must see.
             }
             throw fail(message_of(cause), cause);
         }
+        // A retained lease whose provider side the new one took over has nothing left to hold.
+        if (reused && is_live(reused->status))
+            end_handed_over(*reused, lease, now);
         if constexpr (observes<Observer>)
             step.done("lease " + lease.id + " policy " + to_string(lease.lease_policy) + " provider " +
                       lease.provider.value_or("-"));
@@ -258,116 +270,113 @@ public:
     [[nodiscard]] realization realize_for_run(realize_for_run_request const& r) const {
         auto const& env = r.env;
         environment_lease lease = r.lease;
-        auto const kind = driver_of(lease, env);
-        auto const remote_cwd = detail::metadata_string(lease.metadata, "remoteCwd");
+        auto const di = driver_of(lease, env);
         auto realize_error = [&](std::string const& what, std::exception_ptr cause) {
             return environment_run_error(environment_error_code::workspace_realization_failed,
                                          "Failed to " + what + " for environment \"" + env.name + "\" (" +
                                              to_string(env.driver) + "): " + message_of(cause),
                                          {.environment_id = env.id, .driver = env.driver, .cause = cause});
         };
+        auto const provision = r.provision_command && !detail::trim(*r.provision_command).empty()
+                                   ? *r.provision_command
+                                   : std::string();
 
-        // Local: the execution workspace (worktree, provisioning, records) comes first; its cwd is
-        // what the driver realizes.
         std::string workspace_cwd = r.workspace_cwd;
         std::string const run_id = lease.heartbeat_run_id.value_or("");
-        std::optional<managed_workspace> managed;
-        if (r.workspace && env.driver == driver_kind::local) {
-            auto step = note(run_step::worktree, run_id, [&] {
-                return std::string(to_string(r.workspace->strategy.type)) + " of " + r.workspace->base.base_cwd +
-                       (r.workspace->strategy.provision_command ? ", provisioned by: " + *r.workspace->strategy.provision_command
-                                                                : std::string());
-            });
-            realize_workspace_request ws = *r.workspace;
-            if (!ws.stop.stop_possible()) ws.stop = r.stop;
-            if (!ws.provision_timeout && r.provision_timeout) ws.provision_timeout = *r.provision_timeout;
-            if constexpr (observes<Observer>) {
-                ws.on_provision_output = [&step, user = std::move(ws.on_provision_output)](output_stream s,
-                                                                                           std::string_view chunk) {
-                    if (user) user(s, chunk);
-                    step.output(s, chunk, run_step::provision);
-                };
-            }
-            try {
-                if constexpr (workspace_store<Store>) {
-                    managed = workspace_manager<Store, Clock>(store_, workspace_runtime_, clock_)
-                                  .realize(ws, {.company_id = env.company_id,
-                                                .heartbeat_run_id = lease.heartbeat_run_id,
-                                                .execution_workspace_id = lease.execution_workspace_id});
-                } else {
-                    throw error("this stack's store does not keep execution workspaces (it does not model "
-                                "berth::workspace_store)");
-                }
-            } catch (...) {
-                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
-                throw realize_error("realize execution workspace", std::current_exception());
-            }
-            workspace_cwd = managed->realized.cwd;
-            if constexpr (observes<Observer>)
-                step.done(managed->realized.cwd + (managed->realized.created ? " (created)" : " (reused)"));
-        }
-
+        std::optional<realized_workspace> managed;  // a driver that manages execution workspaces
+        std::optional<execution_workspace> managed_record;
         json_object workspace_realization;
         std::optional<std::string> realized_cwd;
-        // Upstream realizes for local, ssh and sandbox only; plugin drivers realize on their side.
-        if (env.driver != driver_kind::plugin) {
-            auto step = note(run_step::realize, run_id, [&] { return "workspace " + workspace_cwd; });
-            try {
-                visit_driver(kind, [&](auto const& d) {
-                    using D = std::remove_cvref_t<decltype(d)>;
-                    if constexpr (driver_with_realize_workspace<D>) {
-                        auto res = d.realize_workspace(realize_request{.env = env,
-                                                                       .lease = lease,
-                                                                       .local_path = workspace_cwd,
-                                                                       .remote_path = remote_cwd,
-                                                                       .mode = r.execution_workspace_mode,
-                                                                       .metadata = {}});
-                        if (res.cwd.find_first_not_of(" \t\r\n") != std::string::npos) realized_cwd = res.cwd;
-                        if (auto const* w = res.metadata.if_contains("workspaceRealization"); w && w->is_object())
-                            workspace_realization = w->get_object();
-                    }
-                });
-            } catch (...) {
-                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
-                throw realize_error("realize workspace", std::current_exception());
-            }
-            if constexpr (observes<Observer>) step.done("cwd " + realized_cwd.value_or(workspace_cwd));
-        }
-        std::string const cwd = realized_cwd ? *realized_cwd : remote_cwd ? *remote_cwd : workspace_cwd;
-
-        auto const provision = r.provision_command ? detail::first_non_empty_line(*r.provision_command).empty()
-                                                         ? std::string()
-                                                         : *r.provision_command
-                                                   : std::string();
-        if (!provision.empty() && env.driver != driver_kind::local) {
-            auto step = note(run_step::provision, run_id, [&] { return provision + " in " + cwd; });
-            try {
-                visit_driver(kind, [&](auto const& d) {
-                    using D = std::remove_cvref_t<decltype(d)>;
-                    if constexpr (driver_with_execute<D>) {
-                        command c{.program = "bash",
-                                  .args = {"-lc", provision},
-                                  .cwd = cwd,
-                                  .env = {{"SHELL", "/bin/bash"}},
-                                  .timeout = r.provision_timeout.value_or(std::chrono::seconds(300)),
-                                  .stop = r.stop};
-                        if constexpr (observes<Observer>)
-                            c.on_output = [&step](output_stream s, std::string_view chunk) {
-                                step.output(s, chunk, run_step::provision);
+        std::optional<std::string> remote_cwd;
+        char const* what = "realize execution workspace";
+        // The step being reported (worktree, realize, provision), so that a failure is reported on it.
+        std::optional<detail::step_note<Observer>> step;
+        try {
+            visit_driver(di, [&](auto const& d) {
+                using D = std::remove_cvref_t<decltype(d)>;
+                // A driver that manages execution workspaces (the local driver's worktrees and
+                // provisioning) realizes one first; its cwd is what the driver then realizes.
+                if constexpr (driver_with_execution_workspaces<D> && workspace_store<Store>) {
+                    if (r.workspace) {
+                        note_into(step, run_step::worktree, run_id, [&] {
+                            return std::string(to_string(r.workspace->strategy.type)) + " of " +
+                                   r.workspace->base.base_cwd +
+                                   (r.workspace->strategy.provision_command
+                                        ? ", provisioned by: " + *r.workspace->strategy.provision_command
+                                        : std::string());
+                        });
+                        realize_workspace_request ws = *r.workspace;
+                        if (!ws.stop.stop_possible()) ws.stop = r.stop;
+                        if (!ws.provision_timeout && r.provision_timeout) ws.provision_timeout = *r.provision_timeout;
+                        if constexpr (observes<Observer>) {
+                            ws.on_provision_output = [&step, user = std::move(ws.on_provision_output)](
+                                                         output_stream s, std::string_view chunk) {
+                                if (user) user(s, chunk);
+                                step->output(s, chunk, run_step::provision);
                             };
-                        auto const res = d.execute(env, lease, c);
-                        if (res.timed_out || res.exit_code != 0) throw error(detail::provision_failure_detail(res));
-                    } else {
-                        throw error("Environment driver \"" + std::string(to_string(kind)) +
-                                    "\" does not support command execution.");
+                        }
+                        auto m = d.realize_execution_workspace(
+                            store_, clock_, ws,
+                            {.company_id = env.company_id,
+                             .heartbeat_run_id = lease.heartbeat_run_id,
+                             .execution_workspace_id = lease.execution_workspace_id});
+                        workspace_cwd = m.realized.cwd;
+                        if constexpr (observes<Observer>)
+                            step->done(m.realized.cwd + (m.realized.created ? " (created)" : " (reused)"));
+                        managed = std::move(m.realized);
+                        managed_record = std::move(m.record);
                     }
-                });
-            } catch (...) {
-                if constexpr (observes<Observer>) step.failed(message_of(std::current_exception()));
-                throw realize_error("provision workspace", std::current_exception());
-            }
-            step.done("provisioned");
+                }
+                what = "realize workspace";
+                if constexpr (driver_with_realize_workspace<D>) {
+                    note_into(step, run_step::realize, run_id, [&] { return "workspace " + workspace_cwd; });
+                    auto res = d.realize_workspace(realize_request{.env = env,
+                                                                   .lease = lease,
+                                                                   .local_path = workspace_cwd,
+                                                                   .remote_path = std::nullopt,
+                                                                   .mode = r.execution_workspace_mode,
+                                                                   .metadata = {}});
+                    if (!detail::trim(res.cwd).empty()) realized_cwd = res.cwd;
+                    remote_cwd = std::move(res.remote_cwd);
+                    if (auto const* w = res.metadata.if_contains("workspaceRealization"); w && w->is_object())
+                        workspace_realization = w->get_object();
+                    if constexpr (observes<Observer>) step->done("cwd " + realized_cwd.value_or(workspace_cwd));
+                }
+                // Provisioning runs in the realized workspace through the driver, unless the
+                // driver provisions the workspaces it manages itself.
+                what = "provision workspace";
+                if constexpr (!driver_with_execution_workspaces<D>) {
+                    if (!provision.empty()) {
+                        if constexpr (driver_with_execute<D>) {
+                            auto const in = realized_cwd ? *realized_cwd : workspace_cwd;
+                            note_into(step, run_step::provision, run_id, [&] { return provision + " in " + in; });
+                            command c{.program = "bash",
+                                      .args = {"-lc", provision},
+                                      .cwd = in,
+                                      .env = {{"SHELL", "/bin/bash"}},
+                                      .timeout = r.provision_timeout.value_or(std::chrono::seconds(300)),
+                                      .stop = r.stop};
+                            if constexpr (observes<Observer>)
+                                c.on_output = [&step](output_stream s, std::string_view chunk) {
+                                    step->output(s, chunk, run_step::provision);
+                                };
+                            auto const res = d.execute(env, lease, c);
+                            if (res.timed_out || res.exit_code != 0)
+                                throw error(detail::provision_failure_detail(res));
+                            if constexpr (observes<Observer>) step->done("provisioned");
+                        } else {
+                            throw error("Environment driver \"" + std::string(D::name) +
+                                        "\" does not support command execution.");
+                        }
+                    }
+                }
+            });
+        } catch (...) {
+            if constexpr (observes<Observer>)
+                if (step) step->failed(message_of(std::current_exception()));
+            throw realize_error(what, std::current_exception());
         }
+        std::string const cwd = realized_cwd ? *realized_cwd : workspace_cwd;
 
         if (!workspace_realization.empty()) {
             json_object md = lease.metadata.value_or(json_object{});
@@ -375,20 +384,20 @@ public:
             if (auto updated = store_.update_lease_metadata(lease.id, std::move(md), clock_.now()))
                 lease = std::move(*updated);
             if constexpr (workspace_store<Store>) {
-                if (managed) {  // upstream step 4: the execution workspace keeps the realization too
-                    json_object ew_md = managed->record.metadata.value_or(json_object{});
+                if (managed_record) {  // upstream step 4: the execution workspace keeps the realization too
+                    json_object ew_md = managed_record->metadata.value_or(json_object{});
                     ew_md["workspaceRealization"] = workspace_realization;
                     if (auto updated = store_.update_execution_workspace(
-                            managed->record.id, {.metadata = std::optional<json_object>(std::move(ew_md))},
+                            managed_record->id, {.metadata = std::optional<json_object>(std::move(ew_md))},
                             clock_.now()))
-                        managed->record = std::move(*updated);
+                        managed_record = std::move(*updated);
                 }
             }
         }
 
         std::optional<execution_target> target;
         try {
-            visit_driver(kind, [&](auto const& d) {
+            visit_driver(di, [&](auto const& d) {
                 using D = std::remove_cvref_t<decltype(d)>;
                 if constexpr (driver_with_execution_target<D>) target = d.execution_target(env, lease);
             });
@@ -400,10 +409,9 @@ public:
                                         {.environment_id = env.id, .driver = env.driver, .cause = cause});
         }
         realization out{std::move(lease), cwd, std::move(workspace_realization), std::move(target)};
-        if (managed) {
-            out.workspace = std::move(managed->realized);
-            out.execution_workspace = std::move(managed->record);
-        }
+        out.remote_cwd = std::move(remote_cwd);
+        out.workspace = std::move(managed);
+        out.execution_workspace = std::move(managed_record);
         return out;
     }
 
@@ -447,7 +455,7 @@ public:
         }
         if (!supported)
             throw environment_run_error(environment_error_code::unsupported_environment,
-                                        "Environment driver \"" + std::string(to_string(kind)) +
+                                        "Environment driver \"" + std::string(stack_type::driver_names[kind]) +
                                             "\" does not support command execution.",
                                         {.environment_id = env.id, .driver = env.driver});
         return result;
@@ -520,98 +528,189 @@ public:
                                                          lease.id + "\" not found.");
         auto const now = clock_.now();
         std::optional<timestamp> expiry;
-        visit_policy(lease.lease_policy, [&](auto const& p) { expiry = p.expires_at(*env, now); });
+        visit_policy(policy_of(lease), [&](auto const& p) { expiry = p.expires_at(*env, now); });
         return store_.renew_lease(lease.id, lease.epoch, expiry, now);
     }
 
     /// Asks the environment's driver whether the environment is usable. Never throws.
     [[nodiscard]] probe_result probe(environment const& env) const noexcept {
-        probe_result result{.ok = false,
-                            .summary = "Environment driver \"" + std::string(to_string(env.driver)) +
-                                       "\" does not support probes.",
-                            .details = {}};
-        visit_driver(env.driver, [&](auto const& d) {
-            using D = std::remove_cvref_t<decltype(d)>;
-            if constexpr (driver_with_probe<D>) result = d.probe(env);
-        });
-        return result;
+        try {
+            auto const di = stack_type::select_driver(env);
+            probe_result result{.ok = false,
+                                .summary = "Environment driver \"" + std::string(stack_type::driver_names[di]) +
+                                           "\" does not support probes.",
+                                .details = {}};
+            visit_driver(di, [&](auto const& d) {
+                using D = std::remove_cvref_t<decltype(d)>;
+                if constexpr (driver_with_probe<D>) result = d.probe(env);
+            });
+            return result;
+        } catch (...) {
+            try {
+                return probe_result{.ok = false, .summary = message_of(std::current_exception()), .details = {}};
+            } catch (...) {
+                return probe_result{};
+            }
+        }
     }
-
-    /// What realizes local execution workspaces (git, shell, deadlines; default options).
-    [[nodiscard]] workspace_runtime const& workspaces() const noexcept { return workspace_runtime_; }
 
     /// The driver instance of type D in this stack (for driver-specific calls).
     template <class D>
     [[nodiscard]] D const& driver() const noexcept {
-        D const* found = nullptr;
-        boost::hana::for_each(drivers_, [&](auto const& d) {
-            if constexpr (std::is_same_v<std::remove_cvref_t<decltype(d)>, D>) found = &d;
-        });
-        return *found;
+        return std::get<D>(drivers_);
+    }
+
+    /// The first driver of the stack that manages execution workspaces (the local driver), for
+    /// what reaches its workspaces outside a run (recover()'s cleanup). Exists only when the stack
+    /// has one.
+    [[nodiscard]] auto const& workspace_driver() const noexcept
+        requires(driver_with_execution_workspaces<Ds> || ...)
+    {
+        return std::get<detail::first_managing_workspaces_t<Ds...>>(drivers_);
     }
 
 private:
+    /// Calls `f` with the driver at index `i` of the stack (one fold over the drivers; no search
+    /// by name at run time beyond the index the caller resolved once).
     template <class F>
-    bool visit_driver(driver_kind k, F&& f) const {
-        bool found = false;
-        boost::hana::for_each(drivers_, [&](auto const& d) {
-            if (!found && std::remove_cvref_t<decltype(d)>::kind == k) {
-                found = true;
-                f(d);
-            }
-        });
-        if (!found)
-            throw environment_run_error(environment_error_code::unsupported_environment,
-                                        "Environment driver \"" + std::string(to_string(k)) +
-                                            "\" is not in this orchestrator's stack (drivers: " + driver_list() + ").",
-                                        {.driver = k});
-        return found;
+    void visit_driver(std::size_t i, F&& f) const {
+        visit_index(drivers_, i, f);
     }
-
     template <class F>
-    void visit_policy(lease_policy_kind k, F&& f) const {
-        bool found = false;
-        boost::hana::for_each(policies_, [&](auto const& p) {
-            if (!found && std::remove_cvref_t<decltype(p)>::kind == k) {
-                found = true;
-                f(p);
-            }
-        });
-        if (!found)
-            throw error("Lease policy \"" + std::string(to_string(k)) +
-                        "\" is not in this orchestrator's stack (policies: " + policy_list() + ").");
+    void visit_policy(std::size_t i, F&& f) const {
+        visit_index(policies_, i, f);
+    }
+    template <class Tuple, class F>
+    static void visit_index(Tuple const& t, std::size_t i, F& f) {
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (void)((i == I ? (f(std::get<I>(t)), true) : false) || ...);
+        }(std::make_index_sequence<std::tuple_size_v<Tuple>>{});
     }
 
-    static std::string driver_list() {
-        std::string s;
-        for (auto k : stack_type::driver_kinds) s += (s.empty() ? "" : ", ") + std::string(to_string(k));
-        return s;
-    }
-    static std::string policy_list() {
-        std::string s;
-        for (auto k : stack_type::policy_kinds) s += (s.empty() ? "" : ", ") + std::string(to_string(k));
-        return s;
-    }
-
-    /// The environment's config `leasePolicy`, else the stack's first policy.
-    static lease_policy_kind select_policy(environment const& env) {
+    /// The environment's config `leasePolicy` (a policy name), else the stack's first policy.
+    static std::size_t select_policy(environment const& env) {
         auto const* v = env.config.if_contains("leasePolicy");
-        if (!v || v->is_null()) return stack_type::policy_kinds[0];
+        if (!v || v->is_null()) return 0;
         if (!v->is_string())
             throw parse_error("environment config leasePolicy", boost::json::serialize(*v), "expected a string");
-        auto const k = parse_enum<lease_policy_kind>(std::string_view(v->get_string()));
-        if (!stack_type::has_policy(k))
-            throw error("Lease policy \"" + std::string(to_string(k)) +
-                        "\" is not in this orchestrator's stack (policies: " + policy_list() + ").");
-        return k;
+        auto const name = std::string_view(v->get_string());
+        if (auto const i = stack_type::policy_index(name)) return *i;
+        throw error("Lease policy \"" + std::string(name) + "\" is not in this orchestrator's stack (policies: " +
+                    stack_type::policy_list() + ").");
     }
 
-    /// The driver recorded on the lease at acquire (upstream getLeaseDriverKey), else the
-    /// environment's, so a lease is released by the driver that created it.
-    static driver_kind driver_of(environment_lease const& lease, environment const& env) {
-        if (auto s = detail::metadata_string(lease.metadata, "driver"))
-            if (auto k = try_parse_enum<driver_kind>(*s)) return *k;
-        return env.driver;
+    /// The policy a lease was acquired under: the one it records by name, else (a lease written
+    /// before policies had names) the first of its kind.
+    static std::size_t policy_of(environment_lease const& lease) {
+        auto const i = lease.policy_name ? stack_type::policy_index(*lease.policy_name)
+                                         : stack_type::policy_index(lease.lease_policy);
+        if (i) return *i;
+        throw error("Lease policy \"" + (lease.policy_name ? *lease.policy_name : std::string(to_string(lease.lease_policy))) +
+                    "\" of lease \"" + lease.id + "\" is not in this orchestrator's stack (policies: " +
+                    stack_type::policy_list() + ").");
+    }
+
+    /// The driver that holds a lease: the one the orchestrator recorded on it at acquire, so a
+    /// lease is released by the driver that created it even if the environment changed since
+    /// (upstream getLeaseDriverKey); a lease without a record (written before berth recorded
+    /// it) goes to the environment's driver.
+    static std::size_t driver_of(environment_lease const& lease, environment const& env) {
+        if (!lease.driver_name) return stack_type::select_driver(env);
+        if (auto const i = stack_type::driver_index(*lease.driver_name)) return *i;
+        throw environment_run_error(environment_error_code::unsupported_environment,
+                                    "Lease \"" + lease.id + "\" is held by driver \"" + *lease.driver_name +
+                                        "\", which this orchestrator's stack does not include (drivers: " +
+                                        stack_type::driver_list() + ").",
+                                    {.environment_id = env.id, .driver = env.driver});
+    }
+
+    /// The grant of a new lease: the provider side of an earlier lease resumed when the policy
+    /// reuses and finds one that matches (concepts/lease_policy.hpp), else a new one.
+    template <class D, class P>
+    lease_grant obtain(D const& d, P const& p, acquire_request const& req, std::optional<environment_lease>& reused,
+                       timestamp now) const {
+        if constexpr (policy_with_reuse<P>) {
+            auto candidate = p.find_reusable(req, store_.list_leases(req.env.id, lease_filter{}));
+            if (candidate) {
+                if (!p.matches(req, *candidate)) {
+                    discard(d, req.env, *candidate, "reuse_mismatch", now);
+                } else if constexpr (driver_with_resume<D>) {
+                    std::optional<lease_grant> resumed;
+                    try {
+                        resumed = d.resume(req.env, *candidate);
+                    } catch (...) {
+                        resumed.reset();  // upstream: a failed resume destroys the old lease and acquires anew
+                    }
+                    if (resumed && resumed->provider_lease_id && !resumed->provider_lease_id->empty()) {
+                        p.stamp(req, *resumed);
+                        reused = std::move(candidate);
+                        return std::move(*resumed);
+                    }
+                    discard(d, req.env, *candidate, "resume_failed", now);
+                } else {
+                    discard(d, req.env, *candidate, "resume_unsupported", now);
+                }
+            }
+            auto grant = d.acquire(req);
+            p.stamp(req, grant);
+            return grant;
+        } else {
+            (void)p, (void)reused, (void)now;
+            return d.acquire(req);
+        }
+    }
+
+    /// Destroys the provider side of a lease a reusing policy will not resume; a lease still live
+    /// (retained) ends `released` with the driver's cleanup status and `reason`. Never throws: the
+    /// run goes on with a new lease whatever happens here.
+    template <class D>
+    void discard(D const& d, environment const& env, environment_lease const& old, char const* reason,
+                 timestamp now) const noexcept {
+        try {
+            release_outcome out;
+            try {
+                if constexpr (driver_with_destroy<D>) out = d.destroy(env, old);
+                else out = d.release(env, old, lease_status::released);
+            } catch (...) {
+                out.cleanup_status = berth::cleanup_status::failed;
+            }
+            if (!is_live(old.status)) return;
+            json_object details{{"environmentId", old.environment_id},
+                                {"driver", to_string(env.driver)},
+                                {"leasePolicy", to_string(old.lease_policy)},
+                                {"provider", detail::json_or_null(old.provider)},
+                                {"status", "released"},
+                                {"cleanupStatus", out.cleanup_status ? boost::json::value(to_string(*out.cleanup_status))
+                                                                     : boost::json::value(nullptr)},
+                                {"failureReason", reason}};
+            (void)store_.transition_lease(lease_transition{.id = old.id,
+                                                           .expected_epoch = old.epoch,
+                                                           .to = lease_status::released,
+                                                           .failure_reason = std::string(reason),
+                                                           .cleanup_status = out.cleanup_status},
+                                          now,
+                                          make_event(actions::lease_released, old.id, old.company_id, std::nullopt,
+                                                     old.heartbeat_run_id, std::move(details), now));
+        } catch (...) {
+            // A lease another holder moved meanwhile is theirs to end.
+        }
+    }
+
+    /// Ends a live lease whose provider side `successor` now holds. Never throws.
+    void end_handed_over(environment_lease const& old, environment_lease const& successor, timestamp now) const noexcept {
+        try {
+            json_object details{{"environmentId", old.environment_id},
+                                {"leasePolicy", to_string(old.lease_policy)},
+                                {"provider", detail::json_or_null(old.provider)},
+                                {"status", "released"},
+                                {"resumedBy", successor.id}};
+            (void)store_.transition_lease(
+                lease_transition{.id = old.id, .expected_epoch = old.epoch, .to = lease_status::released},
+                now,
+                make_event(actions::lease_released, old.id, old.company_id, std::nullopt, old.heartbeat_run_id,
+                           std::move(details), now));
+        } catch (...) {
+        }
     }
 
     static std::optional<timestamp> earliest(std::optional<timestamp> a, std::optional<timestamp> b) {
@@ -648,16 +747,16 @@ private:
 
     void end_lease(environment_lease const& lease, release_for_run_request const& r, release_result& result) const {
         lease_status target{};
-        visit_policy(lease.lease_policy, [&](auto const& p) { target = p.status_for(r.outcome); });
+        visit_policy(policy_of(lease), [&](auto const& p) { target = p.status_for(r.outcome); });
 
         auto const env = store_.get_environment(lease.environment_id);
         std::optional<berth::cleanup_status> cleanup;
         std::optional<std::string> driver_reason;
         std::optional<driver_kind> kind;
         if (env) {
-            kind = driver_of(lease, *env);
+            kind = env->driver;
             try {
-                visit_driver(*kind, [&](auto const& d) {
+                visit_driver(driver_of(lease, *env), [&](auto const& d) {
                     auto const out = d.release(*env, lease, target);
                     cleanup = out.cleanup_status;
                     driver_reason = out.failure_reason;
@@ -708,9 +807,9 @@ private:
         auto cleanup = berth::cleanup_status::failed;
         std::optional<driver_kind> kind;
         if (env) {
-            kind = driver_of(lease, *env);
+            kind = env->driver;
             try {
-                visit_driver(*kind, [&](auto const& d) {
+                visit_driver(driver_of(lease, *env), [&](auto const& d) {
                     using D = std::remove_cvref_t<decltype(d)>;
                     release_outcome out;
                     if constexpr (driver_with_destroy<D>) out = d.destroy(*env, lease);
@@ -745,9 +844,8 @@ private:
     }
 
     Store& store_;
-    workspace_runtime workspace_runtime_{};
-    boost::hana::tuple<Ds...> drivers_;
-    boost::hana::tuple<Ps...> policies_{};
+    std::tuple<Ds...> drivers_;
+    std::tuple<Ps...> policies_{};
     Clock clock_;
     [[no_unique_address]] Observer observer_{};
 
@@ -759,6 +857,14 @@ private:
         } else {
             return detail::step_note<Observer>(observer_, step, run_id, {});
         }
+    }
+    /// As note(), into `slot` (a function whose steps follow one another; the previous one ends).
+    template <class F>
+    void note_into(std::optional<detail::step_note<Observer>>& slot, run_step step, std::string_view run_id,
+                   F&& what) const {
+        slot.reset();
+        if constexpr (observes<Observer>) slot.emplace(observer_, step, run_id, std::string(std::forward<F>(what)()));
+        else slot.emplace(observer_, step, run_id, std::string_view{});
     }
 };
 

@@ -72,6 +72,7 @@ struct realization {
     std::optional<execution_target> target{};       ///< nullopt when the driver resolves none
     std::optional<realized_workspace> workspace{};            ///< when the request asked for one
     std::optional<berth::execution_workspace> execution_workspace{};  ///< its record, as stored
+    std::optional<std::string> remote_cwd{};  ///< the driver's workspace on the far side, when it has one
 };
 
 struct release_for_run_request {

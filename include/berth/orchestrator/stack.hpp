@@ -3,50 +3,76 @@
 //! berth::stack — the compile-time composition of a run orchestrator:
 //!
 //! @code
-//! using my_stack = berth::stack<berth::drivers<berth::local_driver>,
+//! using my_stack = berth::stack<berth::drivers<berth::local_driver, bubblewrap_driver, e2b_driver>,
 //!                               berth::policies<berth::ephemeral, berth::retain_on_failure>,
 //!                               berth::memory_store>;            // clock: berth::system_clock
-//! berth::run_orchestrator<my_stack> orch{store, berth::local_driver{}};
+//! berth::run_orchestrator<my_stack> orch{store, berth::local_driver{}, bubblewrap_driver{}, e2b_driver{}};
 //! @endcode
 //!
-//! The environment record names its driver at run time (it comes from the database); the stack
-//! holds a compile-time set of drivers and dispatches to the one whose `kind` matches. A driver the
-//! stack does not name is not compiled or linked. The first policy listed is the stack's default.
+//! Drivers and policies are keyed by their compile-time names (`D::name`, `P::name`), which must
+//! be distinct (checked when the stack is named). The environment record names its driver
+//! *family* at run time (it comes from the database) and its config names the driver within the
+//! family (concepts/environment_driver.hpp: `provider` for sandbox, `driver` otherwise);
+//! select_driver maps that to a driver of the stack, or refuses with unsupported_environment
+//! before anything is written. A driver the stack does not name is not compiled or linked. The
+//! first policy listed is the stack's default; an environment's config `leasePolicy` names another.
 
 #include <berth/concepts/clock.hpp>
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/concepts/lease_policy.hpp>
 #include <berth/concepts/orchestrator_store.hpp>  // orchestrator_store (what Store must model)
-#include <berth/model/lease_transitions.hpp>  // can_transition (policy end states)
-#include <berth/orchestrator/observer.hpp>     // run_observer, no_observer (the fifth parameter)
+#include <berth/model/driver_family.hpp>           // driver_selector_key, family_realizes_workspace
+#include <berth/model/enum_string.hpp>             // to_string (families in messages)
+#include <berth/model/lease_transitions.hpp>       // can_transition (policy end states)
+#include <berth/orchestrator/error.hpp>            // environment_run_error (selection refusals)
+#include <berth/orchestrator/observer.hpp>             // run_observer, no_observer (the fifth parameter)
 
-#include <array>    // std::array
-#include <cstddef>  // std::size_t
-#include <tuple>    // std::tuple_element_t (default policy)
+#include <array>        // std::array
+#include <cstddef>      // std::size_t
+#include <optional>     // std::optional
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <tuple>        // std::tuple_element_t (default policy)
 #include <type_traits>  // std::integral_constant
 
 namespace berth {
 
-/// The set of drivers a stack dispatches to; kinds must be distinct.
+/// The set of drivers a stack dispatches to; names must be distinct.
 template <environment_driver... Ds>
 struct drivers {
     static_assert(sizeof...(Ds) > 0, "berth::drivers<> needs at least one driver");
 };
 
-/// The set of lease policies a stack can apply; the first is the default. Kinds must be distinct.
+/// The set of lease policies a stack can apply; the first is the default. Names must be distinct.
 template <lease_policy... Ps>
 struct policies {
     static_assert(sizeof...(Ps) > 0, "berth::policies<> needs at least one policy");
 };
 
 namespace detail {
-template <class E, std::size_t N>
-constexpr bool all_distinct(std::array<E, N> const& a) noexcept {
-    for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t j = i + 1; j < N; ++j)
-            if (a[i] == a[j]) return false;
-    return true;
-}
+
+/// Instantiated for every pair of drivers of a stack, so that a clash names both types.
+template <class A, class B>
+struct distinct_driver_names {
+    static_assert(std::string_view(A::name) != std::string_view(B::name),
+                  "berth::drivers<...>: two drivers have the same name (D::name); the two types are the "
+                  "template arguments of this distinct_driver_names<A, B>");
+    static constexpr bool value = true;
+};
+template <class A, class B>
+struct distinct_policy_names {
+    static_assert(std::string_view(A::name) != std::string_view(B::name),
+                  "berth::policies<...>: two lease policies have the same name (P::name); the two types are "
+                  "the template arguments of this distinct_policy_names<A, B>");
+    static constexpr bool value = true;
+};
+template <template <class, class> class Check, class... Ts>
+struct all_pairs;
+template <template <class, class> class Check>
+struct all_pairs<Check> : std::true_type {};
+template <template <class, class> class Check, class T, class... Rest>
+struct all_pairs<Check, T, Rest...>
+    : std::bool_constant<(Check<T, Rest>::value && ... && true) && all_pairs<Check, Rest...>::value> {};
 
 /// Whether P's status_for can be evaluated at compile time (a stateless, constexpr policy).
 template <class P>
@@ -65,6 +91,13 @@ constexpr bool policy_ends_legally() noexcept {
     }
     return true;
 }
+
+template <class D>
+[[nodiscard]] constexpr bool claims(std::string_view n) noexcept {
+    if constexpr (driver_with_name_claim<D>) return D::claims_name(n);
+    else return false;
+}
+
 }  // namespace detail
 
 /// Observer: what the orchestrator reports each step to (orchestrator/observer.hpp); the default,
@@ -83,11 +116,24 @@ struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     using observer_type = Observer;
     using default_policy = std::tuple_element_t<0, std::tuple<Ps...>>;
 
-    static constexpr std::array<driver_kind, sizeof...(Ds)> driver_kinds{Ds::kind...};
+    static constexpr std::size_t driver_count = sizeof...(Ds);
+    static constexpr std::size_t policy_count = sizeof...(Ps);
+    static constexpr std::array<std::string_view, sizeof...(Ds)> driver_names{std::string_view(Ds::name)...};
+    static constexpr std::array<driver_kind, sizeof...(Ds)> driver_families{Ds::family...};
+    static constexpr std::array<std::string_view, sizeof...(Ps)> policy_names{std::string_view(Ps::name)...};
     static constexpr std::array<lease_policy_kind, sizeof...(Ps)> policy_kinds{Ps::kind...};
 
-    static_assert(detail::all_distinct(driver_kinds), "berth::drivers<...>: two drivers serve the same driver_kind");
-    static_assert(detail::all_distinct(policy_kinds), "berth::policies<...>: a lease policy kind is listed twice");
+    static_assert(((!std::string_view(Ds::name).empty()) && ...), "berth::drivers<...>: a driver's name is empty");
+    static_assert(((!std::string_view(Ps::name).empty()) && ...), "berth::policies<...>: a policy's name is empty");
+    static_assert(detail::all_pairs<detail::distinct_driver_names, Ds...>::value);
+    static_assert(detail::all_pairs<detail::distinct_policy_names, Ps...>::value);
+    static_assert(((!family_realizes_workspace(Ds::family) || driver_with_realize_workspace<Ds>) && ...),
+                  "berth::drivers<...>: a driver of a family whose workspaces are realized (local, ssh, sandbox: "
+                  "model/driver_family.hpp) must model berth::driver_with_realize_workspace");
+    static_assert(((!driver_with_execution_workspaces<Ds>) && ...) || workspace_store<Store>,
+                  "berth::stack: a driver of this stack manages execution workspaces (the local driver's "
+                  "git worktrees), so the store must model berth::workspace_store (execution_workspace_store "
+                  "+ operation_store)");
     static_assert((detail::policy_ends_legally<Ps>() && ...),
                   "berth::policies<...>: a policy's status_for ends an active lease in a status the lease status "
                   "table does not allow from active (model/lease_transitions.hpp)");
@@ -97,15 +143,89 @@ struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     template <template <class...> class T>
     using apply_policies = T<Ps...>;
 
-    [[nodiscard]] static constexpr bool has_driver(driver_kind k) noexcept {
-        for (auto d : driver_kinds)
-            if (d == k) return true;
+    /// The index of the driver named `name`, or nullopt.
+    [[nodiscard]] static constexpr std::optional<std::size_t> driver_index(std::string_view name) noexcept {
+        for (std::size_t i = 0; i < driver_names.size(); ++i)
+            if (driver_names[i] == name) return i;
+        return std::nullopt;
+    }
+    [[nodiscard]] static constexpr bool has_family(driver_kind f) noexcept {
+        for (auto d : driver_families)
+            if (d == f) return true;
         return false;
     }
-    [[nodiscard]] static constexpr bool has_policy(lease_policy_kind k) noexcept {
-        for (auto p : policy_kinds)
-            if (p == k) return true;
-        return false;
+    /// The index of the policy named `name`, or nullopt.
+    [[nodiscard]] static constexpr std::optional<std::size_t> policy_index(std::string_view name) noexcept {
+        for (std::size_t i = 0; i < policy_names.size(); ++i)
+            if (policy_names[i] == name) return i;
+        return std::nullopt;
+    }
+    /// The index of the first policy of kind `k` (leases written before policies had names).
+    [[nodiscard]] static constexpr std::optional<std::size_t> policy_index(lease_policy_kind k) noexcept {
+        for (std::size_t i = 0; i < policy_kinds.size(); ++i)
+            if (policy_kinds[i] == k) return i;
+        return std::nullopt;
+    }
+
+    /// "local (local), bubblewrap (sandbox)": the stack's drivers, for messages.
+    [[nodiscard]] static std::string driver_list() {
+        std::string s;
+        for (std::size_t i = 0; i < driver_names.size(); ++i)
+            (((s += s.empty() ? "" : ", ") += driver_names[i]) += " (") += std::string(to_string(driver_families[i])) +
+                                                                         ")";
+        return s;
+    }
+    [[nodiscard]] static std::string policy_list() {
+        std::string s;
+        for (auto n : policy_names) (s += s.empty() ? "" : ", ") += n;
+        return s;
+    }
+
+    /// The driver of this stack that serves `env`: within the environment's family, the one its
+    /// config names (see concepts/environment_driver.hpp), else the family's only driver.
+    /// @throws environment_run_error unsupported_environment naming the family, the name given
+    ///         (if any) and the stack's drivers.
+    [[nodiscard]] static std::size_t select_driver(environment const& env) {
+        auto const key = driver_selector_key(env.driver);
+        auto refuse = [&](std::string const& why) {
+            return environment_run_error(environment_error_code::unsupported_environment,
+                                         "Environment \"" + env.name + "\" uses driver \"" +
+                                             std::string(to_string(env.driver)) + "\"" + why +
+                                             " (drivers: " + driver_list() + ").",
+                                         {.environment_id = env.id, .driver = env.driver});
+        };
+        std::optional<std::string_view> wanted;
+        if (auto const* v = env.config.if_contains(key); v && !v->is_null()) {
+            if (!v->is_string() || v->get_string().empty())
+                throw refuse(", and its config " + std::string(key) + " is not a driver name");
+            wanted = std::string_view(v->get_string());
+        }
+        std::optional<std::size_t> only, claimed;
+        std::size_t in_family = 0;
+        std::size_t i = 0;
+        bool exact = false;
+        std::optional<std::size_t> exact_index;
+        (
+            [&] {
+                if (Ds::family == env.driver) {
+                    ++in_family;
+                    only = i;
+                    if (wanted && std::string_view(Ds::name) == *wanted) exact_index = i, exact = true;
+                    else if (wanted && !claimed && detail::claims<Ds>(*wanted)) claimed = i;
+                }
+                ++i;
+            }(),
+            ...);
+        if (in_family == 0) throw refuse(", which this orchestrator's stack does not include");
+        if (wanted) {
+            if (exact) return *exact_index;
+            if (claimed) return *claimed;
+            throw refuse(" with " + std::string(key) + " \"" + std::string(*wanted) +
+                         "\", which no driver of this orchestrator's stack serves");
+        }
+        if (in_family == 1) return *only;
+        throw refuse(" but its config names no " + std::string(key) + ", and this orchestrator's stack has " +
+                     std::to_string(in_family) + " drivers of that family");
     }
 };
 

@@ -10,6 +10,7 @@ namespace berth {
 
 struct ephemeral {
     using lease_policy_concept = lease_policy_tag;
+    static constexpr std::string_view name = "ephemeral";
     static constexpr lease_policy_kind kind = lease_policy_kind::ephemeral;
 
     [[nodiscard]] constexpr lease_status status_for(run_outcome o) const noexcept {

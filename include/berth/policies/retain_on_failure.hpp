@@ -11,6 +11,7 @@ namespace berth {
 
 struct retain_on_failure {
     using lease_policy_concept = lease_policy_tag;
+    static constexpr std::string_view name = "retain_on_failure";
     static constexpr lease_policy_kind kind = lease_policy_kind::retain_on_failure;
 
     [[nodiscard]] constexpr lease_status status_for(run_outcome o) const noexcept {

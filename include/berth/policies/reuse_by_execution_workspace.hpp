@@ -11,6 +11,7 @@ namespace berth {
 
 struct reuse_by_execution_workspace {
     using lease_policy_concept = lease_policy_tag;
+    static constexpr std::string_view name = "reuse_by_execution_workspace";
     static constexpr lease_policy_kind kind = lease_policy_kind::reuse_by_execution_workspace;
 
     [[nodiscard]] constexpr lease_status status_for(run_outcome o) const noexcept {

@@ -31,6 +31,8 @@
 //!      integer 0/1 (upstream boolean), as `log_compressed`.
 //!   7. berth (issue 16): `environment_leases.reuse_scope`, an opaque key a lease policy chooses; one active
 //!      lease per (environment, reuse_scope) replaces migration 2's per-policy reuse indexes.
+//!   8. berth (issue 16): `environment_leases.driver_name` and `policy_name`, the compile-time names of the
+//!      driver and the lease policy that hold a lease (recorded by the orchestrator).
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -433,12 +435,20 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "status = 'active' AND reuse_scope IS NOT NULL"},
             },
         },
+        migration{
+            8,
+            "berth: the lease records the names of the driver and the policy that hold it",
+            {
+                add_column{"environment_leases", {"driver_name", ct::text}},
+                add_column{"environment_leases", {"policy_name", ct::text}},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 7;
+inline constexpr int current_version = 8;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

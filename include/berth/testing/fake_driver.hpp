@@ -17,6 +17,7 @@
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/error.hpp>
 
+#include <cstddef>      // std::size_t
 #include <map>          // std::map
 #include <memory>       // std::shared_ptr
 #include <mutex>        // std::mutex, std::lock_guard
@@ -27,11 +28,35 @@
 
 namespace berth::testing {
 
-template <driver_kind Kind = driver_kind::plugin>
+namespace detail {
+/// A compile-time string usable as a template argument: fake_driver<driver_kind::sandbox, "fake-2">.
+template <std::size_t N>
+struct fixed_name {
+    char text[N]{};
+    constexpr fixed_name(char const (&s)[N]) noexcept {
+        for (std::size_t i = 0; i < N; ++i) text[i] = s[i];
+    }
+    [[nodiscard]] constexpr std::string_view view() const noexcept { return {text, N - 1}; }
+};
+[[nodiscard]] constexpr std::string_view fake_name(driver_kind family) noexcept {
+    switch (family) {
+        case driver_kind::local: return "fake-local";
+        case driver_kind::ssh: return "fake-ssh";
+        case driver_kind::sandbox: return "fake-sandbox";
+        case driver_kind::plugin: return "fake-plugin";
+    }
+    return "fake";
+}
+}  // namespace detail
+
+/// `Family` is the environments it serves; `Name` its name in a stack (default "fake-<family>"),
+/// so that several fakes of one family can live in one stack.
+template <driver_kind Family = driver_kind::plugin, detail::fixed_name Name = "">
 class fake_driver {
 public:
     using driver_concept = driver_tag;
-    static constexpr driver_kind kind = Kind;
+    static constexpr std::string_view name = Name.view().empty() ? detail::fake_name(Family) : Name.view();
+    static constexpr driver_kind family = Family;
 
     /// What the fake has been asked to do, and what it should do next.
     class state {
@@ -98,7 +123,7 @@ public:
         std::lock_guard lk(state_->mu_);
         auto const id = "fake-" + std::to_string(++state_->next_id_);
         state_->live_.insert(id);
-        json_object md{{"driver", to_string(kind)}, {"fake", true}};
+        json_object md{{"driver", to_string(family)}, {"fake", true}};
         if (r.agent_id.has_value()) md["agentId"] = *r.agent_id;
         return lease_grant{.provider = "fake", .provider_lease_id = id, .expires_at = {}, .metadata = std::move(md)};
     }
@@ -129,6 +154,7 @@ public:
         auto const cwd = state_->realized_cwd_ ? *state_->realized_cwd_ : r.local_path.value_or("/");
         return workspace_realization{
             .cwd = cwd,
+            .remote_cwd = state_->realized_cwd_,
             .metadata = {{"workspaceRealization", json_object{{"version", 1}, {"transport", "fake"}, {"cwd", cwd}}}}};
     }
 

@@ -34,6 +34,8 @@
 //!   shellCommand, remoteCwd, timeoutMs, streamRunLogs, streamAgentSessionOutput}}`;
 //! - **probe**: the provider's, else ready without calls (upstream's built-in fake); never throws.
 //!
+//! Identity (concepts/environment_driver.hpp): name `sandbox`, family `sandbox`; it claims its
+//! providers' names, so the config's `provider` selects it among the stack's sandbox drivers.
 //! Models environment_driver and every optional driver capability. Copies share the providers'
 //! state (providers keep it behind shared_ptr); every member is const and thread-safe.
 
@@ -74,7 +76,11 @@ class sandbox_driver {
 
 public:
     using driver_concept = driver_tag;
-    static constexpr driver_kind kind = driver_kind::sandbox;
+    /// The host of sandbox providers: family `sandbox`, and the stack selects it for an
+    /// environment whose config `provider` names one of its providers (claims_name), as a stack
+    /// selects a sandbox-family driver that names itself (e.g. `bubblewrap`).
+    static constexpr std::string_view name = "sandbox";
+    static constexpr driver_kind family = driver_kind::sandbox;
 
     sandbox_driver()
         requires(std::default_initializable<Ps> && ...)
@@ -87,8 +93,12 @@ public:
         return std::get<P>(providers_);
     }
 
-    /// Whether the driver hosts a provider named `name`.
-    [[nodiscard]] static constexpr bool hosts(std::string_view name) noexcept { return ((Ps::name == name) || ...); }
+    /// Whether the driver hosts a provider named `provider`.
+    [[nodiscard]] static constexpr bool hosts(std::string_view provider) noexcept {
+        return ((Ps::name == provider) || ...);
+    }
+    /// The names it answers for within its family: its providers' (berth::driver_with_name_claim).
+    [[nodiscard]] static constexpr bool claims_name(std::string_view provider) noexcept { return hosts(provider); }
 
     /// Creates a sandbox through the config's provider (see the file comment for the lease).
     /// @throws berth::error `Expected sandbox environment config for driver "<d>".`;

@@ -240,6 +240,7 @@ workspace_realization sandbox_driver<Ps...>::realize_workspace(realize_request c
     };
     workspace_realization out;
     out.cwd = cwd.value_or(default_sandbox_remote_cwd);
+    out.remote_cwd = out.cwd;  // a sandbox's workspace is always on its far side
     out.metadata = std::move(provider_md);
     out.metadata.erase("sync");
     out.metadata["workspaceRealization"] = std::move(record);

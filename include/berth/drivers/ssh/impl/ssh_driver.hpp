@@ -168,6 +168,7 @@ inline workspace_realization ssh_driver::realize_workspace(realize_request const
 
     workspace_realization realization;
     realization.cwd = chosen.value_or("/");
+    realization.remote_cwd = remote;
     realization.metadata["workspaceRealization"] = std::move(record);
     return realization;
 }
