@@ -10,17 +10,26 @@
 //   berth-run [options] -- COMMAND [ARGS...]
 //
 // Layout: options.hpp (the command line), progress.hpp (the step lines), report.hpp (tables and
-// the JSON document), services.hpp (--services), ssh.hpp (--ssh), plugin.hpp (--plugin); here, one
-// function per step, called in order by run_command().
+// the JSON document), services.hpp (--services), ssh.hpp (--ssh), plugin.hpp (--plugin),
+// sandbox.hpp (--sandbox), interrupts.hpp (signals, and output that cannot stall the run); here,
+// one function per step, called in order by run_command().
+//
+// Interrupted runs (docs/reliability.md): every berth-run first recovers what earlier runs on the
+// same store left when they were killed; SIGINT, SIGTERM, SIGHUP and SIGPIPE end the run
+// `cancelled` (command's group signalled, then killed after a grace; services stopped; worktree
+// removed unless --keep; lease `expired`) with exit 128 + the signal; a run whose lease was lost
+// or could not be released never exits 0.
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
+#include <berth/recovery/recover.hpp>
 #include <berth/src.hpp>
 #include <berth/stores/sqlite.hpp>
 #ifdef BERTH_RUN_WITH_POSTGRES
 #include <berth/stores/postgres.hpp>  // --db postgresql://...
 #endif
 
+#include "interrupts.hpp"
 #include "options.hpp"
 #include "plugin.hpp"  // --plugin: the run's plugin environment
 #include "progress.hpp"
@@ -43,13 +52,19 @@
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace berth_run {
@@ -125,13 +140,6 @@ struct provision_output {
     }
 };
 
-/// Requested when the run must stop (a signal handler's thread can request it): ends the
-/// provisioning or the command that is running, and the lease is released as for a failure.
-inline std::stop_source& cancellation() {
-    static std::stop_source source;
-    return source;
-}
-
 /// Calls `f(orchestrator, environment id or nullopt)` with the stack this berth-run was built with.
 template <class Store, class F>
 int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
@@ -164,6 +172,38 @@ int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
     return f(orch, environment_id);
 }
 
+/// Fault injection for the crash tests (tests/unit/crash_fault_matrix_test.cpp): with
+/// BERTH_RUN_FAULT_PAUSE=<step> set, berth-run stops at that step (acquire, services, release),
+/// says so on stderr, and waits there for a signal, so that a test can interrupt it at exactly
+/// that point. (The tests stall worktree creation with a `git` of their own on PATH instead.)
+void pause_for_fault_test(interrupts const& sig, std::string_view at) {
+    char const* want = std::getenv("BERTH_RUN_FAULT_PAUSE");
+    if (!want || at != want) return;
+    fmt::print(stderr, "[berth] paused   at {}\n", at);
+    std::fflush(stderr);
+    while (sig.signal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+/// What earlier runs on this store left behind when they were killed: their leases, services and
+/// worktrees (berth::recover).
+template <class Store, class Orch>
+void recover_step(Store& store, Orch const& orch, reporter& rep) {
+    auto const rec = berth::recover(orch, {.reconcile_services = [&] {
+#if BERTH_RUN_WITH_SERVICES
+        berth::services::supervisor<Store> sup{store};  // adopts what dead runs left; stops it when it goes
+        (void)sup.reconcile_on_startup();
+#else
+        (void)store;
+#endif
+    }});
+    if (!rec.ended.empty() || !rec.errors.empty() || !rec.workspaces_cleaned.empty())
+        rep.note("recover", fmt::format("{} lease(s) of dead holders, {} expired, {} cleanup(s) retried, {} worktree(s) "
+                                        "removed, {} error(s)",
+                                        rec.holder_lost, rec.expired, rec.cleanup_retried, rec.workspaces_cleaned.size(),
+                                        rec.errors.size()));
+    for (auto const& e : rec.errors) rep.note("recover", fmt::format("error on lease {}: {}", e.lease_id, e.message));
+}
+
 std::string issue_of(options const& o) { return o.issue.value_or("run-" + o.run.substr(0, 8)); }
 
 template <class Orch>
@@ -174,15 +214,24 @@ berth::environment resolve_step(Orch const& orch, options const& o, std::optiona
     return env;
 }
 
+/// The lease, renewed while the run lives; if it is taken away meanwhile the command is stopped
+/// and `lost` is set (the run then cannot succeed).
 template <class Orch>
-berth::run_scope<Orch> acquire_step(Orch const& orch, options const& o, berth::environment const& env, reporter& rep) {
+berth::run_scope<Orch> acquire_step(Orch const& orch, options const& o, berth::environment const& env, reporter& rep,
+                                    std::atomic<bool>& lost) {
     rep.begin("acquire", fmt::format("acquiring a lease on \"{}\" ({})", env.name, env.driver));
     return reported(rep, [&] {
-        berth::run_scope<Orch> run{orch, {.company_id = o.company,
-                                          .environment_id = env.id,
-                                          .agent_id = o.agent,
-                                          .heartbeat_run_id = o.run,
-                                          .issue_id = o.worktree || o.issue ? std::optional(issue_of(o)) : std::nullopt}};
+        berth::run_scope<Orch> run{orch,
+                                   {.company_id = o.company,
+                                    .environment_id = env.id,
+                                    .agent_id = o.agent,
+                                    .heartbeat_run_id = o.run,
+                                    .issue_id = o.worktree || o.issue ? std::optional(issue_of(o)) : std::nullopt},
+                                   [&lost](std::string const& why) {
+                                       lost = true;
+                                       fmt::print(stderr, "[berth] {:<8} {}\n", "lease", why);
+                                       (void)berth::process::signal_running(SIGTERM);
+                                   }};
         rep.end(fmt::format("lease {} policy {} provider {}", run.lease().id, run.lease().lease_policy,
                             shown(run.lease().provider)));
         return run;
@@ -204,7 +253,8 @@ berth::realization const& realize_step(Scope& run, options const& o, reporter& r
                 .issue = berth::workspace_issue{.id = issue, .identifier = issue, .title = o.title},
                 .agent = {.id = o.agent, .name = o.agent.value_or("berth-run"), .company_id = o.company},
                 .stop = cancellation().get_token(),
-                .provision_timeout = o.provision_timeout});
+                .provision_timeout = o.provision_timeout,
+                .remove_when_run_ends = !o.keep});
         });
         rep.end(fmt::format("{} branch {} ({})", realized.cwd, shown(realized.workspace->branch_name),
                             realized.workspace->created ? "created" : "reused"));
@@ -228,7 +278,7 @@ berth::realization const& realize_step(Scope& run, options const& o, reporter& r
 /// only the document), its environment given the services' URLs.
 template <class Scope>
 berth::command_result execute_step(Scope const& run, options const& o, std::map<std::string, std::string> env,
-                                   reporter& rep) {
+                                   reporter& rep, interrupts& sig, output_writer& out) {
     std::string shown_argv;
     for (auto const& a : o.argv) shown_argv += (shown_argv.empty() ? "" : " ") + a;
     bool const json = o.mode() == output_mode::json;
@@ -236,14 +286,19 @@ berth::command_result execute_step(Scope const& run, options const& o, std::map<
                        .args = {o.argv.begin() + 1, o.argv.end()},
                        .env = std::move(env),
                        .timeout = o.timeout,
-                       .on_output = [json](berth::output_stream s, std::string_view chunk) {
-                           auto* f = s == berth::output_stream::stdout_stream && !json ? stdout : stderr;
-                           std::fwrite(chunk.data(), 1, chunk.size(), f);
-                           std::fflush(f);
+                       .on_output = [json, &out](berth::output_stream s, std::string_view chunk) {
+                           bool const to_stdout = s == berth::output_stream::stdout_stream && !json;
+                           out.write(to_stdout ? STDOUT_FILENO : STDERR_FILENO, chunk);
                        },
                        .stop = cancellation().get_token()};
+    // --timeout holds whatever berth-run's own readers do: output that cannot be written by then
+    // is dropped, so that the deadline is always seen.
+    out.set_deadline(std::chrono::steady_clock::now() + o.timeout);
     rep.begin("execute", shown_argv, /*live=*/false);  // the command's own output is the progress
+    sig.check();
+    sig.executing(true);
     auto result = reported(rep, [&] { return run.execute(std::move(cmd)); });
+    sig.executing(false);
     rep.end(ended_text(result));
     return result;
 }
@@ -254,18 +309,22 @@ berth::run_outcome outcome_of(berth::command_result const& r) {
     return exit_code_of(r) == 0 ? berth::run_outcome::succeeded : berth::run_outcome::failed;
 }
 
+/// True when the run's own lease was released (a lease lost, or one the store could not move, is not).
 template <class Scope>
-void release_step(Scope& run, berth::run_outcome outcome, reporter& rep) {
+bool release_step(Scope& run, berth::run_outcome outcome, reporter& rep) {
     auto const released = run.finish(outcome);
     for (auto const& e : released.errors) rep.note("release", fmt::format("error on lease {}: {}", e.lease_id, e.message));
     for (auto const& l : released.released)
         rep.note("release", fmt::format("lease {} {}{}", l.id, l.status,
                                         l.failure_reason ? " (" + *l.failure_reason + ")" : std::string()));
+    return released.errors.empty() && std::any_of(released.released.begin(), released.released.end(),
+                                                  [&](auto const& l) { return l.id == run.lease().id; });
 }
 
 /// The worktree goes unless --keep (after the services, which run in it).
 template <class Store, class Orch>
-void cleanup_step(Store& store, Orch const& orch, berth::realization const& realized, options const& o, reporter& rep) {
+void cleanup_step(Store& store, Orch const& orch, berth::realization const& realized, options const& o, reporter& rep,
+                  char const* reason = "berth-run finished") {
     if (!realized.execution_workspace) return;
     if (o.keep) {
         rep.note("cleanup", fmt::format("kept {} (--keep)", realized.cwd));
@@ -274,27 +333,70 @@ void cleanup_step(Store& store, Orch const& orch, berth::realization const& real
     rep.begin("cleanup", fmt::format("removing worktree {}", realized.cwd));
     berth::workspace_manager wm{store, orch.template driver<berth::local_driver>().workspaces()};
     auto const done = reported(rep, [&] {
+        // Under the run's own hold on the worktree (cleanup never removes one another run holds).
         return wm.cleanup(realized.execution_workspace->id,
-                          {.heartbeat_run_id = o.run, .cleanup_reason = "berth-run finished"});
+                          {.heartbeat_run_id = o.run,
+                           .cleanup_reason = reason,
+                           .held_lock = realized.workspace ? realized.workspace->lock : nullptr});
     });
     rep.end(fmt::format("{} {}", shown(done.result.cleaned_path), done.result.cleaned ? "removed" : "NOT removed"));
     for (auto const& w : done.result.warnings) rep.note("cleanup", "warning: " + w);
 }
 
 template <class Store>
-int run_command(Store& store, options const& o, reporter& rep, run_document& doc) {
+int run_command(Store& store, options const& o, reporter& rep, run_document& doc, interrupts& sig,
+                output_writer& out) {
     return with_orchestrator(store, o, rep, [&](auto const& orch, std::optional<std::string> const& environment_id) {
+        recover_step(store, orch, rep);
+        sig.check();
         auto const env = resolve_step(orch, o, environment_id, rep);
-        auto run = acquire_step(orch, o, env, rep);
-        auto const& realized = realize_step(run, o, rep);
+        std::atomic<bool> lease_lost{false};
+        auto run = acquire_step(orch, o, env, rep, lease_lost);
+        pause_for_fault_test(sig, "acquire");
+
+        // Interrupted from here on: the run ends `cancelled` (lease expired), its worktree goes
+        // by policy, exit 128 + the signal.
+        berth::realization const* realized_ptr = nullptr;
+        auto cancelled = [&](int signal) {
+            if (realized_ptr) {
+                cleanup_step(store, orch, *realized_ptr, o, rep, "berth-run interrupted");
+            } else if (o.worktree) {
+                // Interrupted while realizing: what the run had made so far (it holds no lock now).
+                auto const made = berth::clean_up_run_workspaces(orch, o.run);
+                for (auto const& p : made.workspaces_cleaned) rep.note("cleanup", p + " removed");
+                for (auto const& w : made.warnings) rep.note("cleanup", "warning: " + w);
+            }
+            (void)release_step(run, berth::run_outcome::cancelled, rep);
+            doc.outcome = berth::to_string(berth::run_outcome::cancelled);
+            rep.always(fmt::format("berth-run: interrupted by signal {}", signal));
+            return 128 + signal;
+        };
+        try {
+            sig.check();
+            realized_ptr = &realize_step(run, o, rep);
+            sig.check();
+        } catch (...) {
+            if (sig.signal() != 0) return cancelled(sig.signal());
+            if (o.worktree) (void)berth::clean_up_run_workspaces(orch, o.run);  // a half-made worktree
+            throw;
+        }
+        auto const& realized = *realized_ptr;
 
         std::map<std::string, std::string> command_env;
 #if BERTH_RUN_WITH_SERVICES
         std::optional<run_services<Store>> services;
-        if (o.services) {
-            services.emplace(store, rep, *o.services, o.run, realized.cwd, o.company, o.agent);
-            command_env = services->command_env();
-            doc.services = services->to_json();
+        try {
+            if (o.services) {
+                services.emplace(store, rep, *o.services, o.run, realized.cwd, o.company, o.agent);
+                command_env = services->command_env();
+                doc.services = services->to_json();
+                pause_for_fault_test(sig, "services");
+            }
+            sig.check();
+        } catch (...) {
+            if (sig.signal() == 0) throw;
+            services.reset();
+            return cancelled(sig.signal());
         }
 #endif
 
@@ -306,7 +408,7 @@ int run_command(Store& store, options const& o, reporter& rep, run_document& doc
             rep.end(fmt::format("pushed {} tracked files ({} bytes)", pushed.files, pushed.bytes));
         }
 #endif
-        auto const result = execute_step(run, o, std::move(command_env), rep);
+        auto const result = execute_step(run, o, std::move(command_env), rep, sig, out);
 #ifdef BERTH_RUN_WITH_SSH
         if (o.sync) {
             rep.begin("sync", fmt::format("pulling the files the command changed into {}", o.cwd));
@@ -322,18 +424,36 @@ int run_command(Store& store, options const& o, reporter& rep, run_document& doc
                        {"stderr", result.stderr_text},
                        {"stdout_truncated", result.stdout_truncated},
                        {"stderr_truncated", result.stderr_truncated}};
-        auto const outcome = outcome_of(result);
+        pause_for_fault_test(sig, "release");
+        int const interrupted = sig.signal();
+        auto const outcome = interrupted != 0 ? berth::run_outcome::cancelled : outcome_of(result);
         doc.outcome = berth::to_string(outcome);
-        release_step(run, outcome, rep);
 
+        // Services, then the worktree, then the lease: what the run holds is put away while its
+        // lease still says the run holds it, so a crash in between leaves a lease that the next
+        // recover() ends, and it removes the rest.
 #if BERTH_RUN_WITH_SERVICES
         services.reset();  // the run's services may run in the worktree: release them before removing it
 #endif
-        cleanup_step(store, orch, realized, o, rep);
+        cleanup_step(store, orch, realized, o, rep, interrupted ? "berth-run interrupted" : "berth-run finished");
+        bool const released = release_step(run, outcome, rep) && !lease_lost;
         for (auto const& op : store.list_operations({.company_id = o.company, .heartbeat_run_id = o.run}))
             rep.note("op", fmt::format("{:<19} {:<9} exit {} {}", op.phase, op.status, shown(op.exit_code),
                                        op.command.value_or("(no command)")));
-        return exit_code_of(result);
+        if (out.dropped() > 0)
+            rep.note("output", fmt::format("{} bytes of the command's output dropped: nobody read them in time",
+                                           out.dropped()));
+        if (interrupted != 0) {
+            rep.always(fmt::format("berth-run: interrupted by signal {}", interrupted));
+            return 128 + interrupted;
+        }
+        auto const code = exit_code_of(result);
+        if (!released) {
+            // A run whose lease was lost, or could not be released, did not succeed.
+            rep.always("berth-run: the run's lease was lost or could not be released");
+            return code == 0 ? 125 : code;
+        }
+        return code;
     });
 }
 
@@ -361,7 +481,7 @@ bool is_postgres(std::string const& db) {
 /// Opens the store with `open`, runs the command, reads the run back and prints it. `where` names
 /// the store in messages: the file, or the server (host, port, database: never a password).
 template <class Store, class Open>
-int run_on(options const& o, Open&& open) {
+int run_on(options const& o, interrupts& sig, output_writer& out, Open&& open) {
     reporter rep{o.mode()};
     run_document doc{.run_id = o.run, .company_id = o.company, .argv = o.argv};
     std::optional<Store> store;
@@ -369,7 +489,11 @@ int run_on(options const& o, Open&& open) {
     try {
         store.emplace(open());
         if constexpr (requires { store->target(); }) where = store->target();
-        doc.exit_code = run_command(*store, o, rep, doc);
+        doc.exit_code = run_command(*store, o, rep, doc, sig, out);
+    } catch (interrupted const& e) {
+        doc.error = {{"code", nullptr}, {"message", e.what()}};
+        rep.always(fmt::format("berth-run: {}", e.what()));
+        doc.exit_code = 128 + e.signal;
     } catch (berth::environment_run_error const& e) {
         doc.error = {{"code", berth::to_string(e.code())}, {"message", e.what()}};
         rep.always(fmt::format("berth-run: {}: {}", berth::to_string(e.code()), e.what()));
@@ -383,9 +507,8 @@ int run_on(options const& o, Open&& open) {
             std::fputs((boost::json::serialize(doc.to_json(rep.steps())) + "\n").c_str(), stdout);
         } else if (o.mode() == output_mode::normal && doc.lease) {
             print_lease(*doc.lease);
-            // A page each, however long the file's history: the newest leases, this run's events.
-            print_history(store->list_leases(doc.lease->environment_id, {.limit = 20}),
-                          store->list_activity({.company_id = o.company, .run_id = o.run}), where);
+            // This run's lease and events only: a company's history can be millions of rows.
+            print_history(store->list_run_leases(o.run, {}), doc.events, where);
         }
     } catch (std::exception const& e) {
         rep.always(fmt::format("berth-run: reading the run back from {}: {}", where, e.what()));
@@ -401,9 +524,11 @@ int main(int argc, char** argv) {
     using namespace berth_run;
     auto const o = parse_options(argc, argv);
     validate_drivers(o);
+    interrupts sig{std::chrono::seconds(2)};  // before any thread starts: every thread inherits its mask
+    output_writer out{sig};
     if (is_postgres(o.db)) {
 #ifdef BERTH_RUN_WITH_POSTGRES
-        return run_on<berth::postgres_store>(o, [&] { return berth::postgres_store::open(o.db); });
+        return run_on<berth::postgres_store>(o, sig, out, [&] { return berth::postgres_store::open(o.db); });
 #else
         std::fputs("berth-run: --db names a PostgreSQL database, but this berth-run was built without "
                    "berth::postgres (install libpq-dev and reconfigure)\n",
@@ -411,5 +536,5 @@ int main(int argc, char** argv) {
         return 2;
 #endif
     }
-    return run_on<berth::sqlite_store>(o, [&] { return berth::sqlite_store::open(o.db); });
+    return run_on<berth::sqlite_store>(o, sig, out, [&] { return berth::sqlite_store::open(o.db); });
 }

@@ -49,7 +49,7 @@ inline void print_lease(berth::environment_lease const& l) {
 /// Every lease of the environment (newest first) and every event of the company, oldest first.
 inline void print_history(std::vector<berth::environment_lease> const& leases,
                           std::vector<berth::activity_event> const& events, std::string const& db) {
-    fmt::print(stderr, "\nleases of this environment in {} ({})\n  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", db,
+    fmt::print(stderr, "\nleases of this run in {} ({})\n  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", db,
                leases.size(), "lease", "run", "status", "epoch", "acquired at");
     for (auto const& l : leases)
         fmt::print(stderr, "  {:<36}  {:<36}  {:<9}  {:<5}  {}\n", l.id, shown(l.heartbeat_run_id),

@@ -163,7 +163,7 @@ void berth_create_impl(benchmark::State& state) {
             break;
         }
         if constexpr (!TimeCleanup) state.PauseTiming();
-        auto const done = rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = repo().repo.string()}, &rec);
+        auto const done = rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = repo().repo.string(), .held_lock = ws.lock}, &rec);
         if (!done.cleaned || !done.warnings.empty()) {
             state.SkipWithError(done.warnings.empty() ? "not cleaned" : done.warnings.front().c_str());
             break;
@@ -186,7 +186,8 @@ void berth_reuse(benchmark::State& state) {
     berth::workspace_runtime const rt;
     berth::memory_store store;
     berth::operation_recorder rec{store, {.company_id = "c"}};
-    auto const first = rt.realize(request_for(1000000));
+    auto first = rt.realize(request_for(1000000));
+    first.lock.reset();  // reused below as by later runs, one at a time
     auto const start = rt.git().processes_started();
     std::uint64_t calls = 0;
     for (auto _ : state) {
@@ -264,10 +265,10 @@ void paired_create(benchmark::State& state, bool with_cleanup) {
             auto const t = timed([&] {
                 ws = rt.realize(request_for(100000 + i), &rec);
                 if (with_cleanup)
-                    cleaned = rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = root}, &rec).cleaned;
+                    cleaned = rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = root, .held_lock = ws.lock}, &rec).cleaned;
                 return ws.created && (!with_cleanup || cleaned);
             });
-            if (!with_cleanup) (void)rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = root}, &rec);
+            if (!with_cleanup) (void)rt.cleanup({.workspace = record_of(ws), .project_workspace_cwd = root, .held_lock = ws.lock}, &rec);
             return t;
         });
 }
@@ -278,7 +279,8 @@ void paired_create_cleanup_vs_add_remove(benchmark::State& state) { paired_creat
 void paired_reuse_vs_add(benchmark::State& state) {
     berth::workspace_runtime const rt;
     auto const root = repo().repo.string();
-    auto const first = rt.realize(request_for(2000000));
+    auto first = rt.realize(request_for(2000000));
+    first.lock.reset();
     paired(
         state,
         [&](int i) {

@@ -57,6 +57,20 @@ struct fixture {
                                         clock.now());
     }
 
+    /// A second active lease of `run` (local), written straight to the store: acquire_for_run
+    /// refuses a run that already holds one, but release_for_run must still end every lease a
+    /// run has (an older berth, or another orchestrator process, may have written more).
+    environment_lease second_lease(std::string run) {
+        auto const env = orch.resolve_environment({.company_id = "acme"});
+        return store.acquire_lease(new_lease{.id = new_id(),
+                                             .company_id = "acme",
+                                             .environment_id = env.id,
+                                             .issue_id = "issue-7",
+                                             .heartbeat_run_id = std::move(run),
+                                             .provider = "local"},
+                                   clock.now(), std::nullopt);
+    }
+
     acquisition acquire(std::string run, std::optional<std::string> env_id = std::nullopt,
                         nullable<std::string> agent = std::string("agent-1")) {
         return orch.acquire_for_run(acquire_for_run_request{.company_id = "acme",
@@ -518,15 +532,15 @@ TEST_CASE("release_for_run maps the run's outcome to the lease status by policy"
 TEST_CASE("release_for_run ends only that run's active leases, each with its own event", "[orchestrator]") {
     fixture f;
     auto const ssh = f.make_env(driver_kind::ssh);
-    auto const a = f.acquire("run-1");
-    auto const b = f.acquire("run-1", ssh.id);
+    auto const a = f.acquire("run-1", ssh.id);
+    auto const b = f.second_lease("run-1");
     auto const other = f.acquire("run-2", ssh.id);
     auto const res = f.orch.release_for_run(
         {.company_id = "acme", .agent_id = std::nullopt, .heartbeat_run_id = "run-1", .failure_reason = "operator_stopped"});
     CHECK(res.errors.empty());
     CHECK(res.released.size() == 2);
     CHECK(f.store.get_lease(a.lease.id)->status == lease_status::released);
-    CHECK(f.store.get_lease(b.lease.id)->failure_reason == std::optional<std::string>("operator_stopped"));
+    CHECK(f.store.get_lease(b.id)->failure_reason == std::optional<std::string>("operator_stopped"));
     CHECK(f.store.get_lease(other.lease.id)->status == lease_status::active);
     auto const released_events = [&] {
         std::size_t n = 0;
@@ -544,7 +558,7 @@ TEST_CASE("release_for_run never throws: a failing driver release is collected a
     fixture f;
     auto const ssh = f.make_env(driver_kind::ssh);
     auto const a = f.acquire("run-1", ssh.id);
-    auto const b = f.acquire("run-1");
+    auto const b = f.second_lease("run-1");
     f.ssh_state->fail_next("release", "remote host gone");
     static_assert(noexcept(f.orch.release_for_run(std::declval<release_for_run_request const&>())));
     auto const res =
@@ -557,7 +571,7 @@ TEST_CASE("release_for_run never throws: a failing driver release is collected a
     auto const stored = f.store.get_lease(a.lease.id);
     CHECK(stored->status == lease_status::failed);
     CHECK(stored->cleanup_status == cleanup_status::failed);
-    CHECK(f.store.get_lease(b.lease.id)->status == lease_status::failed);
+    CHECK(f.store.get_lease(b.id)->status == lease_status::failed);
 }
 
 TEST_CASE("a lease is released by the driver recorded at acquire, even if the environment changes driver",

@@ -284,7 +284,7 @@ TEST_CASE("sqlite_store creates upstream's tables, columns and indexes plus bert
                                 "heartbeat_run_id", "status", "lease_policy", "provider", "provider_lease_id",
                                 "acquired_at", "last_used_at", "expires_at", "released_at", "failure_reason",
                                 "cleanup_status", "metadata", "epoch", "created_at", "updated_at", "reuse_scope", "driver_name",
-                                "policy_name"});
+                                "policy_name", "holder_host", "holder_pid", "holder_start_time"});
     auto const em = members(environment{});
     CHECK(std::set(env_cols.begin(), env_cols.end()) == std::set<std::string>(em.begin(), em.end()));
     auto const lm = members(environment_lease{});

@@ -52,7 +52,7 @@ TEST_CASE("cleanup removes the worktree and the branch berth created", "[workspa
     auto const ws = wm.realize(worktree_request(repo), {.company_id = "company-1", .heartbeat_run_id = "run-1"});
     REQUIRE(fs::exists(ws.realized.cwd));
     auto const before = rt.git().processes_started();
-    auto const done = wm.cleanup(ws.record.id, {.heartbeat_run_id = "run-1", .cleanup_reason = "run finished"});
+    auto const done = wm.cleanup(ws.record.id, {.heartbeat_run_id = "run-1", .cleanup_reason = "run finished", .held_lock = ws.realized.lock});
     CHECK(done.result.warnings.empty());
     CHECK(done.result.cleaned);
     CHECK(done.result.cleaned_path == ws.realized.cwd);
@@ -84,7 +84,7 @@ TEST_CASE("a branch whose tip moved, or that berth did not create, is kept with 
         test::write_file(fs::path(ws.realized.cwd) / "work.txt", "agent work\n");
         test::git(ws.realized.cwd, {"add", "-A"});
         test::git(ws.realized.cwd, {"commit", "-q", "-m", "agent work"});
-        auto const done = wm.cleanup(ws.record.id);
+        auto const done = wm.cleanup(ws.record.id, {.held_lock = ws.realized.lock});
         CHECK_FALSE(fs::exists(ws.realized.cwd));  // the worktree goes (--force) ...
         CHECK(branch_exists(repo, "ENG-1-clean-me"));  // ... the work stays on its branch
         REQUIRE(done.result.warnings.size() == 1);
@@ -96,7 +96,7 @@ TEST_CASE("a branch whose tip moved, or that berth did not create, is kept with 
         test::git(repo, {"branch", "ENG-1-clean-me"});
         auto const ws = wm.realize(worktree_request(repo), {.company_id = "company-1"});
         REQUIRE_FALSE(ws.realized.branch_created);
-        auto const done = wm.cleanup(ws.record.id);
+        auto const done = wm.cleanup(ws.record.id, {.held_lock = ws.realized.lock});
         CHECK(branch_exists(repo, "ENG-1-clean-me"));
         REQUIRE(done.result.warnings.size() == 1);
         CHECK_THAT(done.result.warnings[0], Catch::Contains("did not create it"));
@@ -106,7 +106,7 @@ TEST_CASE("a branch whose tip moved, or that berth did not create, is kept with 
         auto md = *ws.record.metadata;
         md["createdByRuntime"] = false;
         store.update_execution_workspace(ws.record.id, {.metadata = std::optional(md)}, system_clock{}.now());
-        auto const done = wm.cleanup(ws.record.id);
+        auto const done = wm.cleanup(ws.record.id, {.held_lock = ws.realized.lock});
         CHECK(done.result.warnings.empty());
         CHECK(branch_exists(repo, "ENG-1-clean-me"));
     }
@@ -124,7 +124,7 @@ TEST_CASE("cleanup and teardown commands run with the cleanup environment, failu
     req.strategy.cleanup_command = "echo \"cleanup $BERTH_WORKSPACE_BRANCH $BERTH_ISSUE_ID\" >> " + log;
     req.strategy.teardown_command = "echo teardown-failed >&2; exit 9";
     auto const ws = wm.realize(req, {.company_id = "company-1"});
-    auto const done = wm.cleanup(ws.record.id, {.project_cleanup_command = "echo project >> " + log});
+    auto const done = wm.cleanup(ws.record.id, {.project_cleanup_command = "echo project >> " + log, .held_lock = ws.realized.lock});
     std::ifstream in(log);
     std::string l1, l2;
     std::getline(in, l1);
@@ -206,7 +206,7 @@ void check_records(Store& store) {
     workspace_manager wm{store, rt, clock_ref{&clock}};
     auto req = worktree_request(repo);
     req.strategy.provision_command = "echo provisioned; echo warn >&2";
-    auto const first = wm.realize(req, {.company_id = "company-1", .heartbeat_run_id = "run-1"});
+    auto first = wm.realize(req, {.company_id = "company-1", .heartbeat_run_id = "run-1"});
 
     auto const rec = store.get_execution_workspace(first.record.id);
     REQUIRE(rec);
@@ -245,7 +245,9 @@ void check_records(Store& store) {
     CHECK(ops[1].issue_id == "issue-1");
     CHECK(ops[1].company_id == "company-1");
 
-    // Reuse: the same record, last used later; the operation says so.
+    // Reuse: the same record, last used later; the operation says so. (run-1 ended: it lets go of
+    // the worktree, or run-2 would wait for it.)
+    first.realized.lock.reset();
     clock.advance(std::chrono::seconds(5));
     auto const again = wm.realize(req, {.company_id = "company-1", .heartbeat_run_id = "run-2"});
     CHECK(again.record.id == first.record.id);
@@ -267,7 +269,7 @@ void check_records(Store& store) {
     CHECK(ops3[1].exit_code == 5);
     CHECK(ops3[1].stderr_excerpt == "broken\n");
 
-    auto const done = wm.cleanup(first.record.id, {.heartbeat_run_id = "run-4"});
+    auto const done = wm.cleanup(first.record.id, {.heartbeat_run_id = "run-4", .held_lock = again.realized.lock});
     CHECK(done.result.cleaned);
     CHECK(store.get_execution_workspace(first.record.id)->status == execution_workspace_status::archived);
     auto const ops4 = store.list_operations({.heartbeat_run_id = "run-4"});
@@ -317,7 +319,7 @@ TEST_CASE("cleanup of an already removed worktree and branch, and of a project_p
         auto const ws = wm.realize(worktree_request(repo), {.company_id = "company-1"});
         test::git(repo, {"worktree", "remove", "--force", ws.realized.cwd});
         test::git(repo, {"branch", "-D", "ENG-1-clean-me"});
-        auto const done = wm.cleanup(ws.record.id);
+        auto const done = wm.cleanup(ws.record.id, {.held_lock = ws.realized.lock});
         CHECK(done.result.cleaned);
         CHECK(done.result.warnings.empty());
         CHECK(done.record.status == execution_workspace_status::archived);
@@ -328,7 +330,7 @@ TEST_CASE("cleanup of an already removed worktree and branch, and of a project_p
         auto const ws = wm.realize(req, {.company_id = "company-1"});
         CHECK(ws.record.provider_type == workspace_provider_type::local_fs);
         CHECK(ws.record.metadata->at("createdByRuntime") == false);
-        auto const done = wm.cleanup(ws.record.id);
+        auto const done = wm.cleanup(ws.record.id, {.held_lock = ws.realized.lock});
         CHECK(fs::exists(repo / "README.md"));
         CHECK_FALSE(done.result.cleaned);
         CHECK(done.result.warnings.empty());

@@ -153,8 +153,9 @@ TEST_CASE("git_worktree: an existing worktree is reused, a path that is not one 
     auto rt = test_runtime();
     auto req = worktree_request(repo);
     req.strategy.provision_command = "echo \"$BERTH_WORKSPACE_CREATED\" >> provisioned.txt";
-    auto const first = rt.realize(req);
+    auto first = rt.realize(req);
     REQUIRE(first.created);
+    first.lock.reset();  // the first run ended: the worktree is free to reuse
     auto const before = rt.git().processes_started();
     auto const again = rt.realize(req);
     CHECK_FALSE(again.created);

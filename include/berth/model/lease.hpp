@@ -8,7 +8,7 @@
 #include <berth/model/time.hpp>
 
 #include <cstddef>   // std::size_t
-#include <cstdint>   // std::uint64_t
+#include <cstdint>   // std::uint64_t, std::int64_t
 #include <optional>  // std::optional
 #include <string>    // std::string
 
@@ -47,12 +47,20 @@ struct environment_lease {
     /// berth: the name of the lease policy it was acquired under (`P::name`); `lease_policy` keeps
     /// upstream's kind.
     std::optional<std::string> policy_name{};
+    /// The holder (docs/reliability.md): the host it runs on for this boot
+    /// (process::host_identity(): machine id + boot id), its pid and that pid's start time (clock
+    /// ticks since boot), so that "the holder is dead" is decided without a TTL and a reused pid
+    /// is not mistaken for it. Null for leases written before schema version 9 or by a caller that
+    /// names no holder; such leases end by their expiry only.
+    std::optional<std::string> holder_host{};
+    std::optional<std::int64_t> holder_pid{};
+    std::optional<std::int64_t> holder_start_time{};
 };
 BOOST_DESCRIBE_STRUCT(environment_lease, (),
                       (id, company_id, environment_id, execution_workspace_id, issue_id, heartbeat_run_id, status,
                        lease_policy, provider, provider_lease_id, acquired_at, last_used_at, expires_at, released_at,
                        failure_reason, cleanup_status, metadata, epoch, created_at, updated_at,
-                       reuse_scope, driver_name, policy_name))
+                       reuse_scope, driver_name, policy_name, holder_host, holder_pid, holder_start_time))
 template <> inline constexpr char const* record_name<environment_lease> = "environment_lease";
 
 /// Input of lease_store::acquire_lease. The caller chooses the id so that it can name the lease in
@@ -74,6 +82,9 @@ struct new_lease {
     std::optional<std::string> reuse_scope{};
     std::optional<std::string> driver_name{};  ///< the holding driver's name (see environment_lease)
     std::optional<std::string> policy_name{};  ///< the policy's name (see environment_lease)
+    std::optional<std::string> holder_host{};  ///< see environment_lease::holder_host
+    std::optional<std::int64_t> holder_pid{};
+    std::optional<std::int64_t> holder_start_time{};
 };
 
 /// Input of lease_store::transition_lease: move lease `id` from epoch `expected_epoch` to `to`.

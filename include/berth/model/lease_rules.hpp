@@ -80,7 +80,10 @@ inline void validate(new_lease const& input) {
                              .updated_at = now,
                              .reuse_scope = input.reuse_scope,
                              .driver_name = input.driver_name,
-                             .policy_name = input.policy_name};
+                             .policy_name = input.policy_name,
+                             .holder_host = input.holder_host,
+                             .holder_pid = input.holder_pid,
+                             .holder_start_time = input.holder_start_time};
 }
 
 /// A lease for another company than its environment's: invalid_argument naming both companies.

@@ -20,6 +20,7 @@
 #include <berth/orchestrator/observer.hpp>  // step_note, observes (progress of each step)
 #include <berth/orchestrator/run_types.hpp>
 #include <berth/orchestrator/stack.hpp>
+#include <berth/recovery/holder.hpp>   // set_holder, this_process_holder (who holds each lease)
 
 #include <boost/json/value.hpp>  // boost::json::value (details documents)
 
@@ -161,6 +162,14 @@ public:
                                          {.environment_id = env.id, .driver = env.driver, .cause = cause});
         };
         if (r.heartbeat_run_id.empty()) throw fail("heartbeat_run_id must not be empty", nullptr);
+        // One active lease per run: a second acquire under a run id still in use (a reused --run)
+        // would let either holder end the other's lease. (docs/reliability.md)
+        if (auto held = store_.list_run_leases(r.heartbeat_run_id, lease_filter{.status = lease_status::active});
+            !held.empty())
+            throw fail("run \"" + r.heartbeat_run_id + "\" already holds active lease " + held.front().id +
+                           " (acquired " + to_iso8601(held.front().acquired_at) +
+                           "); end it (release_for_run, or recover() once its holder is gone) before acquiring again",
+                       nullptr);
 
         auto const di = stack_type::select_driver(env);
         std::size_t pi = 0;
@@ -221,6 +230,7 @@ public:
             .driver_name = std::string(stack_type::driver_names[di]),
             .policy_name = std::string(stack_type::policy_names[pi]),
         };
+        set_holder(nl, this_process_holder());
         json_object details{
             {"environmentId", env.id},
             {"driver", to_string(env.driver)},
@@ -497,7 +507,8 @@ public:
 
     /// Moves every active lease whose expires_at has passed to `expired` (failure reason
     /// `lease_expired`), after handing it to its driver's destroy (or release), recording the
-    /// cleanup status and `environment.lease_expired`. Never throws; failures are returned.
+    /// cleanup status and `environment.lease_expired`; a lease whose cleanup failed becomes
+    /// `pending_cleanup` instead (see end_abandoned_lease). Never throws; failures are returned.
     [[nodiscard]] release_result reap_expired_leases() const noexcept {
         release_result result;
         std::vector<environment_lease> leases;
@@ -515,6 +526,25 @@ public:
                 result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
                                                     message_of(std::current_exception()), std::current_exception()});
             }
+        }
+        return result;
+    }
+
+    /// Ends one lease whose holder is gone (recover(), berth/recovery/recover.hpp): an `active`
+    /// lease goes through its driver's destroy (else release) and ends `expired` with
+    /// `failure_reason` (`holder_lost`, `lease_expired`); when the driver's cleanup fails it
+    /// becomes `pending_cleanup` (cleanup status `failed`) instead, and a `pending_cleanup` lease
+    /// is retried the same way until its cleanup succeeds. Records `environment.lease_expired`.
+    /// Never throws; the outcome is returned (a lease another caller moved first is a stale_epoch
+    /// error, and nothing changes).
+    [[nodiscard]] release_result end_abandoned_lease(environment_lease const& lease,
+                                                     std::string const& failure_reason) const noexcept {
+        release_result result;
+        try {
+            expire_lease(lease, result, failure_reason);
+        } catch (...) {
+            result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
+                                                message_of(std::current_exception()), std::current_exception()});
         }
         return result;
     }
@@ -802,10 +832,13 @@ private:
             now, std::move(ev)));
     }
 
-    void expire_lease(environment_lease const& lease, release_result& result) const {
+    void expire_lease(environment_lease const& lease, release_result& result,
+                      std::string const& failure_reason = "lease_expired") const {
         auto const env = store_.get_environment(lease.environment_id);
         auto cleanup = berth::cleanup_status::failed;
         std::optional<driver_kind> kind;
+        // Without its environment there is nothing left to clean up: retrying cannot help.
+        bool retryable = false;
         if (env) {
             kind = env->driver;
             try {
@@ -817,10 +850,16 @@ private:
                     cleanup = out.cleanup_status.value_or(berth::cleanup_status::success);
                 });
             } catch (...) {
+                retryable = true;
                 result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
                                                     message_of(std::current_exception()), std::current_exception()});
             }
         }
+        // A failed cleanup leaves the lease pending_cleanup for a later recovery to retry; a
+        // pending_cleanup lease that fails again stays as it is.
+        auto const to = cleanup == berth::cleanup_status::failed && retryable ? lease_status::pending_cleanup
+                                                                              : lease_status::expired;
+        if (to == lease_status::pending_cleanup && lease.status == lease_status::pending_cleanup) return;
         auto const now = clock_.now();
         json_object details{
             {"environmentId", lease.environment_id},
@@ -829,16 +868,17 @@ private:
             {"provider", detail::json_or_null(lease.provider)},
             {"expiresAt", lease.expires_at ? boost::json::value(to_iso8601(*lease.expires_at))
                                            : boost::json::value(nullptr)},
-            {"status", "expired"},
+            {"status", to_string(to)},
             {"cleanupStatus", to_string(cleanup)},
-            {"failureReason", "lease_expired"},
+            {"failureReason", failure_reason},
         };
+        if (lease.holder_pid) details["holderPid"] = *lease.holder_pid;
         auto ev = make_event(actions::lease_expired, lease.id, lease.company_id, std::nullopt,
                                    lease.heartbeat_run_id, std::move(details), now);
         result.released.push_back(store_.transition_lease(lease_transition{.id = lease.id,
                                                                            .expected_epoch = lease.epoch,
-                                                                           .to = lease_status::expired,
-                                                                           .failure_reason = "lease_expired",
+                                                                           .to = to,
+                                                                           .failure_reason = failure_reason,
                                                                            .cleanup_status = cleanup},
                                                           now, std::move(ev)));
     }

@@ -1,6 +1,6 @@
 #pragma once
 //! @file
-//! berth::process::run — run one program to completion over posix_spawn, with its output captured
+//! berth::process::run — run one program to completion (vfork + exec, as posix_spawn does), with its output captured
 //! under a deadline. The process layer of berth: the local driver's execute is this function, and
 //! other layers (workspace provisioning, service supervision) build on it.
 //!
@@ -20,6 +20,7 @@
 //!   each layer overriding the one before: nothing is inherited implicitly;
 //! - the child starts with an empty signal mask and every signal at its default disposition,
 //!   whatever the embedding application did with its own;
+//! - the child dies with the thread that runs it (`options.die_with_parent`, PR_SET_PDEATHSIG);
 //! - no SIGCHLD handler, no helper thread: the calling thread polls the pipes and a pidfd for the
 //!   child's exit (or, where pidfd_open is refused — kernels before 5.3, strict seccomp
 //!   profiles — asks waitid(WNOWAIT) every 10 ms).
@@ -29,7 +30,8 @@
 #include <berth/model/command.hpp>        // berth::command, berth::command_result
 #include <berth/process/environment.hpp>  // environment_map
 
-#include <chrono>  // std::chrono::milliseconds, std::chrono::seconds
+#include <chrono>   // std::chrono::milliseconds, std::chrono::seconds
+#include <cstddef>  // std::size_t
 
 namespace berth::process {
 
@@ -47,6 +49,12 @@ struct run_options {
     /// again between SIGKILL and giving up on pipes still held open by a process outside the
     /// group (a daemon that called setsid).
     std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
+    /// The child gets SIGKILL when the thread that called run() dies (PR_SET_PDEATHSIG): a berth
+    /// process killed with -9 takes its git, provisioning and command processes with it instead of
+    /// leaving them working in a workspace the next run reuses (docs/reliability.md). Only the
+    /// direct child: descendants in its process group are stopped by run()'s own deadline, or by
+    /// the next run's recovery.
+    bool die_with_parent = true;
 };
 
 /// Runs `cmd` to completion and returns how it ended.
@@ -85,6 +93,13 @@ struct run_options {
 /// O_CLOEXEC, so concurrently spawned children do not inherit each other's pipes). It briefly
 /// blocks SIGPIPE in the calling thread around stdin writes (see detail/sigpipe.hpp).
 [[nodiscard]] inline command_result run(command const& cmd, run_options const& options = {});
+
+/// Sends `sig` to the process group (and the process) of every child that a run() in this
+/// process is waiting for right now, and returns how many there were. For an application that
+/// handles SIGINT/SIGTERM itself (berth-run's signal thread): the run's command gets the signal
+/// as it would from a terminal, although it runs in a process group of its own. Thread-safe;
+/// not async-signal-safe (call it from a thread that sigwait()s, not from a handler).
+inline std::size_t signal_running(int sig) noexcept;
 
 }  // namespace berth::process
 

@@ -168,6 +168,12 @@ public:
     /// @throws store_error invalid_argument for a batch of 0. Never fails half-way through a batch.
     prune_result prune_history(history_retention const& r);
 
+    /// What recover() (berth/recovery/recover.hpp) must look at: `active` leases held on
+    /// `holder_host`, `active` leases whose expires_at <= `now` (any host), and `pending_cleanup`
+    /// leases; each once, oldest inserted first.
+    [[nodiscard]] std::vector<environment_lease> list_recoverable_leases(std::string_view holder_host,
+                                                                       timestamp now) const;
+
     // ---- berth::activity_sink --------------------------------------------------------------------
 
     /// Appends one event.

@@ -33,6 +33,9 @@
 //!      lease per (environment, reuse_scope) replaces migration 2's per-policy reuse indexes.
 //!   8. berth (issue 16): `environment_leases.driver_name` and `policy_name`, the compile-time names of the
 //!      driver and the lease policy that hold a lease (recorded by the orchestrator).
+//!   9. berth (issue 15): each lease's holder (holder_host, holder_pid, holder_start_time) and partial
+//!      indexes of the active leases by holder host and of the pending_cleanup leases, which
+//!      recovery reads (docs/reliability.md).
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -443,12 +446,27 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                 add_column{"environment_leases", {"policy_name", ct::text}},
             },
         },
+        migration{
+            9,
+            "berth: lease holders (host, pid, pid start time) and the indexes recovery reads",
+            {
+                add_column{"environment_leases", {"holder_host", ct::text}},
+                add_column{"environment_leases", {"holder_pid", ct::integer}},
+                add_column{"environment_leases", {"holder_start_time", ct::integer}},
+                // recover() reads the active leases held on its own host, and the leases whose
+                // cleanup failed (pending_cleanup), without scanning the history.
+                create_index{"environment_leases_active_holder_idx", "environment_leases", "holder_host", false,
+                             "status = 'active' AND holder_host IS NOT NULL"},
+                create_index{"environment_leases_pending_cleanup_idx", "environment_leases", "updated_at", false,
+                             "status = 'pending_cleanup'"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 8;
+inline constexpr int current_version = 9;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

@@ -202,6 +202,9 @@ public:
                                                           timestamp now);
     /// Active leases whose expires_at <= now, oldest expiry first.
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+    /// What recover() must look at: active leases held on `holder_host`, active leases whose
+    /// expires_at <= now, and pending_cleanup leases, each once (one snapshot, three partial indexes).
+    [[nodiscard]] std::vector<environment_lease> list_recoverable_leases(std::string_view holder_host, timestamp now);
 
     /// Deletes ended leases (released, expired, failed) older than `r.ended_before` or beyond the
     /// newest `r.keep_per_environment` of their environment, and their activity events, in

@@ -21,6 +21,7 @@
 
 #include <boost/json/value.hpp>  // boost::json::value
 
+#include <memory>    // std::shared_ptr
 #include <optional>  // std::optional
 #include <string>    // std::string
 #include <utility>   // std::move
@@ -50,6 +51,8 @@ struct workspace_cleanup_options {
     std::optional<std::string> project_workspace_cwd{};  ///< default: the record's metadata `baseCwd`
     std::optional<std::string> project_cleanup_command{};
     std::optional<std::string> cleanup_reason{};
+    /// The caller's hold on the worktree (realized_workspace::lock); see cleanup_workspace_request.
+    std::shared_ptr<workspace_lock const> held_lock{};
 };
 
 /// Cleanup's result with the record as updated (archived without warnings, else cleanup_failed).
@@ -110,6 +113,8 @@ public:
         if (realized.branch_created && realized.branch_head_sha) md["branchHeadSha"] = *realized.branch_head_sha;
         if (realized.repo_root) md["repoRoot"] = *realized.repo_root;
         md["baseCwd"] = request.base.base_cwd;
+        if (request.remove_when_run_ends) md["removeWhenRunEnds"] = true;
+        else md.erase("removeWhenRunEnds");
         json_object config;
         auto put = [&](char const* key, std::optional<std::string> const& v) {
             config[key] = v ? boost::json::value(*v) : boost::json::value(nullptr);
@@ -177,7 +182,8 @@ public:
                 project_cwd = std::string(v->get_string());
         auto result = runtime_.cleanup(cleanup_workspace_request{.workspace = *w,
                                                                  .project_workspace_cwd = project_cwd,
-                                                                 .project_cleanup_command = options.project_cleanup_command},
+                                                                 .project_cleanup_command = options.project_cleanup_command,
+                                                                 .held_lock = options.held_lock},
                                        &recorder);
         auto const now = clock_.now();
         // Archived unless something went wrong: a checkout berth did not create stays (not cleaned)

@@ -32,14 +32,22 @@
 //! // ws.cwd == "/srv/repo/.berth/worktrees/ENG-1-fix-it"
 //! @endcode
 //!
+//! Interrupted runs (docs/reliability.md): a git_worktree realization holds the worktree's
+//! workspace_lock from before it looks at the path until the caller drops the result, so a second
+//! run of the same issue waits (options().lock_wait) instead of working in, or removing, the first
+//! one's worktree. A worktree whose creation did not finish (berth's `.creating` marker beside the
+//! lock file, or git's `locked: initializing`) is never reused: the git processes still working in
+//! it are killed, it is removed (with its branch when berth had just created it) and made again.
+//!
 //! Thread safety: const members, safe to call from many threads; two realizations of the same
-//! branch at once race in git itself (one fails, its retry reuses the other's worktree).
+//! worktree at once are serialised by its lock.
 
 #include <berth/model/record.hpp>                // json_object
 #include <berth/model/workspace.hpp>             // execution_workspace, the workspace enums
 #include <berth/process/environment.hpp>         // environment_map, sanitized_environment
 #include <berth/workspace/error.hpp>             // workspace_error, git_error
 #include <berth/workspace/git.hpp>               // git_runner, git_options
+#include <berth/workspace/lock.hpp>              // workspace_lock
 #include <berth/workspace/naming.hpp>            // sanitize_branch_name, render_workspace_template, ...
 #include <berth/workspace/operation_recorder.hpp>  // operation_recorder
 #include <berth/workspace/types.hpp>             // realize_workspace_request, realized_workspace, ...
@@ -48,6 +56,7 @@
 #include <optional>  // std::optional
 #include <string>    // std::string
 #include <utility>   // std::move
+#include <vector>    // std::vector
 
 namespace berth {
 
@@ -63,6 +72,9 @@ struct workspace_runtime_options {
     std::optional<process::environment_map> command_environment{};
     /// Deadline of one provision, cleanup or teardown command.
     std::chrono::milliseconds command_timeout{std::chrono::minutes(15)};
+    /// How long realize() waits for another run that holds the same worktree (workspace_lock)
+    /// before it fails naming that run's pid.
+    std::chrono::milliseconds lock_wait{std::chrono::seconds(30)};
 };
 
 /// Reads a workspace config (upstream `config`: `{workspaceStrategy: {type, branchTemplate,
@@ -97,6 +109,12 @@ public:
     /// @throws store_error from the recorder's store; std::bad_alloc.
     [[nodiscard]] cleanup_result cleanup(cleanup_workspace_request const& request,
                                          operation_recorder* recorder = nullptr) const;
+
+    /// Removes the worktree at `worktree_path` of the repository at `repo_root` if its creation
+    /// did not finish (see the file comment) and no live run holds it; recovery calls this for a
+    /// dead run's `git worktree add` that never got a record. Returns whether it removed one.
+    bool discard_unfinished(std::string const& repo_root, std::string const& worktree_path,
+                            std::vector<std::string>& warnings) const;
 
     /// The shell workspace commands run with (upstream resolveShell).
     [[nodiscard]] std::string shell() const;

@@ -10,12 +10,15 @@
 
 #include <chrono>      // std::chrono::milliseconds
 #include <functional>  // std::function
+#include <memory>    // std::shared_ptr
 #include <optional>  // std::optional
 #include <stop_token>  // std::stop_token
 #include <string>    // std::string
 #include <vector>    // std::vector
 
 namespace berth {
+
+class workspace_lock;  // berth/workspace/lock.hpp
 
 /// The base a workspace is realized from (upstream ExecutionWorkspaceInput).
 struct workspace_base {
@@ -66,6 +69,10 @@ struct realize_workspace_request {
     std::optional<std::chrono::milliseconds> provision_timeout{};
     /// Each chunk of the provision command's output as it arrives (progress for a caller).
     std::function<void(output_stream, std::string_view)> on_provision_output{};
+    /// The caller removes the workspace when its run ends (berth-run without --keep). Recorded on
+    /// the worktree's operation and record, so that a recovery after a crash removes what the run
+    /// would have removed, and keeps what it would have kept (docs/reliability.md).
+    bool remove_when_run_ends = false;
 };
 
 /// A realized workspace (upstream RealizedExecutionWorkspace, plus what cleanup needs later).
@@ -81,6 +88,10 @@ struct realized_workspace {
     bool branch_created = false;            ///< ... and its branch too (`worktree add -b`)
     std::optional<std::string> branch_head_sha{};  ///< the new branch's tip, when branch_created
     std::vector<std::string> warnings{};
+    /// git_worktree: this run's hold on the worktree (berth/workspace/lock.hpp), shared by every
+    /// copy of this result; the worktree is the run's until the last copy is gone. Pass it to
+    /// cleanup (cleanup_workspace_request::held_lock) so that cleanup knows the lock is the caller's.
+    std::shared_ptr<workspace_lock const> lock{};
 };
 
 /// Input of workspace_runtime::cleanup (upstream cleanupExecutionWorkspaceArtifacts' input).
@@ -90,6 +101,9 @@ struct cleanup_workspace_request {
     std::optional<std::string> project_cleanup_command{};
     std::optional<std::string> cleanup_command{};
     std::optional<std::string> teardown_command{};
+    /// The caller's hold on the worktree (realized_workspace::lock). Without it, cleanup takes the
+    /// lock itself, and skips (with a warning) a worktree another live run holds.
+    std::shared_ptr<workspace_lock const> held_lock{};
 };
 
 /// What cleanup did. Failures are warnings: cleanup never throws for a command or git failure.

@@ -10,6 +10,7 @@
 #include <boost/json/value.hpp>  // boost::json::value
 
 #include <chrono>    // std::chrono::seconds
+#include <cstdint>   // std::int64_t
 #include <optional>  // std::optional
 #include <string>    // std::string
 
@@ -26,11 +27,19 @@ namespace berth::detail {
     return lease_status::failed;
 }
 
-/// now + config `leaseTtlSeconds` when the environment sets it; nullopt when it does not.
+/// A lease's life when the environment does not set `leaseTtlSeconds`: long enough that renewal
+/// (run_scope renews at a third of it) costs nothing, short enough that a holder on another host
+/// that died strands its lease for minutes, not forever (docs/reliability.md).
+inline constexpr std::int64_t default_lease_ttl_seconds = 600;
+
+/// now + config `leaseTtlSeconds`; now + default_lease_ttl_seconds when the environment does not
+/// set it; nullopt when it sets it to null (leases that never expire: only a holder's death on
+/// this host, seen by recover(), ends them).
 /// @throws berth::parse_error when the value is not a positive integer (naming it).
 [[nodiscard]] inline std::optional<timestamp> ttl_expiry(environment const& env, timestamp now) {
     auto const* v = env.config.if_contains("leaseTtlSeconds");
-    if (!v || v->is_null()) return std::nullopt;
+    if (!v) return now + std::chrono::seconds(default_lease_ttl_seconds);
+    if (v->is_null()) return std::nullopt;
     if (v->is_int64() && v->get_int64() > 0) return now + std::chrono::seconds(v->get_int64());
     if (v->is_uint64() && v->get_uint64() > 0 && v->get_uint64() <= 100ull * 365 * 24 * 3600)
         return now + std::chrono::seconds(static_cast<std::int64_t>(v->get_uint64()));

@@ -19,6 +19,8 @@
 #include <cstdint>           // std::uint64_t (the eventfd counter)
 #include <cstring>           // std::strncmp
 #include <initializer_list>  // the {&out, &err} loop
+#include <mutex>             // std::mutex, std::lock_guard (the running set)
+#include <set>               // std::set (the running set)
 #include <optional>          // std::optional
 #include <stop_token>        // std::stop_callback
 #include <string>            // std::string, std::to_string
@@ -30,6 +32,7 @@
 #include <poll.h>         // poll, pollfd, POLLIN, POLLOUT, POLLHUP, POLLERR
 #include <sys/eventfd.h>  // eventfd (cancellation wakes the loop)
 #include <spawn.h>        // posix_spawn, posix_spawnattr_*, posix_spawn_file_actions_*
+#include <sys/prctl.h>    // prctl, PR_SET_PDEATHSIG
 #include <sys/syscall.h>  // SYS_pidfd_open
 #include <sys/types.h>    // pid_t
 #include <sys/wait.h>     // waitpid, waitid, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
@@ -213,16 +216,114 @@ private:
     posix_spawnattr_t attr_;
 };
 
+/// What the child does between vfork and exec (see vfork_spawn).
+struct spawn_plan {
+    char const* path;
+    char* const* argv;
+    char* const* envp;
+    char const* cwd;  ///< nullptr: the caller's
+    int stdin_fd;     ///< -1: /dev/null
+    int stdout_fd;
+    int stderr_fd;
+    bool die_with_parent;
+    pid_t parent;
+};
+
+/// `fd` onto `target` in the child; dup2 of a descriptor onto itself would keep its FD_CLOEXEC.
+inline bool child_dup2(int fd, int target) noexcept {
+    if (fd == target) return ::fcntl(fd, F_SETFD, 0) == 0;
+    return ::dup2(fd, target) == target;
+}
+
+/// Starts `plan.path` as posix_spawn would (the child leads a new process group, has an empty
+/// signal mask and every signal at its default disposition) and, when `plan.die_with_parent`,
+/// with PR_SET_PDEATHSIG = SIGKILL, which posix_spawn cannot set: a child must not outlive the
+/// thread that waits for it (a kill -9 of berth would otherwise leave `git worktree add`, or the
+/// run's command, working on). vfork: the child borrows the parent's memory until exec, so it
+/// only makes system calls, and every signal is blocked around the call so that no handler of
+/// the parent runs on the child's side. Returns the pid, or -errno when the child could not exec.
+[[gnu::noinline]] inline pid_t vfork_spawn(spawn_plan const& plan) noexcept {
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    volatile int child_errno = 0;
+    pid_t const pid = ::vfork();
+    if (pid == 0) {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; ++sig)
+            if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);  // 32, 33: glibc's, refused
+        int err = 0;
+        if (::setpgid(0, 0) != 0) err = errno;
+        if (err == 0 && plan.die_with_parent) {
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) err = errno;
+            else if (::getppid() != plan.parent) err = ESRCH;  // the parent died before the prctl
+        }
+        if (err == 0 && plan.cwd != nullptr && ::chdir(plan.cwd) != 0) err = errno;
+        if (err == 0) {
+            if (plan.stdin_fd >= 0) {
+                if (!child_dup2(plan.stdin_fd, STDIN_FILENO)) err = errno;
+            } else {
+                int const null = ::open("/dev/null", O_RDONLY);  // not O_CLOEXEC: it becomes stdin
+                if (null < 0) err = errno;
+                else if (null != STDIN_FILENO) {
+                    if (::dup2(null, STDIN_FILENO) != STDIN_FILENO) err = errno;
+                    ::close(null);
+                }
+            }
+        }
+        if (err == 0 && !child_dup2(plan.stdout_fd, STDOUT_FILENO)) err = errno;
+        if (err == 0 && !child_dup2(plan.stderr_fd, STDERR_FILENO)) err = errno;
+        if (err == 0) {
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::execve(plan.path, plan.argv, plan.envp);
+            err = errno;
+        }
+        child_errno = err;
+        ::_exit(127);
+    }
+    int const vfork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return -vfork_errno;
+    if (child_errno != 0) {
+        while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        return -child_errno;
+    }
+    return pid;
+}
+
+/// The process groups of the children run() waits for in this process, for signal_running().
+/// A child leaves the set before it is reaped, so a pid in the set never names another process.
+struct running_set {
+    std::mutex mutex;
+    std::set<pid_t> groups;
+};
+inline running_set& running_children() {
+    static running_set set;
+    return set;
+}
+
 /// A started child that is not reaped yet. If run() leaves by an exception (a throwing on_output,
 /// a failed poll), the destructor SIGKILLs the child's whole group and reaps the child, so no path
 /// leaves a zombie or a runaway process group behind.
 class child_process {
 public:
-    explicit child_process(pid_t pid) noexcept : pid_(pid) {}
+    explicit child_process(pid_t pid) noexcept : pid_(pid) {
+        try {
+            std::lock_guard lock(running_children().mutex);
+            running_children().groups.insert(pid_);
+        } catch (...) {
+            // Out of memory: this child just cannot be reached by signal_running().
+        }
+    }
     child_process(child_process const&) = delete;
     child_process& operator=(child_process const&) = delete;
     ~child_process() {
         if (pid_ <= 0) return;
+        forget();
         signal_group(SIGKILL);
         while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }
@@ -251,6 +352,7 @@ public:
     /// @throws berth::process_error if the status was taken by someone else (SIGCHLD set to SIG_IGN
     ///         by the application, or a waitpid(-1) in another thread).
     int reap() {
+        forget();
         int status = 0;
         pid_t r;
         while ((r = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
@@ -264,6 +366,11 @@ public:
     }
 
 private:
+    void forget() noexcept {
+        std::lock_guard lock(running_children().mutex);
+        running_children().groups.erase(pid_);
+    }
+
     pid_t pid_;
 };
 
@@ -336,26 +443,24 @@ inline command_result run_with(command const& cmd, run_options const& options, e
     pipe_pair in_pipe;
     if (cmd.stdin_data) in_pipe = make_pipe("stdin");
 
-    spawn_file_actions actions;
-    if (cmd.cwd) actions.chdir(cmd.cwd->c_str());
-    if (cmd.stdin_data)
-        actions.dup2(in_pipe.read.get(), STDIN_FILENO);
-    else
-        actions.open(STDIN_FILENO, "/dev/null", O_RDONLY);
-    actions.dup2(out_pipe.write.get(), STDOUT_FILENO);
-    actions.dup2(err_pipe.write.get(), STDERR_FILENO);
-    spawn_attributes attributes;
+    spawn_plan const plan{.path = executable.c_str(),
+                          .argv = argv.data(),
+                          .envp = environment.envp.data(),
+                          .cwd = cmd.cwd ? cmd.cwd->c_str() : nullptr,
+                          .stdin_fd = cmd.stdin_data ? in_pipe.read.get() : -1,
+                          .stdout_fd = out_pipe.write.get(),
+                          .stderr_fd = err_pipe.write.get(),
+                          .die_with_parent = options.die_with_parent,
+                          .parent = ::getpid()};
 
     auto const start = steady::now();
-    pid_t pid = -1;
-    if (int const e = ::posix_spawn(&pid, executable.c_str(), actions.get(), attributes.get(), argv.data(),
-                                    environment.envp.data());
-        e != 0) {
-        // glibc runs file actions and exec in the child and reports their failure here (it has
-        // already reaped that child): a chdir that lost a race with rmdir, ENOEXEC, ETXTBSY, ...
+    pid_t const pid = vfork_spawn(plan);
+    if (pid < 0) {
+        // The child reports what failed between vfork and exec (it has already been reaped): a
+        // chdir that lost a race with rmdir, ENOEXEC, ETXTBSY, ...
         throw process_error("cannot run " + single_quoted(cmd.program) +
                             (executable != cmd.program ? " (" + single_quoted(executable) + ")" : std::string()) +
-                            (cmd.cwd ? " in " + single_quoted(*cmd.cwd) : std::string()) + ": " + errno_text(e));
+                            (cmd.cwd ? " in " + single_quoted(*cmd.cwd) : std::string()) + ": " + errno_text(-pid));
     }
     child_process child(pid);
 
@@ -505,6 +610,15 @@ inline command_result run_with(command const& cmd, run_options const& options, e
 }
 
 }  // namespace detail
+
+inline std::size_t signal_running(int sig) noexcept {
+    std::lock_guard lock(detail::running_children().mutex);
+    for (pid_t const pid : detail::running_children().groups) {
+        ::kill(-pid, sig);
+        ::kill(pid, sig);
+    }
+    return detail::running_children().groups.size();
+}
 
 inline command_result run(command const& cmd, run_options const& options) {
     return detail::run_with(cmd, options, detail::exit_watch::pidfd);

@@ -5,10 +5,12 @@
 #include <berth/error.hpp>              // parse_error
 #include <berth/model/command.hpp>      // last_lines, output_stream
 #include <berth/model/enum_string.hpp>  // parse_enum, to_string
+#include <berth/process/proc.hpp>       // processes_working_in (an interrupted creation's git)
 
 #include <boost/json/serialize.hpp>  // serialize (values in parse errors)
 #include <boost/json/value.hpp>      // boost::json::value
 
+#include <csignal>       // kill, SIGKILL
 #include <cstdlib>       // std::getenv
 #include <functional>    // std::function (provision output)
 #include <stop_token>    // std::stop_token
@@ -228,6 +230,82 @@ struct detected_base {
     return std::nullopt;
 }
 
+/// berth's marker of a worktree being created, beside its lock file: written before `git worktree
+/// add`, removed once it succeeded. Lines `key=value`: branch, branchCreated (1 when berth runs
+/// `worktree add -b`), baseSha (the new branch's expected tip).
+[[nodiscard]] inline fs::path creation_marker_of(fs::path const& lock_file) {
+    return fs::path(lock_file).replace_extension(".creating");
+}
+
+inline void write_creation_marker(fs::path const& marker, std::string const& branch, bool branch_created,
+                                  std::optional<std::string> const& base_sha) {
+    std::ofstream out(marker, std::ios::trunc);
+    out << "branch=" << branch << "\nbranchCreated=" << (branch_created ? 1 : 0)
+        << "\nbaseSha=" << base_sha.value_or("") << "\n";
+    out.flush();
+    if (!out)
+        throw workspace_error("Cannot write the worktree creation marker \"" + marker.string() +
+                              "\" (is the disk full?).");
+}
+
+[[nodiscard]] inline std::map<std::string, std::string> read_creation_marker(fs::path const& marker) {
+    std::map<std::string, std::string> out;
+    std::ifstream in(marker);
+    std::string line;
+    while (std::getline(in, line))
+        if (auto const eq = line.find('='); eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    return out;
+}
+
+/// git's own sign of a creation that did not finish: `<worktree>/.git` names an admin directory
+/// whose `locked` file still says "initializing" (git writes it first and removes it last).
+[[nodiscard]] inline bool git_creation_unfinished(fs::path const& worktree) {
+    std::ifstream dotgit(worktree / ".git");
+    std::string line;
+    if (!std::getline(dotgit, line) || !line.starts_with("gitdir: ")) return false;
+    std::ifstream locked(fs::path(git_runner::trim(line.substr(8))) / "locked");
+    std::string reason;
+    std::getline(locked, reason);
+    return reason.find("initializing") != std::string::npos;
+}
+
+/// Removes a worktree whose creation an interrupted run left unfinished, so that it is made again
+/// rather than reused as complete. The caller holds the worktree's lock: no live berth run works
+/// there. Git processes still working inside (the dead run's `git worktree add` and its `git reset
+/// --hard` child) are killed first, or they would go on writing into (or remove) the new worktree.
+/// The branch is deleted only when the marker says berth was creating it and its tip is the one
+/// berth started it at. Returns false when the worktree shows no unfinished creation.
+inline bool discard_unfinished_worktree(git_runner const& git, std::string const& repo_root, fs::path const& worktree,
+                                        fs::path const& marker, std::vector<std::string>& warnings) {
+    std::error_code ec;
+    bool const marked = fs::exists(marker, ec);
+    bool const initializing = !marked && git_creation_unfinished(worktree);
+    if (!marked && !initializing) return false;
+    for (auto const pid : process::processes_working_in(worktree)) {
+        auto const comm = process::detail::read_small_file(("/proc/" + std::to_string(pid) + "/comm").c_str());
+        if (comm && process::detail::trimmed(*comm) == "git") ::kill(pid, SIGKILL);
+    }
+    (void)git.run({"worktree", "remove", "--force", "--force", worktree.string()}, repo_root);
+    if (fs::exists(fs::symlink_status(worktree, ec))) fs::remove_all(worktree, ec);
+    (void)git.run({"worktree", "prune"}, repo_root);
+    if (marked) {
+        auto const m = read_creation_marker(marker);
+        auto const branch = m.contains("branch") ? m.at("branch") : std::string();
+        auto const sha = m.contains("baseSha") ? m.at("baseSha") : std::string();
+        if (!branch.empty() && !branch.starts_with("-") && m.contains("branchCreated") &&
+            m.at("branchCreated") == "1") {
+            auto const tip = git.run({"rev-parse", "--verify", "--quiet", "refs/heads/" + branch}, repo_root);
+            if (tip.exit_code == 0 && !sha.empty() && git_runner::trim(tip.stdout_text) == sha)
+                (void)git.run({"branch", "-D", branch}, repo_root);
+        }
+        fs::remove(marker, ec);
+    }
+    warnings.push_back("Discarded the unfinished worktree at " + worktree.string() + " (" +
+                       (marked ? "berth's creation marker" : "git's \"locked: initializing\"") +
+                       ") left by an interrupted run; it was created again.");
+    return true;
+}
+
 }  // namespace berth::detail::workspace
 
 namespace berth {
@@ -380,6 +458,13 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
                               "\": " + ec.message());
     if (!configured_parent) dw::exclude_berth_dir(common_dir);
 
+    // The worktree is this run's from here until the caller drops the result (see the file comment).
+    auto const lock_file = workspace_lock::path_for(common_dir, worktree_path);
+    ws.lock = std::make_shared<workspace_lock const>(
+        workspace_lock::acquire(lock_file, options_.lock_wait, worktree_path));
+    auto const marker = dw::creation_marker_of(lock_file);
+    dw::discard_unfinished_worktree(git_, repo_root, worktree, marker, ws.warnings);
+
     auto provision = [&] {
         auto const cmd = dw::non_empty(strategy.provision_command);
         if (!cmd) return;
@@ -450,6 +535,10 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
                    {"branchName", branch},
                    {"baseRef", base_ref},
                    {"created", true}};
+    // What a recovery needs if this run dies before its execution workspace record exists.
+    if (base_sha) md["baseSha"] = *base_sha;
+    if (request.remove_when_run_ends) md["removeWhenRunEnds"] = true;
+    dw::write_creation_marker(marker, branch, true, base_sha);
     auto const add = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
                                           {"worktree", "add", "-b", branch, worktree_path, base_ref}, repo_root, md,
                                           "Created git worktree at " + worktree_path + "\n");
@@ -468,6 +557,7 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
         if (lower.find("already exists") == std::string::npos) throw failed;
         md["created"] = false;
         md["reusedExistingBranch"] = true;
+        dw::write_creation_marker(marker, branch, false, std::nullopt);
         auto const attach = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
                                                  {"worktree", "add", worktree_path, branch}, repo_root, md,
                                                  "Attached existing branch " + branch + " at " + worktree_path + "\n");
@@ -476,9 +566,24 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
                                       "git worktree add " + worktree_path);
         ws.branch_created = false;
     }
+    fs::remove(marker, ec);  // created: from now on the worktree is complete
     ws.created = true;
     provision();
     return ws;
+}
+
+inline bool workspace_runtime::discard_unfinished(std::string const& repo_root, std::string const& worktree_path,
+                                                  std::vector<std::string>& warnings) const {
+    namespace dw = detail::workspace;
+    if (!dw::is_directory(repo_root)) return false;
+    auto const r = git_.run({"rev-parse", "--path-format=absolute", "--git-common-dir"}, repo_root);
+    auto const l = dw::lines_of(r.stdout_text);
+    if (r.exit_code != 0 || l.empty()) return false;
+    auto const lock_file = workspace_lock::path_for(l[0], worktree_path);
+    auto lock = workspace_lock::try_acquire(lock_file);
+    if (!lock) return false;  // a live run is creating or using it
+    return dw::discard_unfinished_worktree(git_, repo_root, worktree_path, dw::creation_marker_of(lock_file),
+                                           warnings);
 }
 
 inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const& request,
@@ -541,7 +646,7 @@ inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const
         // 2. The repository (upstream resolveGitRepoRootForWorkspaceCleanup) and, in the same
         //    process, the branch's current tip when berth may delete it.
         bool const may_delete_branch = created_by_runtime && w.branch_name.has_value();
-        std::optional<std::string> repo_root, current_tip;
+        std::optional<std::string> repo_root, common_dir, current_tip;
         std::vector<std::string> candidates;
         if (request.project_workspace_cwd) candidates.push_back(*request.project_workspace_cwd);
         if (auto r = md_string("repoRoot")) candidates.push_back(*r);
@@ -562,11 +667,30 @@ inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const
             }
             auto const l = dw::lines_of(r.stdout_text);
             if (l.empty()) continue;
+            common_dir = l[0];
             repo_root = fs::path(l[0]).parent_path().string();
             if (r.exit_code == 0 && l.size() >= 2 && l[1] != "--") current_tip = l[1];
             break;
         }
-        if (dw::is_directory(*workspace_path)) {
+        // 2b. The worktree's lock: the caller's own, else taken here; a worktree another live run
+        //     holds is left alone, branch included.
+        std::optional<workspace_lock> own_lock;
+        bool held_elsewhere = false;
+        if (repo_root && common_dir) {
+            auto const lock_file = workspace_lock::path_for(*common_dir, *workspace_path);
+            if (!request.held_lock || request.held_lock->path() != lock_file.string()) {
+                own_lock = workspace_lock::try_acquire(lock_file);
+                if (!own_lock) {
+                    held_elsewhere = true;
+                    result.warnings.push_back("Skipped removing worktree \"" + *workspace_path +
+                                              "\": another live run holds it (" +
+                                              workspace_lock::holder_of(lock_file) + ").");
+                }
+            }
+        }
+        if (held_elsewhere) {
+            // nothing to do: the holder cleans up, or a later recovery once it is gone
+        } else if (dw::is_directory(*workspace_path)) {
             if (!repo_root) {
                 result.warnings.push_back("Could not resolve git repo root for \"" + *workspace_path + "\".");
             } else {
@@ -590,7 +714,7 @@ inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const
             }
         }
         // 3. The branch: only one berth created, only while its tip is the one berth recorded.
-        if (may_delete_branch) {
+        if (may_delete_branch && !held_elsewhere) {
             auto const& branch = *w.branch_name;
             auto const expected = md_string("branchHeadSha");
             auto skipped = [&](std::string const& why) {

@@ -601,6 +601,21 @@ inline prune_result memory_store::prune_history(history_retention const& r) {
     return total;
 }
 
+inline std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
+                                                                           timestamp now) const {
+    std::shared_lock lock(mutex_);
+    std::vector<lease_row const*> rows;
+    for (auto const& row : lease_rows_) {
+        auto const& l = row.value;
+        if (l.status == lease_status::pending_cleanup ||
+            (l.status == lease_status::active &&
+             ((l.holder_host && *l.holder_host == holder_host) || (l.expires_at && *l.expires_at <= now))))
+            rows.push_back(&row);
+    }
+    std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) { return a->seq < b->seq; });
+    return detail::memory::values_of(rows);
+}
+
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void memory_store::record_activity(activity_event const& event) {

@@ -101,6 +101,13 @@ struct statements {
     std::string expired = "SELECT " + lease_cols +
                           " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
                           "expires_at <= ?1 ORDER BY expires_at ASC, rowid ASC";
+    // Each arm states its partial index's predicate, so that each reads only its index.
+    std::string recoverable = "SELECT " + lease_cols +
+                              " FROM environment_leases WHERE status = 'active' AND holder_host IS NOT NULL AND "
+                              "holder_host = ?1 UNION SELECT " + lease_cols +
+                              " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
+                              "expires_at <= ?2 UNION SELECT " + lease_cols +
+                              " FROM environment_leases WHERE status = 'pending_cleanup'";
     std::string list_activity = "SELECT " + activity_cols + " FROM activity_log";
     // prune_history: the environments, one batch of an environment's ended leases in one status
     // (oldest first, by the environment index), and a lease's deletion with its events.
@@ -350,6 +357,30 @@ std::optional<R> read_one(statement_scope& st, table_ref const& from, std::strin
     return out;
 }
 
+/// Refuses, before anything is written (not even the switch to WAL), a file that another program
+/// owns: another application_id, or none and tables of its own. SQLite files of other programs
+/// usually have an application_id of 0, so the tables decide: berth adds its tables only to an
+/// empty file (or one whose application_id is berth's).
+inline void refuse_foreign_database(connection& c, std::string const& path) {
+    auto const app = c.pragma_int("application_id");
+    if (app == application_id) return;
+    if (app != 0)
+        throw store_error(store_errc::schema_mismatch,
+                          "Database \"" + path + "\" is not a berth database (its application_id is " +
+                              std::to_string(app) + ", berth's is " + std::to_string(application_id) +
+                              "); berth left it unchanged.");
+    auto st = c.statement("SELECT count(*), min(name) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+    st.step("inspecting the schema");
+    auto const objects = sqlite3_column_int64(st.get(), 0);
+    if (objects == 0) return;
+    std::string const first(column_text(st.get(), 1));
+    throw store_error(store_errc::schema_mismatch,
+                      "Database \"" + path + "\" is not a berth database: it has " + std::to_string(objects) +
+                          " schema object" + (objects == 1 ? "" : "s") + " of its own (e.g. \"" + first +
+                          "\") and no berth application_id; berth left it unchanged. Give --db / the store a "
+                          "path of its own.");
+}
+
 /// Brings the file's schema to schema::current_version in one transaction.
 inline void migrate(connection& c, std::string const& path) {
     write_transaction tx(c);
@@ -546,6 +577,7 @@ inline sqlite_store::sqlite_store(std::string path, sqlite_options options)
         !s.in_memory && s.options.coalesce_wal_writes ? wal_coalescing_vfs() : nullptr);
     auto& c = *s.writer;
     s.file_write_mutex = file_write_lock(s.path, s.in_memory);  // the file exists now
+    refuse_foreign_database(c, s.path);
     if (!s.in_memory) {
         auto const mode = c.pragma_text("journal_mode = WAL");
         if (mode != "wal")
@@ -971,6 +1003,18 @@ inline prune_result sqlite_store::prune_history(history_retention const& r) {
         }
     }
     return total;
+}
+
+inline std::vector<environment_lease> sqlite_store::list_recoverable_leases(std::string_view holder_host,
+                                                                           timestamp now) {
+    using namespace detail::sqlite;
+    auto& s = *state_;
+    return with_reader(s, [&](connection& c) {
+        auto st = c.statement(s.sql.recoverable);
+        bind_text(st.get(), 1, holder_host);
+        bind_value(st.get(), 2, now);
+        return read_all<environment_lease>(s, st, leases_table, "listing leases to recover");
+    });
 }
 
 // ---- activity ----------------------------------------------------------------------------------
