@@ -28,13 +28,18 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 using namespace berth;
 using namespace std::chrono_literals;
@@ -155,7 +160,12 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
     auto const stalled = c.dir / "git-stalled";
     if (at == "worktree") env["STALL_GIT"] = stalled.string();
     else if (at != "execute") env["BERTH_RUN_FAULT_PAUSE"] = at;
-    auto run = c.start(c.args(m, keep, issue), {"sh", "-c", "echo started; exec sleep 30"}, env);
+    // The command: one that works on when interrupted during execute, else one that is quick (the
+    // release step comes after it).
+    std::vector<std::string> const command =
+        at == "execute" ? std::vector<std::string>{"sh", "-c", "echo started; exec sleep 30"}
+                        : std::vector<std::string>{"sh", "-c", "echo work > work.txt"};
+    auto run = c.start(c.args(m, keep, issue), command, env);
     auto const log = c.dir / "first.log";
 
     bool const reached = wait_for(
@@ -259,6 +269,69 @@ TEST_CASE("berth-run --db on another program's SQLite file: schema_mismatch, the
     CHECK(r.stderr_text.find("is not a berth database") != std::string::npos);
     CHECK(slurp(app) == before);
     CHECK_FALSE(fs::exists(dir / "app.db-wal"));
+}
+
+namespace {
+/// berth-run with its stdout on a pipe whose read end the caller holds; returns the pid.
+pid_t spawn_with_stdout(std::vector<std::string> args, int stdout_fd) {
+    std::vector<char*> argv;
+    std::string exe = BERTH_RUN_EXE;
+    argv.push_back(exe.data());
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, stdout_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    int const rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    return pid;
+}
+
+std::optional<lease_status> only_lease_status(std::string const& db) {
+    auto store = sqlite_store::open(db);
+    auto const env = store.ensure_local_environment("demo-company", system_clock{}.now());
+    auto const leases = store.list_leases(env.id, {});
+    if (leases.size() != 1) return std::nullopt;
+    return leases[0].status;
+}
+}  // namespace
+
+TEST_CASE("berth-run --timeout holds while nobody reads its stdout", "[crash][berth_run_signals]") {
+    test::temp_dir dir("berth-stall");
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    auto const db = (dir / "berth.db").string();
+    auto const t0 = std::chrono::steady_clock::now();
+    pid_t const pid = spawn_with_stdout({"--db", db, "--timeout", "1", "--", "yes"}, fds[1]);
+    ::close(fds[1]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);  // nobody ever reads fds[0]
+    auto const took = std::chrono::steady_clock::now() - t0;
+    ::close(fds[0]);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 124);
+    CHECK(took < 8s);  // the deadline (1 s) and the kill grace, not the reader's whim
+    CHECK(only_lease_status(db) == lease_status::failed);  // timed_out -> failed, never left active
+}
+
+TEST_CASE("berth-run -- yes | head -c 5: SIGPIPE ends the run cancelled, exit 141", "[crash][berth_run_signals]") {
+    test::temp_dir dir("berth-sigpipe");
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    auto const db = (dir / "berth.db").string();
+    pid_t const pid = spawn_with_stdout({"--db", db, "--", "yes"}, fds[1]);
+    ::close(fds[1]);
+    char buf[5];
+    REQUIRE(::read(fds[0], buf, sizeof buf) > 0);
+    ::close(fds[0]);  // `head` is done
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + SIGPIPE);
+    CHECK(only_lease_status(db) == lease_status::expired);  // cancelled -> expired
 }
 
 TEST_CASE("disk full at release: berth-run exits non-zero, and the next run recovers the lease once space is free",
