@@ -158,19 +158,21 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
     std::string const issue = "FAULT-1";
     std::map<std::string, std::string> env;
     auto const stalled = c.dir / "git-stalled";
+    auto args = c.args(m, keep, issue);
     if (at == "worktree") env["STALL_GIT"] = stalled.string();
+    else if (at == "provisioning") args.insert(args.end(), {"--provision", "touch " + stalled.string() + "; exec sleep 30"});
     else if (at != "execute") env["BERTH_RUN_FAULT_PAUSE"] = at;
     // The command: one that works on when interrupted during execute, else one that is quick (the
     // release step comes after it).
     std::vector<std::string> const command =
         at == "execute" ? std::vector<std::string>{"sh", "-c", "echo started; exec sleep 30"}
                         : std::vector<std::string>{"sh", "-c", "echo work > work.txt"};
-    auto run = c.start(c.args(m, keep, issue), command, env);
+    auto run = c.start(args, command, env);
     auto const log = c.dir / "first.log";
 
     bool const reached = wait_for(
         [&] {
-            if (at == "worktree") return fs::exists(stalled);
+            if (at == "worktree" || at == "provisioning") return fs::exists(stalled);
             if (at == "execute") return slurp(log).find("[berth] execute  sh") != std::string::npos;
             return slurp(log).find("paused   at " + at) != std::string::npos;
         },
@@ -225,9 +227,9 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
 std::vector<std::string> steps_of(mode m) {
     switch (m) {
         case mode::local: return {"acquire", "execute", "release"};
-        case mode::worktree: return {"acquire", "worktree", "execute", "release"};
+        case mode::worktree: return {"acquire", "worktree", "provisioning", "execute", "release"};
         case mode::services: return {"worktree", "services", "execute", "release"};
-        case mode::ssh: return {"acquire", "execute", "release"};
+        case mode::ssh: return {"acquire", "provisioning", "execute", "release"};
     }
     return {};
 }
