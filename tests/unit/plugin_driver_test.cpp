@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -102,7 +103,9 @@ TEST_CASE("plugin driver: a run's lease lifecycle through the orchestrator", "[p
     CHECK(acq.lease.provider == "plugin:berth.test:vm");
     CHECK(acq.lease.provider_lease_id == "lease-run-1");
     CHECK(acq.lease.lease_policy == lease_policy_kind::ephemeral);
-    CHECK_FALSE(acq.lease.expires_at);
+    // The worker grants no expiry: the environment's default TTL bounds the lease (issue 15).
+    REQUIRE(acq.lease.expires_at);
+    CHECK(*acq.lease.expires_at - acq.lease.acquired_at == std::chrono::seconds(detail::default_lease_ttl_seconds));
     auto const& md = *acq.lease.metadata;
     CHECK(md.at("pluginKey").as_string() == "berth.test");
     CHECK(md.at("pluginId").as_string() == "berth.test");

@@ -154,14 +154,11 @@ recovery_report recover(Orchestrator const& orch, recovery_options const& option
     recovery_report report;
     auto& store = orch.store();
     auto const now = orch.clock().now();
-    std::vector<environment_lease> leases;
-    if constexpr (requires { store.list_recoverable_leases(process::host_identity(), now); }) {
-        leases = store.list_recoverable_leases(process::host_identity(), now);
-    } else {
-        // A store without the holder query (yet): the expired leases only; a dead holder's lease
-        // then ends when its TTL passes.
-        leases = store.list_expired_leases(now);
-    }
+    static_assert(requires { store.list_recoverable_leases(process::host_identity(), now); },
+                  "berth::recover: the orchestrator's store has no list_recoverable_leases(holder_host, now) "
+                  "(the active leases held on this host, those whose TTL passed, and the pending_cleanup ones; "
+                  "see berth/stores/memory.hpp)");
+    std::vector<environment_lease> const leases = store.list_recoverable_leases(process::host_identity(), now);
     std::set<std::string> runs;
     for (auto const& lease : leases) {
         std::string reason;

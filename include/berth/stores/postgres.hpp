@@ -172,6 +172,11 @@ public:
     /// Active leases whose expires_at <= now, oldest expiry first. Read with `FOR UPDATE SKIP
     /// LOCKED`: a lease another host is moving at that moment is left to that host.
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+    /// What recover() (berth/recovery/recover.hpp) must look at: `active` leases held on
+    /// `holder_host`, `active` leases whose expires_at <= `now` (any host), and `pending_cleanup`
+    /// leases; each once, oldest inserted first.
+    [[nodiscard]] std::vector<environment_lease> list_recoverable_leases(std::string_view holder_host,
+                                                                       timestamp now);
 
     // ---- berth::activity_sink --------------------------------------------------------------------
 

@@ -1090,6 +1090,47 @@ void lease_expiry_listing(store_view<S> fx) {
     CHECK(detail::ids_of(p.list_expired_leases(t0 + 1h)) == ids{"lease-g", "lease-c"});
 }
 
+/// list_recoverable_leases(host, now), what recover() reads: the active leases held on `host`,
+/// the active leases whose expires_at <= now (any holder), and every pending_cleanup lease; each
+/// once, oldest inserted first; nothing else (another host's live lease, ended leases).
+template <class S>
+void lease_recovery_listing(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto const t0 = fx.clock.now();
+    auto const env = detail::make_environment(s, t0, "company-a", "pool");
+    auto acquire = [&](std::string const& id, std::optional<std::string> host, std::optional<timestamp> expires) {
+        auto input = detail::lease_on(env, id);
+        input.holder_host = std::move(host);
+        input.holder_pid = 4242;
+        input.expires_at = expires;
+        return s.acquire_lease(input, t0, std::nullopt);
+    };
+    acquire("lease-here", "host-a", std::nullopt);
+    acquire("lease-there-live", "host-b", t0 + 10min);
+    acquire("lease-there-due", "host-b", t0 + 1min);
+    acquire("lease-nobody-due", std::nullopt, t0 + 1min);
+    acquire("lease-here-and-due", "host-a", t0 + 1min);  // listed once
+    acquire("lease-cleanup", "host-b", t0 + 10min);
+    acquire("lease-released", "host-a", std::nullopt);
+    s.transition_lease(lease_transition{.id = "lease-cleanup", .expected_epoch = 1, .to = lease_status::pending_cleanup},
+                       t0, std::nullopt);
+    s.transition_lease(lease_transition{.id = "lease-released", .expected_epoch = 1, .to = lease_status::released},
+                       t0, std::nullopt);
+
+    using ids = std::vector<std::string>;
+    auto& p = fx.peer();
+    CHECK(detail::ids_of(p.list_recoverable_leases("host-a", t0)) ==
+          ids{"lease-here", "lease-here-and-due", "lease-cleanup"});
+    CHECK(detail::ids_of(p.list_recoverable_leases("host-a", t0 + 1min)) ==
+          ids{"lease-here", "lease-there-due", "lease-nobody-due", "lease-here-and-due", "lease-cleanup"});
+    CHECK(detail::ids_of(p.list_recoverable_leases("host-c", t0)) == ids{"lease-cleanup"});
+    auto const listed = p.list_recoverable_leases("host-a", t0);
+    REQUIRE(listed.size() == 3);
+    CHECK(listed[0].holder_host == std::optional<std::string>("host-a"));
+    CHECK(listed[0].holder_pid == std::optional<std::int64_t>(4242));
+}
+
 /// list_leases / list_run_leases: filtered by status, newest last_used_at first, then greatest id.
 template <class S>
 void lease_lists_filter_and_order(store_view<S> fx) {
@@ -2198,6 +2239,7 @@ void race_operations_are_all_recorded(store_view<S> fx) {
     X(factory, tags, lease_metadata_update, "update_lease_metadata replaces metadata and bumps last_used_at", "")      \
     X(factory, tags, lease_renewal, "renew_lease is a compare-and-set on active leases", "")                           \
     X(factory, tags, lease_expiry_listing, "list_expired_leases lists due active leases, oldest first", "")            \
+    X(factory, tags, lease_recovery_listing, "list_recoverable_leases lists what recover() must judge", "")         \
     X(factory, tags, lease_lists_filter_and_order, "list_leases and list_run_leases filter and order", "")             \
     X(factory, tags, lists_page_with_a_limit_and_a_cursor, "lease and activity lists page by limit and cursor", "")  \
     X(factory, tags, history_prunes_ended_leases, "prune_history removes old ended leases and their events", "")    \

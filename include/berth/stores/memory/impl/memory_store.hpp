@@ -604,13 +604,17 @@ inline prune_result memory_store::prune_history(history_retention const& r) {
 inline std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
                                                                            timestamp now) const {
     std::shared_lock lock(mutex_);
+    // The per-environment status sets: only active and pending_cleanup rows are read, however long
+    // the history.
     std::vector<lease_row const*> rows;
-    for (auto const& row : lease_rows_) {
-        auto const& l = row.value;
-        if (l.status == lease_status::pending_cleanup ||
-            (l.status == lease_status::active &&
-             ((l.holder_host && *l.holder_host == holder_host) || (l.expires_at && *l.expires_at <= now))))
-            rows.push_back(&row);
+    for (auto const& [key, leases] : leases_by_environment_) {
+        for (auto const* row : leases.by_status[static_cast<std::size_t>(lease_status::pending_cleanup)])
+            rows.push_back(row);
+        for (auto const* row : leases.by_status[static_cast<std::size_t>(lease_status::active)]) {
+            auto const& l = row->value;
+            if ((l.holder_host && *l.holder_host == holder_host) || (l.expires_at && *l.expires_at <= now))
+                rows.push_back(row);
+        }
     }
     std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) { return a->seq < b->seq; });
     return detail::memory::values_of(rows);

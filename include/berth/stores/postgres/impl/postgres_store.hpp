@@ -200,6 +200,13 @@ struct statements {
                           " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
                           "expires_at <= $1::timestamptz ORDER BY expires_at ASC, " + std::string(seq) +
                           " ASC FOR UPDATE SKIP LOCKED";
+    // recover(): the active leases held on this host, the active leases whose TTL passed (any
+    // host), and the pending_cleanup ones; each arm is one of the partial indexes' predicates.
+    std::string recoverable = "SELECT " + lease_cols +
+                              " FROM environment_leases WHERE (status = 'active' AND holder_host IS NOT NULL AND "
+                              "holder_host = $1::text) OR (status = 'active' AND expires_at IS NOT NULL AND "
+                              "expires_at <= $2::timestamptz) OR status = 'pending_cleanup' ORDER BY " +
+                              std::string(seq) + " ASC";
     std::string get_activity = "SELECT " + activity_cols + " FROM activity_log WHERE id = $1::text";
     std::string list_activity = "SELECT " + activity_cols + " FROM activity_log";
     // upstream's entity index is (entity_type, entity_id): an id without its type cannot seek it
@@ -955,6 +962,17 @@ inline std::vector<environment_lease> postgres_store::list_expired_leases(timest
     return call(s, [&](connection& c) {
         return read_all<environment_lease>(s, c.run_one(s.sql.expired, {to_param(now)}, "listing expired leases"),
                                            leases_table);
+    });
+}
+
+inline std::vector<environment_lease> postgres_store::list_recoverable_leases(std::string_view holder_host,
+                                                                              timestamp now) {
+    using namespace detail::postgres;
+    auto& s = *state_;
+    return call(s, [&](connection& c) {
+        return read_all<environment_lease>(
+            s, c.run_one(s.sql.recoverable, {std::string(holder_host), to_param(now)}, "listing leases to recover"),
+            leases_table);
     });
 }
 
