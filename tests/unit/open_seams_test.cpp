@@ -146,7 +146,7 @@ TEST_CASE("an environment no driver of the stack serves is refused before any le
     CHECK_THAT(f.orch.probe(unknown).summary, Catch::Contains("docker"));
 }
 
-TEST_CASE("the config's leasePolicy names a policy; the lease records it and is ended by it", "[open_seams]") {
+TEST_CASE("the config's leasePolicy names a policy, the lease records it and is ended by it", "[open_seams]") {
     fixture f;
     auto const env = f.make_env(driver_kind::sandbox, {{"provider", "e2b"}, {"leasePolicy", "retain_on_failure"}});
     auto const a = f.acquire(env, "run-1");

@@ -116,7 +116,7 @@ TEST_CASE("plugin host calls: a call that times out while the others wait does n
     CHECK(host.diagnostics().calls_in_flight == 0);
 }
 
-TEST_CASE("plugin host calls: a caller whose on_log throws leaves; the other calls go on", "[plugins]") {
+TEST_CASE("plugin host calls: a caller whose on_log throws leaves, the other calls go on", "[plugins]") {
     BERTH_REQUIRE_PLUGIN_SDK();
     worker_host host(calls_worker());
     host.start();

@@ -1651,7 +1651,8 @@ void race_acquire_respects_capacity(store_view<S> fx) {
     CHECK_FALSE(successes.empty());
     CHECK(static_cast<int>(successes.size()) + refusals.load() == static_cast<int>(threads) * rounds);
 
-    auto const leases = fx.store().list_leases(env.id, {});
+    // Every row: the lists page at 500 by default, and up to 8 x rounds leases are written.
+    auto const leases = fx.store().list_leases(env.id, {.limit = no_limit});
     CHECK(detail::sorted(detail::ids_of(leases)) == detail::sorted(successes));
     for (auto const& l : leases) {
         INFO(l.id);
@@ -1659,7 +1660,7 @@ void race_acquire_respects_capacity(store_view<S> fx) {
         CHECK(l.epoch == 2);
     }
     std::set<std::string> const won(successes.begin(), successes.end());
-    auto const events = fx.store().list_activity({.company_id = "company-a"});
+    auto const events = fx.store().list_activity({.company_id = "company-a", .limit = no_limit});
     CHECK(events.size() == 2 * successes.size());
     for (auto const& e : events) {
         INFO(e.id);
