@@ -102,6 +102,9 @@ TEST_CASE("memory_store lists are consistent snapshots while writers move leases
     std::vector<std::thread> writers;
     for (int i = 0; i < leases; ++i)
         writers.emplace_back([&, i] {
+            // On a loaded machine the readers may not run before the writers finish: start writing
+            // only once both have read, so reads and writes overlap.
+            while (reads.load() < 2) std::this_thread::yield();
             auto const id = "lease-" + std::to_string(i);
             for (int m = 0; m < moves; ++m) {
                 auto const epoch = static_cast<std::uint64_t>(m + 1);

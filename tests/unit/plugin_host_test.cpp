@@ -363,6 +363,19 @@ TEST_CASE("plugin host: workers that cannot start are reported", "[plugins]") {
               "Worker stderr:\nboom");
         CHECK_FALSE(host.running());
     }
+    SECTION("a worker that closes its input, then exits: the call reports the exit, not EPIPE") {
+        worker_options o;
+        o.plugin_id = "acme.closes";
+        o.command = {.program = "/bin/sh",
+                     .args = {"-c", R"(read l; echo '{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'; )"
+                                    R"(exec 0<&-; sleep 0.4; echo gone >&2; exit 3)"}};
+        worker_host host(std::move(o));
+        host.start();
+        std::this_thread::sleep_for(150ms);  // the worker has closed its stdin: the next write gets EPIPE
+        auto const e = catch_rpc([&] { (void)host.call("health", json::object{}); });
+        CHECK(e.code() == codes::worker_unavailable);
+        CHECK(std::string(e.what()) == "Worker process exited (code=3, signal=null)\n\nWorker stderr:\ngone");
+    }
     SECTION("a worker that answers initialize with ok=false") {
         worker_options o;
         o.plugin_id = "acme.notok";

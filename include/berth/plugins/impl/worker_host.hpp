@@ -388,7 +388,7 @@ namespace detail {
 inline boost::json::value worker_host::call_on(std::shared_ptr<incarnation> const& inc, std::string_view method,
                                               boost::json::value const& params, std::chrono::milliseconds timeout,
                                               call_options const& options) {
-    auto const deadline = detail::steady::now() + timeout;
+    auto deadline = detail::steady::now() + timeout;
     pending_call p;
     p.inc = inc.get();
     p.method = method;
@@ -450,12 +450,18 @@ inline boost::json::value worker_host::call_on(std::shared_ptr<incarnation> cons
         throw rpc_error(codes::timeout, std::string(method),
                         "RPC call \"" + std::string(method) + "\" timed out after " + std::to_string(timeout.count()) +
                             "ms");
-    if (werr != 0)
-        throw rpc_error(codes::worker_unavailable, std::string(method),
-                        "Failed to send \"" + std::string(method) + "\" to worker: " +
-                            process::detail::errno_text(werr));
+    auto send_failed = [&] {
+        return rpc_error(codes::worker_unavailable, std::string(method),
+                         "Failed to send \"" + std::string(method) + "\" to worker: " +
+                             process::detail::errno_text(werr));
+    };
+    if (werr != 0 && werr != EPIPE) throw send_failed();
+    // EPIPE: the worker closed its input, nearly always because it exited. Its exit status and
+    // stderr say why, "Broken pipe" does not: wait a little for the reader to see the exit.
+    if (werr == EPIPE) deadline = std::min(deadline, detail::steady::now() + std::chrono::seconds(2));
 
     auto timed_out = [&] {
+        if (werr == EPIPE) return send_failed();
         return rpc_error(codes::timeout, std::string(method),
                          "RPC call \"" + std::string(method) + "\" timed out after " + std::to_string(timeout.count()) +
                              "ms");
