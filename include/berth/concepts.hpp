@@ -2,6 +2,7 @@
 // Every concept berth defines, each with its archetype.
 #include <berth/concepts/activity_sink.hpp>
 #include <berth/concepts/clock.hpp>
+#include <berth/concepts/diagnostics.hpp>
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/concepts/environment_store.hpp>
 #include <berth/concepts/execution_workspace_store.hpp>

@@ -16,7 +16,8 @@
 //!   - `release_outcome release(environment const&, environment_lease const&, lease_status to) const`
 //!                                                                let go of it; `to` is the status the lease moves to
 //! Optional, each detected by a narrower concept (a member with the capability's name but another
-//! signature is a compile error naming the requirement, never a silently missing capability):
+//! signature is a compile error naming the requirement, never a silently missing capability:
+//! berth::stack runs concepts/diagnostics.hpp's driver_requirements<D> on every driver):
 //!   - resume            `lease_grant resume(environment const&, environment_lease const&) const`
 //!   - destroy           `release_outcome destroy(environment const&, environment_lease const&) const`
 //!   - realize_workspace `workspace_realization realize_workspace(realize_request const&) const`

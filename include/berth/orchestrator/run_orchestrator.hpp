@@ -41,7 +41,10 @@ namespace berth {
 
 template <class Stack>
 class run_orchestrator {
-    static_assert(sizeof(Stack) == 0, "berth::run_orchestrator<Stack>: Stack must be a berth::stack<...>");
+    // sizeof instantiates a refused berth::stack, whose diagnostics name the failing driver or policy.
+    static_assert(sizeof(Stack) == 0,
+                  "berth::run_orchestrator<Stack>: Stack must be a berth::stack<...> of conforming drivers, policies, "
+                  "store, clock and observer (the errors above name the one that does not conform)");
 };
 
 namespace detail {
@@ -94,7 +97,8 @@ inline std::string provision_failure_detail(command_result const& r) {
 
 }  // namespace detail
 
-template <environment_driver... Ds, lease_policy... Ps, orchestrator_store Store, clock Clock, run_observer Observer>
+template <conforming_driver... Ds, conforming_policy... Ps, orchestrator_store Store, clock Clock,
+          run_observer Observer>
 class run_orchestrator<stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>> {
 public:
     using stack_type = stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>;

@@ -18,6 +18,7 @@
 //! first policy listed is the stack's default; an environment's config `leasePolicy` names another.
 
 #include <berth/concepts/clock.hpp>
+#include <berth/concepts/diagnostics.hpp>  // conforming_driver/policy, driver/policy_requirements
 #include <berth/concepts/environment_driver.hpp>
 #include <berth/concepts/lease_policy.hpp>
 #include <berth/concepts/orchestrator_store.hpp>  // orchestrator_store (what Store must model)
@@ -37,14 +38,17 @@
 
 namespace berth {
 
-/// The set of drivers a stack dispatches to; names must be distinct.
-template <environment_driver... Ds>
+/// The set of drivers a stack dispatches to; names must be distinct. Unconstrained on purpose:
+/// berth::stack checks each driver on its own (concepts/diagnostics.hpp), so that an error names
+/// the failing driver and requirement instead of "constraints not satisfied" for the whole pack.
+template <class... Ds>
 struct drivers {
     static_assert(sizeof...(Ds) > 0, "berth::drivers<> needs at least one driver");
 };
 
 /// The set of lease policies a stack can apply; the first is the default. Names must be distinct.
-template <lease_policy... Ps>
+/// Checked one by one by berth::stack, like drivers.
+template <class... Ps>
 struct policies {
     static_assert(sizeof...(Ps) > 0, "berth::policies<> needs at least one policy");
 };
@@ -92,6 +96,40 @@ constexpr bool policy_ends_legally() noexcept {
     return true;
 }
 
+/// Why a stack's arguments were refused: each driver and policy checked on its own (a failure
+/// names the type in `driver_requirements<D>` / `policy_requirements<P>` and the requirement in
+/// the message), then the store, clock and observer.
+template <class Drivers, class Policies, class Store, class Clock, class Observer>
+struct stack_diagnosis {
+    static_assert(sizeof(Drivers) == 0,
+                  "berth::stack<Drivers, Policies, Store, Clock>: Drivers must be berth::drivers<...> and "
+                  "Policies berth::policies<...>");
+    static constexpr bool value = false;
+};
+template <class... Ds, class... Ps, class Store, class Clock, class Observer>
+struct stack_diagnosis<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
+    // `&`, not `&&`: every driver and policy is checked, not only up to the first failure.
+    static constexpr bool value = (true & ... & driver_requirements<Ds>::value) &
+                                  (true & ... & policy_requirements<Ps>::value);
+    static_assert(sizeof...(Ds) > 0, "berth::drivers<> needs at least one driver");
+    static_assert(sizeof...(Ps) > 0, "berth::policies<> needs at least one policy");
+    static_assert(orchestrator_store<Store>,
+                  "berth::stack: the store must model berth::orchestrator_store (concepts/orchestrator_store.hpp)");
+    static_assert(clock<Clock>, "berth::stack: the clock must model berth::clock (concepts/clock.hpp)");
+    static_assert(run_observer<Observer>,
+                  "berth::stack: the observer must model berth::run_observer (orchestrator/observer.hpp)");
+};
+
+/// Instantiated per driver, so that the failure names it.
+template <class D>
+struct realizes_if_its_family_does {
+    static_assert(!family_realizes_workspace(D::family) || driver_with_realize_workspace<D>,
+                  "berth::drivers<...>: a driver of a family whose workspaces are realized (local, ssh, sandbox: "
+                  "model/driver_family.hpp) must model berth::driver_with_realize_workspace; the driver is the "
+                  "template argument of this realizes_if_its_family_does<D>");
+    static constexpr bool value = true;
+};
+
 template <class D>
 [[nodiscard]] constexpr bool claims(std::string_view n) noexcept {
     if constexpr (driver_with_name_claim<D>) return D::claims_name(n);
@@ -102,14 +140,15 @@ template <class D>
 
 /// Observer: what the orchestrator reports each step to (orchestrator/observer.hpp); the default,
 /// no_observer, costs nothing.
+/// A stack whose arguments do not conform: instantiating it reports why (detail::stack_diagnosis).
 template <class Drivers, class Policies, class Store, class Clock = system_clock, class Observer = no_observer>
 struct stack {
-    static_assert(sizeof(Drivers) == 0,
-                  "berth::stack<Drivers, Policies, Store, Clock>: Drivers must be berth::drivers<...> and "
-                  "Policies berth::policies<...>");
+    static_assert(detail::stack_diagnosis<Drivers, Policies, Store, Clock, Observer>::value && sizeof(Drivers) == 0,
+                  "berth::stack: its arguments do not conform (the errors above name the type and the requirement)");
 };
 
-template <environment_driver... Ds, lease_policy... Ps, orchestrator_store Store, clock Clock, run_observer Observer>
+template <conforming_driver... Ds, conforming_policy... Ps, orchestrator_store Store, clock Clock,
+          run_observer Observer>
 struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     using store_type = Store;
     using clock_type = Clock;
@@ -127,9 +166,7 @@ struct stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> {
     static_assert(((!std::string_view(Ps::name).empty()) && ...), "berth::policies<...>: a policy's name is empty");
     static_assert(detail::all_pairs<detail::distinct_driver_names, Ds...>::value);
     static_assert(detail::all_pairs<detail::distinct_policy_names, Ps...>::value);
-    static_assert(((!family_realizes_workspace(Ds::family) || driver_with_realize_workspace<Ds>) && ...),
-                  "berth::drivers<...>: a driver of a family whose workspaces are realized (local, ssh, sandbox: "
-                  "model/driver_family.hpp) must model berth::driver_with_realize_workspace");
+    static_assert((true & ... & detail::realizes_if_its_family_does<Ds>::value));
     static_assert(((!driver_with_execution_workspaces<Ds>) && ...) || workspace_store<Store>,
                   "berth::stack: a driver of this stack manages execution workspaces (the local driver's "
                   "git worktrees), so the store must model berth::workspace_store (execution_workspace_store "
