@@ -1,4 +1,4 @@
-# cmake -DMODE=<install|find_package|component_sqlite|component_postgres|component_services|component_ssh|unknown_component|add_subdirectory> ... -P run_consumer.cmake
+# cmake -DMODE=<install|find_package|component_sqlite|component_postgres|component_services|component_ssh|component_testing|unknown_component|add_subdirectory> ... -P run_consumer.cmake
 # (tests/package/CMakeLists.txt passes the other -D variables.) Prints every command it runs.
 cmake_minimum_required(VERSION 3.25)
 foreach(_v MODE WORK_DIR PREFIX BERTH_BUILD_DIR BERTH_SOURCE_DIR BERTH_VERSION CONSUMERS_DIR GENERATOR CXX)
@@ -123,6 +123,17 @@ elseif(MODE STREQUAL "component_ssh")
   file(GLOB_RECURSE _ssh_targets ${PREFIX}/*/berth_ssh-targets.cmake)
   if(NOT _ssh_targets)
     message(FATAL_ERROR "berth_ssh-targets.cmake was not installed")
+  endif()
+
+elseif(MODE STREQUAL "component_testing")
+  _berth_consumer(component_testing ${CONSUMERS_DIR}/consumer "All tests passed.*driver kit failures: 0"
+    -DCMAKE_PREFIX_PATH=${PREFIX} -DBERTH_COMPONENT=testing)
+  _berth_check_found_in_prefix(${_bin})
+  # The core config must not need Catch2: only the testing component's file names it.
+  file(GLOB_RECURSE _core_targets ${PREFIX}/*/berth-targets.cmake)
+  file(READ ${_core_targets} _core_text)
+  if(_core_text MATCHES "Catch2")
+    message(FATAL_ERROR "berth-targets.cmake (berth::berth) names Catch2")
   endif()
 
 elseif(MODE STREQUAL "unknown_component")

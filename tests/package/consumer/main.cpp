@@ -16,7 +16,26 @@
 static_assert(berth::environment_driver<berth::ssh_driver>);
 #endif
 
+#ifdef BERTH_CONSUMER_TESTING
+// The driver kit on the archetype driver, run by a Catch2 session of the consumer's own.
+#define CATCH_CONFIG_RUNNER
+#include <berth/testing/driver_conformance.hpp>
+struct archetype_harness {
+    berth::archetypes::driver driver() const { return {}; }
+    berth::environment environment() const {
+        berth::environment e{};
+        e.id = "env-1";
+        e.company_id = "company-1";
+        e.driver = berth::archetypes::driver::family;
+        return e;
+    }
+};
+BERTH_DRIVER_CONFORMANCE_TESTS(archetype_harness, "[archetype]")
+#endif
+
 #include <fmt/format.h>
+
+#include <cstdio>  // std::fflush
 
 static_assert(berth::environment_driver<berth::archetypes::driver>);
 
@@ -25,6 +44,12 @@ int main() {
                berth::to_string(berth::lease_status::retained), berth::lease_status::retained);
 #ifdef BERTH_CONSUMER_SERVICES
     fmt::print("sha256(abc) = {}\n", berth::services::sha256_hex("abc"));
+#endif
+#ifdef BERTH_CONSUMER_TESTING
+    int const failures = Catch::Session().run();
+    std::fflush(stdout);
+    fmt::print("driver kit failures: {}\n", failures);
+    if (failures != 0) return 1;
 #endif
     return 0;
 }
