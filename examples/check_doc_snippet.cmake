@@ -1,0 +1,20 @@
+# cmake -DDOC=<file.md> -DHEADING=<text> -DSOURCE=<file> -P check_doc_snippet.cmake
+# Fails when the first ```cpp block after the line holding HEADING in DOC is no longer part of
+# SOURCE, verbatim: a walk-through that quotes a compiled file cannot drift from it.
+file(READ "${DOC}" doc)
+file(READ "${SOURCE}" source)
+string(FIND "${doc}" "${HEADING}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "${DOC} has no heading '${HEADING}'")
+endif()
+string(SUBSTRING "${doc}" ${at} -1 rest)
+string(FIND "${rest}" "```cpp\n" open)
+math(EXPR open "${open} + 7")
+string(SUBSTRING "${rest}" ${open} -1 rest)
+string(FIND "${rest}" "```" close)
+string(SUBSTRING "${rest}" 0 ${close} snippet)
+string(FIND "${source}" "${snippet}" found)
+if(found EQUAL -1)
+  message(FATAL_ERROR "${SOURCE} differs from the snippet under '${HEADING}' in ${DOC}")
+endif()
+message(STATUS "the snippet under '${HEADING}' is in ${SOURCE}")
