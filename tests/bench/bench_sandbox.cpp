@@ -8,10 +8,18 @@
 //   ratio sandbox_execute_true_paired = the same, alternating both in one loop (same load)
 //   ratio sandbox_resume_vs_fresh = resume of a kept reusable sandbox / a fresh acquire + realize
 //     (target <= 0.2)
+//   ratio orchestrator_resume_vs_fresh = the same through the orchestrator (memory store):
+//     acquire_for_run + realize_for_run of a run that resumes the sandbox its agent's previous run
+//     kept (policy reuse_by_environment: candidate search, resume, hand-over of the kept lease) /
+//     those of a run that gets a fresh sandbox (policy ephemeral). The release of each run is not
+//     timed. (target <= 0.2)
 
 #include "bench_support.hpp"
 
 #include <berth/drivers/sandbox.hpp>
+#include <berth/orchestrator/run_orchestrator.hpp>
+#include <berth/policies/ephemeral.hpp>
+#include <berth/stores/memory.hpp>
 #include <berth/src.hpp>  // Boost.JSON's implementation: this executable's one TU
 
 #include <boost/json/parse.hpp>
@@ -196,6 +204,59 @@ void sandbox_resume_reusable(benchmark::State& state) {
     }
 }
 
+using orch_stack = berth::stack<berth::drivers<berth::sandbox_driver<berth::bubblewrap>>,
+                                berth::policies<berth::ephemeral, berth::reuse_by_environment>, berth::memory_store>;
+
+/// A memory store with one sandbox environment of `policy`, and an orchestrator over it.
+struct orch_world {
+    berth::memory_store store;
+    berth::run_orchestrator<orch_stack> orch;
+    berth::environment env;
+    std::string ws;
+    unsigned long runs = 0;
+
+    explicit orch_world(char const* policy)
+        : orch(store, world().driver),
+          env(store.create_environment(
+              {.company_id = "company-bench",
+               .name = std::string("bench-") + policy,
+               .driver = berth::driver_kind::sandbox,
+               .config = {{"provider", "bubblewrap"}, {"reuseLease", true}, {"leasePolicy", policy}}},
+              berth::system_clock{}.now())),
+          ws((world().root / "ws").string()) {}
+
+    /// acquire_for_run + realize_for_run of a new run of the bench agent (timed), then its release (not).
+    void run(benchmark::State& state) {
+        auto const run_id = "run-" + std::to_string(++runs);
+        auto const a = orch.acquire_for_run({.company_id = env.company_id,
+                                             .environment_id = env.id,
+                                             .agent_id = std::string("agent-bench"),
+                                             .heartbeat_run_id = run_id,
+                                             .execution_workspace_id = "ew-orch-bench"});
+        auto r = orch.realize_for_run({.env = a.env, .lease = a.lease, .workspace_cwd = ws});
+        benchmark::DoNotOptimize(r);
+        state.PauseTiming();
+        auto const rel = orch.release_for_run({.company_id = env.company_id,
+                                               .agent_id = std::string("agent-bench"),
+                                               .heartbeat_run_id = run_id});
+        if (!rel.errors.empty() || rel.released.size() != 1) state.SkipWithError("release_for_run failed");
+        state.ResumeTiming();
+    }
+};
+
+void orchestrator_fresh_acquire_realize(benchmark::State& state) {
+    orch_world w("ephemeral");
+    for (auto _ : state) w.run(state);
+}
+
+void orchestrator_resume_acquire_realize(benchmark::State& state) {
+    orch_world w("reuse_by_environment");
+    for (auto _ : state) w.run(state);
+    // The agent's one sandbox, kept at the end: destroyed with the world's state root.
+    if (w.store.list_leases(w.env.id, {.status = berth::lease_status::retained}).size() != 1)
+        state.SkipWithError("the runs did not resume one kept sandbox");
+}
+
 }  // namespace
 
 BENCHMARK(raw_bwrap_true)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -203,6 +264,8 @@ BENCHMARK(sandbox_execute_true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(sandbox_execute_true_paired)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(sandbox_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(sandbox_resume_reusable)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(orchestrator_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(orchestrator_resume_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 int main(int argc, char** argv) {
     return berth::bench::run_and_report(
@@ -214,10 +277,16 @@ int main(int argc, char** argv) {
              .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
             {.metric = "sandbox_resume_vs_fresh", .numerator = "sandbox_resume_reusable/real_time",
              .denominator = "sandbox_fresh_acquire_realize/real_time", .target = 0.2},
+            {.metric = "orchestrator_resume_vs_fresh", .numerator = "orchestrator_resume_acquire_realize/real_time",
+             .denominator = "orchestrator_fresh_acquire_realize/real_time", .target = 0.2},
             {.metric = "raw_bwrap_true_us", .numerator = "raw_bwrap_true/real_time", .denominator = "", .target = -1},
             {.metric = "sandbox_fresh_acquire_realize_us", .numerator = "sandbox_fresh_acquire_realize/real_time",
              .denominator = "", .target = -1},
             {.metric = "sandbox_resume_us", .numerator = "sandbox_resume_reusable/real_time", .denominator = "",
              .target = -1},
+            {.metric = "orchestrator_fresh_acquire_realize_us", .numerator = "orchestrator_fresh_acquire_realize/real_time",
+             .denominator = "", .target = -1},
+            {.metric = "orchestrator_resume_acquire_realize_us",
+             .numerator = "orchestrator_resume_acquire_realize/real_time", .denominator = "", .target = -1},
         });
 }

@@ -37,22 +37,32 @@
 //!     capabilities; without them there is nothing to reuse):
 //!       1. candidate = find_reusable(request, store.list_leases(env))
 //!       2. no candidate → acquire new;
-//!          !matches(request, candidate) → driver.destroy(candidate) (reason `reuse_mismatch`), acquire new;
+//!          !matches(request, candidate) → driver.destroy(candidate) (reason `lease_fingerprint_mismatch`),
+//!          acquire new;
 //!          else → driver.resume(env, candidate); if it throws or returns no provider lease id →
 //!          driver.destroy(candidate) (reason `resume_failed`), acquire new.
 //!       3. stamp(request, grant), then the lease is written: a `retained` candidate moves back to
 //!          `active` (compare-and-set on its epoch) with the new grant's metadata; any other
 //!          candidate (already ended) is succeeded by a new lease carrying the same provider lease id.
-//!     A candidate that is still live when destroyed (retained) ends `released` with the cleanup
-//!     status the driver reports and the reason above.
+//!     A candidate that is still live when destroyed (retained, pending_cleanup) ends as upstream's
+//!     destroyReusableSandboxLease ends it: `expired` with cleanup `success` when the driver's destroy
+//!     succeeds, else `pending_cleanup` with cleanup `failed` (recover() retries it), with the reason above.
+//!
+//!   - lease-aware end status (berth::policy_with_lease_status)
+//!       `lease_status status_for(run_outcome, environment_lease const&) const noexcept`
+//!     The status a run's lease ends in when it depends on the lease, not only on the outcome:
+//!     e.g. a reuse policy keeps a lease whose driver kept the resource for reuse `retained`
+//!     (resumable, released_at null) and ends the others as upstream. The orchestrator prefers it
+//!     to `status_for(run_outcome)`, which must still exist (and give the status for a lease the
+//!     policy does not treat specially).
 //!
 //! Semantics: policies are stateless values, safe to call from many threads; `status_for` must
 //! return a status reachable from `active` (berth::stack static_asserts it over every outcome for
 //! policies whose status_for is constexpr).
 //!
 //! Shipped (policies/): berth::ephemeral, berth::retain_on_failure, and berth::reuse_by_environment
-//! and berth::reuse_by_execution_workspace, which hold reuse scopes (the sandbox driver keeps their
-//! sandboxes; the find/match/stamp hooks are not written for them yet).
+//! and berth::reuse_by_execution_workspace (component berth::sandbox), which model every hook above
+//! over the sandbox driver's reuse records (drivers/sandbox/reuse.hpp).
 
 #include <berth/model/driver_io.hpp>  // acquire_request, lease_grant
 #include <berth/model/enums.hpp>
@@ -107,6 +117,12 @@ concept policy_with_reuse = lease_policy<P> && requires(P const& p, acquire_requ
     { p.find_reusable(r, leases) } -> std::same_as<std::optional<environment_lease>>;
     { p.matches(r, candidate) } -> std::same_as<bool>;
     { p.stamp(r, grant) } -> std::same_as<void>;
+};
+
+/// A policy whose end status depends on the lease (see the file comment).
+template <class P>
+concept policy_with_lease_status = lease_policy<P> && requires(P const& p, run_outcome o, environment_lease const& l) {
+    { p.status_for(o, l) } noexcept -> std::same_as<lease_status>;
 };
 
 namespace archetypes {

@@ -251,8 +251,9 @@ public:
             lease = store_.acquire_lease(nl, now, std::move(ev));
         } catch (...) {
             auto const cause = std::current_exception();
-            // Undo the provider side, or a refused lease would leak a sandbox/remote workspace.
-            try {
+            // Undo the provider side, or a refused lease would leak a sandbox/remote workspace;
+            // but not a resumed one, which its earlier lease (still live) holds.
+            if (!reused) try {
                 environment_lease const orphan{.id = nl.id,
                                                .company_id = nl.company_id,
                                                .environment_id = nl.environment_id,
@@ -291,9 +292,9 @@ public:
                                              to_string(env.driver) + "): " + message_of(cause),
                                          {.environment_id = env.id, .driver = env.driver, .cause = cause});
         };
-        auto const provision = r.provision_command && !detail::trim(*r.provision_command).empty()
-                                   ? *r.provision_command
-                                   : std::string();
+        auto provision = r.provision_command && !detail::trim(*r.provision_command).empty()
+                             ? *r.provision_command
+                             : std::string();
 
         std::string workspace_cwd = r.workspace_cwd;
         std::string const run_id = lease.heartbeat_run_id.value_or("");
@@ -308,10 +309,12 @@ public:
         try {
             visit_driver(di, [&](auto const& d) {
                 using D = std::remove_cvref_t<decltype(d)>;
-                // A driver that manages execution workspaces (the local driver's worktrees and
-                // provisioning) realizes one first; its cwd is what the driver then realizes.
-                if constexpr (driver_with_execution_workspaces<D> && workspace_store<Store>) {
+                // The stack's driver that manages execution workspaces (the local driver's
+                // worktrees) realizes one first — for a lease of any driver: its cwd is what the
+                // lease's driver then realizes (e.g. a sandbox binds it as its workspace).
+                if constexpr (workspace_store<Store> && (driver_with_execution_workspaces<Ds> || ...)) {
                     if (r.workspace) {
+                        auto const& wd = workspace_driver_for(d);
                         note_into(step, run_step::worktree, run_id, [&] {
                             return std::string(to_string(r.workspace->strategy.type)) + " of " +
                                    r.workspace->base.base_cwd +
@@ -320,6 +323,14 @@ public:
                                         : std::string());
                         });
                         realize_workspace_request ws = *r.workspace;
+                        if constexpr (!driver_with_execution_workspaces<D>) {
+                            // Provisioning is the lease's driver's (it runs where the commands will),
+                            // not the workspace manager's.
+                            if (provision.empty() && ws.strategy.provision_command &&
+                                !detail::trim(*ws.strategy.provision_command).empty())
+                                provision = *ws.strategy.provision_command;
+                            ws.strategy.provision_command.reset();
+                        }
                         if (!ws.stop.stop_possible()) ws.stop = r.stop;
                         if (!ws.provision_timeout && r.provision_timeout) ws.provision_timeout = *r.provision_timeout;
                         if constexpr (observes<Observer>) {
@@ -329,7 +340,7 @@ public:
                                 step->output(s, chunk, run_step::provision);
                             };
                         }
-                        auto m = d.realize_execution_workspace(
+                        auto m = wd.realize_execution_workspace(
                             store_, clock_, ws,
                             {.company_id = env.company_id,
                              .heartbeat_run_id = lease.heartbeat_run_id,
@@ -553,6 +564,45 @@ public:
         return result;
     }
 
+    /// Destroys the reusable leases of a company's terminal issue and/or closed execution workspace
+    /// (upstream destroyReusableSandboxLeases): every `retained` or `pending_cleanup` lease of the
+    /// company whose policy reuses (berth::policy_with_reuse) and whose issue and execution
+    /// workspace are the request's (those given) goes through its driver's destroy (else release)
+    /// and ends `expired` with cleanup `success`, or `pending_cleanup` with cleanup `failed` when the
+    /// destroy fails (recover() retries it), with `r.reason`; records `environment.lease_expired`.
+    /// Active leases are left to their runs. A request naming neither an issue nor an execution
+    /// workspace destroys nothing. Never throws; the outcome is returned. Exists when the store
+    /// lists a company's environments (environment_store's list_environments).
+    [[nodiscard]] release_result destroy_reusable_leases(destroy_reusable_request const& r) const noexcept
+        requires requires(Store& s, std::string const& company) { s.list_environments(company, environment_filter{}); }
+    {
+        release_result result;
+        if (!r.issue_id && !r.execution_workspace_id) return result;
+        std::vector<environment_lease> leases;
+        try {
+            for (auto const& env : store_.list_environments(r.company_id, environment_filter{}))
+                for (auto const status : {lease_status::retained, lease_status::pending_cleanup})
+                    for (auto& l : store_.list_leases(env.id, lease_filter{.status = status, .limit = no_limit}))
+                        if (l.company_id == r.company_id && (!r.issue_id || l.issue_id == r.issue_id) &&
+                            (!r.execution_workspace_id || l.execution_workspace_id == r.execution_workspace_id) &&
+                            reusing_policy(l))
+                            leases.push_back(std::move(l));
+        } catch (...) {
+            result.errors.push_back(lease_error{"*", environment_error_code::lease_cleanup_failed,
+                                                message_of(std::current_exception()), std::current_exception()});
+            return result;
+        }
+        for (auto const& lease : leases) {
+            try {
+                expire_lease(lease, result, r.reason);
+            } catch (...) {
+                result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
+                                                    message_of(std::current_exception()), std::current_exception()});
+            }
+        }
+        return result;
+    }
+
     /// Extends an active lease by its policy's TTL from now (fenced by the caller's epoch).
     /// @throws store_error (stale_epoch, illegal_transition, not_found); parse_error for a bad TTL.
     [[nodiscard]] environment_lease renew_lease(environment_lease const& lease) const {
@@ -644,6 +694,26 @@ private:
                     stack_type::policy_list() + ").");
     }
 
+    /// The driver that realizes execution workspaces for a lease of `d`: `d` when it manages them,
+    /// else the stack's first driver that does.
+    template <class D>
+    auto const& workspace_driver_for(D const& d) const noexcept {
+        if constexpr (driver_with_execution_workspaces<D>) return d;
+        else return workspace_driver();
+    }
+
+    /// Whether the policy a lease was acquired under reuses leases (false when the stack no longer has it).
+    bool reusing_policy(environment_lease const& lease) const noexcept {
+        bool reuses = false;
+        try {
+            visit_policy(policy_of(lease), [&](auto const& p) {
+                reuses = policy_with_reuse<std::remove_cvref_t<decltype(p)>>;
+            });
+        } catch (...) {
+        }
+        return reuses;
+    }
+
     /// The driver that holds a lease: the one the orchestrator recorded on it at acquire, so a
     /// lease is released by the driver that created it even if the environment changed since
     /// (upstream getLeaseDriverKey); a lease without a record (written before berth recorded
@@ -667,7 +737,7 @@ private:
             auto candidate = p.find_reusable(req, store_.list_leases(req.env.id, lease_filter{}));
             if (candidate) {
                 if (!p.matches(req, *candidate)) {
-                    discard(d, req.env, *candidate, "reuse_mismatch", now);
+                    discard(d, req.env, *candidate, "lease_fingerprint_mismatch", now);
                 } else if constexpr (driver_with_resume<D>) {
                     std::optional<lease_grant> resumed;
                     try {
@@ -695,11 +765,20 @@ private:
     }
 
     /// Destroys the provider side of a lease a reusing policy will not resume; a lease still live
-    /// (retained) ends `released` with the driver's cleanup status and `reason`. Never throws: the
-    /// run goes on with a new lease whatever happens here.
+    /// (retained, pending_cleanup) ends as expire_lease ends it (`expired`, else `pending_cleanup`
+    /// when the destroy fails) with `reason`. Never throws: the run goes on with a new lease
+    /// whatever happens here.
     template <class D>
     void discard(D const& d, environment const& env, environment_lease const& old, char const* reason,
                  timestamp now) const noexcept {
+        if (is_live(old.status)) {
+            try {
+                release_result ignored;  // a lease another holder moved meanwhile is theirs to end
+                expire_lease(old, ignored, reason);
+            } catch (...) {
+            }
+            return;
+        }
         try {
             release_outcome out;
             try {
@@ -781,7 +860,11 @@ private:
 
     void end_lease(environment_lease const& lease, release_for_run_request const& r, release_result& result) const {
         lease_status target{};
-        visit_policy(policy_of(lease), [&](auto const& p) { target = p.status_for(r.outcome); });
+        visit_policy(policy_of(lease), [&](auto const& p) {
+            using P = std::remove_cvref_t<decltype(p)>;
+            if constexpr (policy_with_lease_status<P>) target = p.status_for(r.outcome, lease);
+            else target = p.status_for(r.outcome);
+        });
 
         auto const env = store_.get_environment(lease.environment_id);
         std::optional<berth::cleanup_status> cleanup;

@@ -83,6 +83,18 @@ struct release_for_run_request {
     std::optional<std::string> failure_reason{};  ///< recorded on the lease; defaults to "run_<outcome>" on failure
 };
 
+/// Which reusable leases destroy_reusable_leases ends (upstream destroyReusableSandboxLeases): the
+/// company's, of an issue that became terminal and/or of an execution workspace that was closed.
+/// At least one of issue_id and execution_workspace_id must be given (else nothing is destroyed).
+struct destroy_reusable_request {
+    std::string company_id{};
+    std::optional<std::string> issue_id{};
+    std::optional<std::string> execution_workspace_id{};
+    /// The failure reason recorded on each lease (upstream: `execution_workspace_closed`,
+    /// `issue_terminal_<status>`; default `reusable_lease_destroyed`).
+    std::string reason = "reusable_lease_destroyed";
+};
+
 /// One lease that could not be released or cleaned up cleanly.
 struct lease_error {
     std::string lease_id{};  ///< "*" when the run's leases could not even be listed

@@ -110,7 +110,8 @@ lease_grant sandbox_driver<Ps...>::acquire(acquire_request const& request) const
         stored["provider"] = P::name;
         md.emplace("sandboxConfig", std::move(stored));
         detail::sandbox::merge_provider_metadata(md, lease.metadata);
-        if (reusable) md.emplace(reusable_sandbox_lease_key, sandbox_reuse_scope(request, P::name, provider_config));
+        // Fingerprinted over the config as stored, so that a reuse policy computes the same record.
+        if (reusable) md.emplace(reusable_sandbox_lease_key, sandbox_reuse_scope(request, P::name, cfg.provider_config));
 
         grant.provider = std::string(P::name);
         grant.provider_lease_id = std::move(lease.provider_lease_id);
@@ -130,9 +131,8 @@ std::optional<json_object> sandbox_driver<Ps...>::reuse_scope(acquire_request co
         if (!(P::supports_reusable_leases && sandbox_reuse_gate(true, cfg, request) &&
               reuses_sandboxes(request.lease_policy)))
             return;
-        json_object provider_config = cfg.provider_config;
-        if constexpr (provider_with_validate_config<P>) provider_config = p.validate_config(provider_config);
-        scope = sandbox_reuse_scope(request, P::name, provider_config);
+        if constexpr (provider_with_validate_config<P>) (void)p.validate_config(cfg.provider_config);
+        scope = sandbox_reuse_scope(request, P::name, cfg.provider_config);
     });
     return scope;
 }
@@ -141,8 +141,11 @@ template <sandbox_provider... Ps>
 release_outcome sandbox_driver<Ps...>::release(environment const& env, environment_lease const& lease,
                                                lease_status to) const {
     auto v = view_of(env, lease);
-    // Kept for inspection (retain_on_failure): nothing of the sandbox is touched.
-    if (to == lease_status::retained) return {.cleanup_status = std::nullopt, .failure_reason = "adapter_or_run_failure"};
+    // Kept, for reuse (a reuse policy's successful run) or for inspection (retain_on_failure):
+    // nothing of the sandbox is touched.
+    if (to == lease_status::retained)
+        return {.cleanup_status = std::nullopt,
+                .failure_reason = v.params.reusable ? std::nullopt : std::optional<std::string>("adapter_or_run_failure")};
     release_outcome out;
     with_provider(v.provider, [&](auto const& p) {
         using P = std::remove_cvref_t<decltype(p)>;
