@@ -44,9 +44,11 @@
 #include "sandbox.hpp"  // --sandbox: the run's sandbox environment
 #define BERTH_RUN_SANDBOX_DRIVER , berth_run::sandbox_driver
 #define BERTH_RUN_SANDBOX_INSTANCE , berth_run::sandbox_driver{}
+#define BERTH_RUN_SANDBOX_POLICY , berth::reuse_by_environment
 #else
 #define BERTH_RUN_SANDBOX_DRIVER
 #define BERTH_RUN_SANDBOX_INSTANCE
+#define BERTH_RUN_SANDBOX_POLICY
 #endif
 
 #include <boost/json/serialize.hpp>
@@ -148,7 +150,7 @@ int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
 #ifdef BERTH_RUN_WITH_SSH
     using stack = berth::stack<
         berth::drivers<berth::local_driver, berth::ssh_driver, berth::plugin_driver BERTH_RUN_SANDBOX_DRIVER>,
-        berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock, provision_output>;
+        berth::policies<berth::ephemeral, berth::retain_on_failure BERTH_RUN_SANDBOX_POLICY>, Store, berth::system_clock, provision_output>;
     berth::run_orchestrator<stack> orch{store,
                                         berth::system_clock{},
                                         provision_output{&rep},
@@ -160,7 +162,7 @@ int with_orchestrator(Store& store, options const& o, reporter& rep, F&& f) {
                                      : o.environment;
 #else
     using stack = berth::stack<berth::drivers<berth::local_driver, berth::plugin_driver BERTH_RUN_SANDBOX_DRIVER>,
-                               berth::policies<berth::ephemeral, berth::retain_on_failure>, Store, berth::system_clock,
+                               berth::policies<berth::ephemeral, berth::retain_on_failure BERTH_RUN_SANDBOX_POLICY>, Store, berth::system_clock,
                                provision_output>;
     berth::run_orchestrator<stack> orch{store, berth::system_clock{}, provision_output{&rep}, berth::local_driver{},
                                         berth::plugin_driver{plugins} BERTH_RUN_SANDBOX_INSTANCE};
@@ -226,7 +228,11 @@ berth::run_scope<Orch> acquire_step(Orch const& orch, options const& o, berth::e
                                     .environment_id = env.id,
                                     .agent_id = o.agent,
                                     .heartbeat_run_id = o.run,
-                                    .issue_id = o.worktree || o.issue ? std::optional(issue_of(o)) : std::nullopt},
+                                    .issue_id = o.worktree || o.issue ? std::optional(issue_of(o)) : std::nullopt,
+#ifdef BERTH_RUN_WITH_SANDBOX
+                                    .execution_workspace_id = sandbox_execution_workspace_of(o),
+#endif
+                                   },
                                    [&lost](std::string const& why) {
                                        lost = true;
                                        fmt::print(stderr, "[berth] {:<8} {}\n", "lease", why);
@@ -256,8 +262,11 @@ berth::realization const& realize_step(Scope& run, options const& o, reporter& r
                 .provision_timeout = o.provision_timeout,
                 .remove_when_run_ends = !o.keep});
         });
-        rep.end(fmt::format("{} branch {} ({})", realized.cwd, shown(realized.workspace->branch_name),
-                            realized.workspace->created ? "created" : "reused"));
+        // Under --sandbox the worktree is bound into the sandbox, where the command sees it at realized.cwd.
+        auto const& host_cwd = realized.workspace->cwd;
+        rep.end(fmt::format("{} branch {} ({}){}", host_cwd, shown(realized.workspace->branch_name),
+                            realized.workspace->created ? "created" : "reused",
+                            realized.cwd != host_cwd ? ", seen as " + realized.cwd + " by COMMAND" : std::string()));
         return realized;
     }
     if (run.env().driver != berth::driver_kind::local) {
@@ -330,7 +339,7 @@ void cleanup_step(Store& store, Orch const& orch, berth::realization const& real
         rep.note("cleanup", fmt::format("kept {} (--keep)", realized.cwd));
         return;
     }
-    rep.begin("cleanup", fmt::format("removing worktree {}", realized.cwd));
+    rep.begin("cleanup", fmt::format("removing worktree {}", realized.workspace ? realized.workspace->cwd : realized.cwd));
     berth::workspace_manager wm{store, orch.template driver<berth::local_driver>().workspaces()};
     auto const done = reported(rep, [&] {
         // Under the run's own hold on the worktree (cleanup never removes one another run holds).

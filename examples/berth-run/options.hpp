@@ -50,6 +50,7 @@ struct options {
     std::optional<std::string> plugin;         // a plugin worker (upstream's SDK): node FILE.mjs, or an executable
     std::optional<std::string> plugin_config;  // its environment's driverConfig, as JSON
     std::optional<std::string> sandbox;      // provider of the sandbox COMMAND runs in (bubblewrap)
+    bool reuse = false;                      // keep the sandbox for the next run of --agent on --cwd
     bool quiet = false;
     bool json = false;
     std::vector<std::string> argv;  // the command, after `--`
@@ -142,6 +143,10 @@ inline void add_options(CLI::App& app, options& o) {
                    "run COMMAND isolated in a sandbox of PROVIDER (bubblewrap): --cwd bound at /workspace, no "
                    "host home, no host secrets, no network (docs/drivers/sandbox.md)")
         ->type_name("PROVIDER");
+    app.add_flag("--reuse", o.reuse,
+                 "with --sandbox and --agent: keep the sandbox (its home and /tmp) after a successful run and "
+                 "resume it in the next run of the same agent on the same --cwd (--db must be a file; "
+                 "docs/drivers/sandbox.md)");
 }
 
 /// Checks that span several options; each message names the option and the value.
@@ -156,8 +161,13 @@ inline void validate(options const& o) {
                               "never the project directory itself)",
                               *o.provision));
     if (o.keep && !o.worktree) die_usage("--keep needs --worktree");
-    if (o.sandbox && (o.ssh || o.plugin || o.environment || o.worktree))
-        die_usage("--sandbox excludes --ssh, --plugin, --environment and --worktree");
+    if (o.sandbox && (o.ssh || o.plugin || o.environment))
+        die_usage("--sandbox excludes --ssh, --plugin and --environment");
+    if (o.reuse && !o.sandbox) die_usage("--reuse needs --sandbox");
+    if (o.reuse && !o.agent)
+        die_usage("--reuse needs --agent ID: a kept sandbox is resumed by the same agent only");
+    if (o.reuse && o.worktree)
+        die_usage("--reuse excludes --worktree (a worktree's execution workspace is made after the lease)");
     if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
     if (o.plugin && (o.ssh || o.environment || o.worktree))
         die_usage("--plugin excludes --ssh, --environment and --worktree");

@@ -9,6 +9,8 @@
 #include <boost/json/object.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 
 namespace berth_run {
@@ -19,7 +21,19 @@ using sandbox_driver = berth::sandbox_driver<berth::bubblewrap>;
 inline boost::json::object sandbox_config_of(options const& o) {
     if (!sandbox_driver::hosts(*o.sandbox))
         die_usage(fmt::format("--sandbox {}: unknown provider (this berth-run has: bubblewrap)", *o.sandbox));
-    return boost::json::object{{"provider", *o.sandbox}};
+    boost::json::object config{{"provider", *o.sandbox}};
+    if (o.reuse) {
+        config["reuseLease"] = true;
+        config["leasePolicy"] = berth::reuse_by_environment::name;
+    }
+    return config;
+}
+
+/// The execution workspace of a --reuse run: --cwd, as an absolute path (a kept sandbox is
+/// resumed by the next run of the same agent in the same execution workspace).
+inline std::optional<std::string> sandbox_execution_workspace_of(options const& o) {
+    if (!o.reuse) return std::nullopt;
+    return "berth-run:" + std::filesystem::absolute(o.cwd).lexically_normal().string();
 }
 
 /// The id of the company's sandbox environment for this provider, created on first use.
