@@ -11,12 +11,16 @@
 #include <berth/policies/ephemeral.hpp>
 #include <berth/recovery/recover.hpp>
 #include <berth/stores/memory.hpp>
+#ifdef BERTH_TEST_SQLITE
+#include <berth/stores/sqlite.hpp>
+#endif
 #include <berth/testing/fake_sandbox_provider.hpp>
 #include <berth/testing/manual_clock.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>  // mkdtemp
@@ -27,9 +31,16 @@ namespace fs = std::filesystem;
 namespace {
 
 using testing::fake_sandbox_provider;
+template <class Store>
 using fake_stack = stack<drivers<sandbox_driver<fake_sandbox_provider>>,
-                         policies<ephemeral, reuse_by_environment, reuse_by_execution_workspace>, memory_store,
+                         policies<ephemeral, reuse_by_environment, reuse_by_execution_workspace>, Store,
                          testing::manual_clock>;
+
+template <class Store>
+Store make_store() {
+    if constexpr (std::is_same_v<Store, memory_store>) return Store{};
+    else return Store::open(":memory:");
+}
 
 bool called(std::vector<std::string> const& calls, std::string const& call) {
     return std::find(calls.begin(), calls.end(), call) != calls.end();
@@ -38,12 +49,13 @@ long count_prefix(std::vector<std::string> const& calls, std::string const& pref
     return std::count_if(calls.begin(), calls.end(), [&](auto const& c) { return c.rfind(prefix, 0) == 0; });
 }
 
-struct fixture {
-    memory_store store;
+template <class Store>
+struct basic_fixture {
+    Store store = make_store<Store>();
     testing::manual_clock clock;
     fake_sandbox_provider fake;
     std::shared_ptr<fake_sandbox_provider::state> state = fake.shared_state();
-    run_orchestrator<fake_stack> orch{store, clock, sandbox_driver<fake_sandbox_provider>{fake}};
+    run_orchestrator<fake_stack<Store>> orch{store, clock, sandbox_driver<fake_sandbox_provider>{fake}};
     environment env = make_env({{"provider", "fake"}, {"reuseLease", true}, {"leasePolicy", "reuse_by_environment"}});
     int runs = 0;
 
@@ -77,8 +89,9 @@ struct fixture {
         REQUIRE(r.released.size() == 1);
         return r.released[0];
     }
-    environment_lease lease(std::string const& id) const { return *store.get_lease(id); }
+    environment_lease lease(std::string const& id) { return *store.get_lease(id); }
 };
+using fixture = basic_fixture<memory_store>;
 
 nullable<std::string> agent(char const* a) { return nullable<std::string>(std::string(a)); }
 
@@ -127,6 +140,33 @@ TEST_CASE("sandbox reuse through the orchestrator: a successful run keeps its sa
     CHECK(count_prefix(f.state->calls(), "resume:") == 1);
     CHECK(f.state->live().size() == 3);
 }
+
+#ifdef BERTH_TEST_SQLITE
+TEST_CASE("sandbox reuse through the orchestrator on SQLite: kept, resumed, destroyed, retried",
+          "[sandbox][sandbox-reuse][orchestrator][sqlite_store]") {
+    basic_fixture<sqlite_store> f;
+    auto const first = f.acquire(agent("agent-a"));
+    auto const kept = f.end(first);
+    CHECK(kept.status == lease_status::retained);
+    CHECK_FALSE(kept.released_at);
+    auto const second = f.acquire(agent("agent-a"));
+    CHECK(second.lease.provider_lease_id == kept.provider_lease_id);
+    CHECK(f.lease(kept.id).status == lease_status::released);
+    auto const kept2 = f.end(second);
+    REQUIRE(kept2.status == lease_status::retained);
+
+    f.state->fail_next("destroy", "provider unreachable");
+    auto const r = f.orch.destroy_reusable_leases({.company_id = "acme", .execution_workspace_id = "ew-1"});
+    REQUIRE(r.errors.size() == 1);
+    CHECK(f.lease(kept2.id).status == lease_status::pending_cleanup);
+    CHECK(f.lease(kept2.id).cleanup_status == cleanup_status::failed);
+    auto const report = recover(f.orch);
+    CHECK(report.cleanup_retried == 1);
+    CHECK(f.lease(kept2.id).status == lease_status::expired);
+    CHECK(f.lease(kept2.id).failure_reason == "reusable_lease_destroyed");
+    CHECK(f.state->live().empty());
+}
+#endif
 
 TEST_CASE("sandbox reuse through the orchestrator: the gate (reuseLease, agent, execution workspace, policy)",
           "[sandbox][sandbox-reuse][orchestrator]") {

@@ -33,9 +33,12 @@
 //!       `void stamp(acquire_request const&, lease_grant& grant) const`
 //!           write what the next run's find_reusable / matches will read (a fingerprint, the scope)
 //!           into the grant's metadata; called on every grant, new or resumed.
+//!     Optionally `static constexpr berth::lease_status reuse_candidate_status`: the status every
+//!     candidate is in (e.g. `retained`); the orchestrator then lists only those leases for
+//!     find_reusable instead of the environment's history (up to a page of 500).
 //!     The orchestrator runs them in this order at acquire (the driver calls need the driver's
 //!     capabilities; without them there is nothing to reuse):
-//!       1. candidate = find_reusable(request, store.list_leases(env))
+//!       1. candidate = find_reusable(request, store.list_leases(env[, reuse_candidate_status]))
 //!       2. no candidate → acquire new;
 //!          !matches(request, candidate) → driver.destroy(candidate) (reason `lease_fingerprint_mismatch`),
 //!          acquire new;

@@ -734,7 +734,11 @@ private:
     lease_grant obtain(D const& d, P const& p, acquire_request const& req, std::optional<environment_lease>& reused,
                        timestamp now) const {
         if constexpr (policy_with_reuse<P>) {
-            auto candidate = p.find_reusable(req, store_.list_leases(req.env.id, lease_filter{}));
+            // Only the leases in the status the policy says its candidates are in, when it says
+            // so: the environment's history (one ended lease per run) is not read at every acquire.
+            lease_filter candidates{};
+            if constexpr (requires { P::reuse_candidate_status; }) candidates.status = P::reuse_candidate_status;
+            auto candidate = p.find_reusable(req, store_.list_leases(req.env.id, candidates));
             if (candidate) {
                 if (!p.matches(req, *candidate)) {
                     discard(d, req.env, *candidate, "lease_fingerprint_mismatch", now);

@@ -31,6 +31,8 @@ struct reuse_by_execution_workspace {
         if (!r.execution_workspace_id) return std::nullopt;
         return "execution_workspace:" + *r.execution_workspace_id;
     }
+    /// A kept sandbox's lease is retained (policies/detail/sandbox_reuse.hpp): only those are read.
+    static constexpr lease_status reuse_candidate_status = lease_status::retained;
     [[nodiscard]] std::optional<environment_lease> find_reusable(acquire_request const& r,
                                                                  std::vector<environment_lease> const& leases) const {
         return detail::sandbox_reuse_hooks::find_reusable(r, leases);
