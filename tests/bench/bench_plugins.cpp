@@ -130,12 +130,6 @@ json::object const execute_params{{"driverKey", "bench"},
                                   {"command", "true"},
                                   {"args", json::array{}}};
 
-double median(std::vector<double> v) {
-    auto const mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-    std::nth_element(v.begin(), mid, v.end());
-    return *mid;
-}
-
 void paired(benchmark::State& state, std::string_view method, json::object const& params) {
     using clock = std::chrono::steady_clock;
     plugins::worker_options o;
@@ -169,10 +163,10 @@ void paired(benchmark::State& state, std::string_view method, json::object const
     }
     if (raw_times.empty()) return;
     auto const sum = [](std::vector<double> const& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
-    state.counters["berth_over_raw"] = median(berth_times) / median(raw_times);
+    state.counters["berth_over_raw"] = berth::bench::median(berth_times) / berth::bench::median(raw_times);
     state.counters["berth_over_raw_of_means"] = sum(berth_times) / sum(raw_times);
-    state.counters["berth_median_us"] = median(berth_times) / 1e3;
-    state.counters["raw_median_us"] = median(raw_times) / 1e3;
+    state.counters["berth_median_us"] = berth::bench::median(berth_times) / 1e3;
+    state.counters["raw_median_us"] = berth::bench::median(raw_times) / 1e3;
 }
 
 void paired_noop_call(benchmark::State& state) { paired(state, "health", noop_params); }

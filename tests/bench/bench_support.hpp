@@ -32,6 +32,14 @@ struct ratio_spec {
     std::string counter{};
 };
 
+/// The median of `v` (the mean of the two middle values for an even count).
+inline double median(std::vector<double> v) {
+    if (v.empty()) return -1.0;
+    std::sort(v.begin(), v.end());
+    auto const n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 class recording_reporter : public benchmark::ConsoleReporter {
 public:
     void ReportRuns(std::vector<Run> const& runs) override {
@@ -47,6 +55,8 @@ public:
         auto it = counters_.find(bench);
         if (it == counters_.end()) return -1.0;
         auto jt = it->second.find(name);
+        // With --benchmark_repetitions each benchmark reports once per repetition; the ratio uses
+        // the median, so that one disturbed repetition (the VM's neighbours, writeback) does not move it.
         return jt == it->second.end() ? -1.0 : median(jt->second);
     }
     [[nodiscard]] double ns(std::string const& name) const {
@@ -69,13 +79,6 @@ private:
             case benchmark::kSecond: return 1e9;
         }
         return 1.0;
-    }
-    // With --benchmark_repetitions each benchmark reports once per repetition; the ratio uses the
-    // median, so that one disturbed repetition (the VM's neighbours, writeback) does not move it.
-    static double median(std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        auto const n = v.size();
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     }
     std::map<std::string, std::vector<double>> ns_;
     std::map<std::string, std::map<std::string, std::vector<double>>> counters_;

@@ -164,8 +164,10 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
     else if (at != "execute") env["BERTH_RUN_FAULT_PAUSE"] = at;
     // The command: one that works on when interrupted during execute, else one that is quick (the
     // release step comes after it).
+    // It exports the token itself: an --ssh run's command gets sshd's environment, not berth-run's,
+    // and must be found (it runs on this host) like a local one.
     std::vector<std::string> const command =
-        at == "execute" ? std::vector<std::string>{"sh", "-c", "echo started; exec sleep 30"}
+        at == "execute" ? std::vector<std::string>{"sh", "-c", "export " + c.token + "; echo started; exec sleep 30"}
                         : std::vector<std::string>{"sh", "-c", "echo work > work.txt"};
     auto run = c.start(args, command, env);
     auto const log = c.dir / "first.log";

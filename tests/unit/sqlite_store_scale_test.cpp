@@ -165,6 +165,17 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
         CHECK_THAT(db.plan(sql.reuse_scope_holder),
                    Catch::Contains("environment_leases_reuse_scope_active_idx (environment_id=? AND reuse_scope=?)"));
         CHECK_THAT(db.plan(sql.get_lease), Catch::Contains("sqlite_autoindex_environment_leases_1 (id=?)"));
+        // Recovery's listing (issue 15): each arm of the union reads only its partial index (the
+        // active leases of this host's holders, the active leases past expiry, pending_cleanup),
+        // never the history; the outer query fetches the rows by rowid.
+        {
+            auto const p = db.plan(sql.recoverable);
+            INFO(sql.recoverable << "\n" << p);
+            CHECK_THAT(p, Catch::Contains("environment_leases_active_holder_idx (holder_host=?)"));
+            CHECK_THAT(p, Catch::Contains("environment_leases_active_expires_idx (expires_at>? AND expires_at<?)"));
+            CHECK_THAT(p, Catch::Contains("SCAN environment_leases USING INDEX environment_leases_pending_cleanup_idx"));
+            CHECK_THAT(p, !Catch::Contains("environment_leases_company_environment_status_idx"));
+        }
         // list_activity by company (a dashboard), by run, by entity (the lease's history).
         auto activity_plan = [&](activity_filter const& f) {
             auto const text = detail::sqlite::activity_list_sql(sql, f);
@@ -211,6 +222,11 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
         CHECK(steps_of(store, [&] { page = store.list_run_leases(h.some_run, {.status = lease_status::active}); }) <
               2'000);
         CHECK(steps_of(store, [&] { page = store.list_expired_leases(t0() + std::chrono::hours(10'000)); }) < 2'000);
+        CHECK(page.size() == 10);
+        // No holder on another host, nothing pending: recovery reads the 10 expired leases only.
+        CHECK(steps_of(store, [&] {
+                  page = store.list_recoverable_leases("no-such-host", t0() + std::chrono::hours(10'000));
+              }) < 2'000);
         CHECK(page.size() == 10);
         std::vector<activity_event> events;
         CHECK(steps_of(store, [&] { events = store.list_activity({.company_id = env.company_id, .limit = 50}); }) <

@@ -26,6 +26,8 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -707,13 +709,68 @@ TEST_CASE("ssh: the server killed mid-command is an error, and the lease can sti
     CHECK(started);
     killer.join();
     CHECK(e.code() == ssh_errc::connection_lost);
+    // The lease ends, but the host is gone, so nothing could end the lease's remote processes:
+    // release says so (cleanup failed) instead of claiming a clean end.
     auto const released = orch.release_for_run({.company_id = "company-1", .agent_id = std::nullopt,
                                                 .heartbeat_run_id = "run-killed",
                                                 .outcome = berth::run_outcome::failed});
-    CHECK(released.errors.empty());
+    REQUIRE(released.errors.size() == 1);
+    CHECK(released.errors[0].code == berth::environment_error_code::lease_cleanup_failed);
     REQUIRE(released.released.size() == 1);
     CHECK(released.released[0].status == berth::lease_status::failed);  // ephemeral's status for a failed run
+    CHECK(released.released[0].cleanup_status == berth::cleanup_status::failed);
     CHECK(store.get_lease(acq.lease.id)->status == berth::lease_status::failed);
+}
+
+namespace {
+/// A process that runs (not gone, not a zombie waiting to be reaped). The "remote" host is this one.
+bool running(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto const close = text.rfind(')');
+    return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+bool wait_gone(pid_t pid) {
+    for (int i = 0; i < 500 && running(pid); ++i) std::this_thread::sleep_for(10ms);
+    return !running(pid);
+}
+}  // namespace
+
+TEST_CASE("ssh release ends what the lease's commands left running on the host, and nothing else", "[ssh]") {
+    auto& server = shared_sshd();
+    ssh_driver const d(options_for(server));
+    auto a = acquire_on(d, server, "release-a");
+    auto b = acquire_on(d, server, "release-b");
+    b.lease.id = "lease-ssh-other";
+    // Each command leaves a detached job behind (its own session, output closed) and returns.
+    auto leave_job = [&](acquired const& x) {
+        auto const r = d.execute(x.env, x.lease,
+                                 {.program = "sh",
+                                  .args = {"-c", "setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $!"},
+                                  .timeout = 10s});
+        REQUIRE(r.exit_code == 0);
+        return static_cast<pid_t>(std::stol(r.stdout_text));
+    };
+    pid_t const job_a = leave_job(a);
+    pid_t const job_b = leave_job(b);
+    REQUIRE(running(job_a));
+    REQUIRE(running(job_b));
+
+    (void)d.release(a.env, a.lease, berth::lease_status::released);
+    CHECK(wait_gone(job_a));
+    CHECK(running(job_b));  // another lease's process is left alone
+    (void)d.release(a.env, a.lease, berth::lease_status::released);  // idempotent
+    (void)d.release(b.env, b.lease, berth::lease_status::expired);
+    CHECK(wait_gone(job_b));
+}
+
+TEST_CASE("ssh release with the host unreachable throws, so that recovery retries it", "[ssh]") {
+    sshd_fixture server;
+    ssh_driver const d(options_for(server));
+    auto const a = acquire_on(d, server, "release-unreachable");
+    server.kill_all();
+    auto const e = ssh_error_of([&] { (void)d.release(a.env, a.lease, berth::lease_status::released); });
+    CHECK(e.code() == ssh_errc::connect_failed);
 }
 
 // ---- workspace sync -------------------------------------------------------------------------------------

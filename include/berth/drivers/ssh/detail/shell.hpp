@@ -85,10 +85,17 @@ struct exec_text {
     std::string stdin_prefix;
 };
 
+/// The variable every command run for a lease carries on the host (`BERTH_LEASE_ID=<lease id>`):
+/// its descendants inherit it, so release finds them all, however they were detached.
+inline constexpr std::string_view lease_variable = "BERTH_LEASE_ID";
+
 /// The remote command line and stdin prefix for `cmd`, run in `cwd` (empty: the login directory).
 /// `source_profiles` sources the login profile files first (upstream's runSshCommand does).
+/// A non-empty `lease_id` is exported as `BERTH_LEASE_ID` after cmd.env (so cmd.env cannot
+/// override it); it is a lease id, not a secret, so it travels on the command line (no fork).
 /// @throws ssh_error invalid_command for an invalid variable name or a NUL byte anywhere.
-inline exec_text build_exec(command const& cmd, std::string_view cwd, bool source_profiles) {
+inline exec_text build_exec(command const& cmd, std::string_view cwd, bool source_profiles,
+                            std::string_view lease_id = {}) {
     exec_text t;
     std::string& line = t.command_line;
     if (source_profiles)
@@ -120,6 +127,9 @@ inline exec_text build_exec(command const& cmd, std::string_view cwd, bool sourc
                 " ] && break; __berth_s=\"$__berth_s$__berth_l\n\"; done; eval \"$__berth_s\"; unset __berth_s "
                 "__berth_l; ";
     }
+    if (!lease_id.empty())
+        line += std::string(lease_variable) + "=" + shell_quote(lease_id, "the lease id") + "; export " +
+                std::string(lease_variable) + "; ";
     if (!cwd.empty())
         line += "cd -- " + shell_quote(cwd, "the working directory") +
                 " 2>/dev/null || { printf '\\036berth:nocwd\\n' >&2; exit 1; }; ";

@@ -87,12 +87,12 @@ inline detail::ssh::endpoint ssh_driver::endpoint_for(environment const& env, ss
     return ep;
 }
 
-inline command_result ssh_driver::run(detail::ssh::endpoint const& ep, command const& cmd,
-                                      std::string const& cwd) const {
+inline command_result ssh_driver::run(detail::ssh::endpoint const& ep, command const& cmd, std::string const& cwd,
+                                      std::string_view lease_id) const {
     if (cmd.program.empty())
         throw ssh_error(ssh_errc::invalid_command, "An SSH command needs a program (it is empty)");
     // Built (and validated) before connecting: a bad command costs no connection.
-    auto const text = detail::ssh::build_exec(cmd, cwd, options_->source_login_profiles);
+    auto const text = detail::ssh::build_exec(cmd, cwd, options_->source_login_profiles, lease_id);
     auto const dest = ep.destination();
     detail::ssh::run_params const params{
         .kill_grace = options_->kill_grace, .session_timeout = ep.connect_timeout, .destination = dest};
@@ -177,7 +177,29 @@ inline command_result ssh_driver::execute(environment const& env, environment_le
                                           command const& cmd) const {
     auto const cfg = config_of(env);
     auto const cwd = cmd.cwd ? *cmd.cwd : remote_cwd_of(lease, cfg);
-    return run(endpoint_for(env, cfg), cmd, cwd);
+    return run(endpoint_for(env, cfg), cmd, cwd, lease.id);
+}
+
+inline release_outcome ssh_driver::release(environment const& env, environment_lease const& lease,
+                                           lease_status) const {
+    auto const cfg = config_of(env);
+    auto const ep = endpoint_for(env, cfg);
+    // A few rounds: a process may fork while the first round kills its parent. Killed processes
+    // are zombies until reaped, and a zombie's environ reads empty, so they are not found again.
+    static constexpr char const* script =
+        "t=$1; n=0; while [ $n -lt 5 ]; do found=; "
+        "for f in $(grep -lzxF -- \"$t\" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; "
+        "kill -KILL \"${p%/environ}\" 2>/dev/null && found=1; done; "
+        "[ -z \"$found\" ] && exit 0; n=$((n+1)); sleep 0.1 2>/dev/null || sleep 1; done; exit 3";
+    command const c{.program = "sh",
+                    .args = {"-c", script, "berth", std::string(detail::ssh::lease_variable) + "=" + lease.id},
+                    .timeout = std::chrono::seconds(15),
+                    .max_output_bytes = 64 * 1024};
+    auto const r = run(ep, c, "");
+    if (r.timed_out || r.exit_code != 0)
+        throw ssh_error(ssh_errc::remote_failed, "Could not end the processes of lease " + lease.id + " on " +
+                                                     ep.destination() + " (" + detail::ssh::failure_detail(r) + ")");
+    return {};
 }
 
 inline probe_result ssh_driver::probe(environment const& env) const noexcept {
