@@ -16,6 +16,8 @@
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
 #include <berth/drivers/ssh.hpp>
+#include <berth/recovery/recover.hpp>
+#include <berth/testing/manual_clock.hpp>
 
 #include "sshd_fixture.hpp"
 
@@ -710,13 +712,13 @@ TEST_CASE("ssh: the server killed mid-command is an error, and the lease can sti
     killer.join();
     CHECK(e.code() == ssh_errc::connection_lost);
     // The lease ends, but the host is gone, so nothing could end the lease's remote processes:
-    // release says so (cleanup failed) instead of claiming a clean end.
+    // release says so (cleanup failed, with the reason) instead of claiming a clean end.
     auto const released = orch.release_for_run({.company_id = "company-1", .agent_id = std::nullopt,
                                                 .heartbeat_run_id = "run-killed",
                                                 .outcome = berth::run_outcome::failed});
-    REQUIRE(released.errors.size() == 1);
-    CHECK(released.errors[0].code == berth::environment_error_code::lease_cleanup_failed);
+    CHECK(released.errors.empty());
     REQUIRE(released.released.size() == 1);
+    CHECK_THAT(released.released[0].failure_reason.value_or(""), Catch::Contains("127.0.0.1"));
     CHECK(released.released[0].status == berth::lease_status::failed);  // ephemeral's status for a failed run
     CHECK(released.released[0].cleanup_status == berth::cleanup_status::failed);
     CHECK(store.get_lease(acq.lease.id)->status == berth::lease_status::failed);
@@ -764,13 +766,40 @@ TEST_CASE("ssh release ends what the lease's commands left running on the host, 
     CHECK(wait_gone(job_b));
 }
 
-TEST_CASE("ssh release with the host unreachable throws, so that recovery retries it", "[ssh]") {
+TEST_CASE("ssh release with the host unreachable reports a failed cleanup, and recovery retries it", "[ssh]") {
     sshd_fixture server;
     ssh_driver const d(options_for(server));
     auto const a = acquire_on(d, server, "release-unreachable");
     server.kill_all();
-    auto const e = ssh_error_of([&] { (void)d.release(a.env, a.lease, berth::lease_status::released); });
-    CHECK(e.code() == ssh_errc::connect_failed);
+    static_assert(noexcept(d.release(a.env, a.lease, berth::lease_status::released)));
+    auto const out = d.release(a.env, a.lease, berth::lease_status::released);
+    CHECK(out.cleanup_status == berth::cleanup_status::failed);
+    CHECK_THAT(out.failure_reason.value_or(""), Catch::Contains("127.0.0.1"));
+
+    // Through recovery: a lease past its expiry whose host is out of reach stays pending_cleanup,
+    // and the next recovery, with the host back, ends it.
+    berth::memory_store store;
+    berth::testing::manual_clock clock;
+    using stack = berth::stack<berth::drivers<ssh_driver>, berth::policies<berth::ephemeral>, berth::memory_store,
+                               berth::testing::manual_clock>;
+    berth::run_orchestrator<stack> orch{store, clock, d};
+    auto const env = store.create_environment({.company_id = "company-1", .name = "flaky host",
+                                               .driver = berth::driver_kind::ssh,
+                                               .config = server.config(workspace_path(server, "flaky"))},
+                                              clock.now());
+    server.start();
+    auto const acq = orch.acquire_for_run({.company_id = "company-1", .environment_id = env.id,
+                                           .agent_id = std::nullopt, .heartbeat_run_id = "run-flaky"});
+    REQUIRE(acq.lease.expires_at);
+    server.kill_all();
+    clock.advance(std::chrono::hours(1));
+    (void)berth::recover(orch);
+    CHECK(store.get_lease(acq.lease.id)->status == berth::lease_status::pending_cleanup);
+    server.start();
+    (void)berth::recover(orch);
+    auto const done = *store.get_lease(acq.lease.id);
+    CHECK(done.status == berth::lease_status::expired);
+    CHECK(done.cleanup_status == berth::cleanup_status::success);
 }
 
 // ---- workspace sync -------------------------------------------------------------------------------------

@@ -122,10 +122,11 @@ public:
     /// release SIGKILLs the processes whose environment holds it (GNU `grep -z` over
     /// /proc/<pid>/environ; a host without /proc or GNU grep ends nothing). The remote workspace
     /// stays (upstream's releaseLease). Idempotent: one remote exec, nothing found the second time.
-    /// @throws ssh_error when the host cannot be reached or the processes will not die — the
-    ///         orchestrator then reports `lease_cleanup_failed`, and recovery leaves the lease
-    ///         `pending_cleanup` and retries it; ssh_config_error for a bad config.
-    [[nodiscard]] release_outcome release(environment const& env, environment_lease const& lease, lease_status) const;
+    /// Never throws: when the host cannot be reached (or the config is bad, or the processes will
+    /// not die) the outcome is cleanup `failed` with the reason, so that the lease records it and
+    /// recovery leaves it `pending_cleanup` and retries it.
+    [[nodiscard]] release_outcome release(environment const& env, environment_lease const& lease,
+                                          lease_status) const noexcept;
 
     /// cwd = the lease's remoteCwd ?? remote_path ?? local_path, and metadata
     /// `{workspaceRealization: {version: 1, driver: "ssh", transport: "ssh", sync:
@@ -173,6 +174,8 @@ public:
 
 private:
     [[nodiscard]] detail::ssh::endpoint endpoint_for(environment const& env, ssh_config const& cfg) const;
+    /// SIGKILLs the lease's processes on the host (see release). @throws ssh_error, ssh_config_error.
+    void end_lease_processes(environment const& env, environment_lease const& lease) const;
     [[nodiscard]] command_result run(detail::ssh::endpoint const& ep, command const& cmd, std::string const& cwd,
                                      std::string_view lease_id = {}) const;
     [[nodiscard]] std::string ensure_workspace(detail::ssh::endpoint const& ep, ssh_config const& cfg) const;

@@ -940,6 +940,9 @@ private:
                     else out = d.release(*env, lease, lease_status::expired);
                     cleanup = out.cleanup_status.value_or(berth::cleanup_status::success);
                 });
+                // A driver that reports its cleanup failed without throwing (a noexcept release,
+                // an SSH host out of reach) is retried like one that throws.
+                retryable = cleanup == berth::cleanup_status::failed;
             } catch (...) {
                 retryable = true;
                 result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,

@@ -181,7 +181,21 @@ inline command_result ssh_driver::execute(environment const& env, environment_le
 }
 
 inline release_outcome ssh_driver::release(environment const& env, environment_lease const& lease,
-                                           lease_status) const {
+                                           lease_status) const noexcept {
+    try {
+        end_lease_processes(env, lease);
+        return {};
+    } catch (std::exception const& e) {
+        try {
+            return {.cleanup_status = cleanup_status::failed, .failure_reason = std::string(e.what())};
+        } catch (...) {
+        }
+    } catch (...) {
+    }
+    return {.cleanup_status = cleanup_status::failed, .failure_reason = std::nullopt};
+}
+
+inline void ssh_driver::end_lease_processes(environment const& env, environment_lease const& lease) const {
     auto const cfg = config_of(env);
     auto const ep = endpoint_for(env, cfg);
     // A few rounds: a process may fork while the first round kills its parent. Killed processes
@@ -199,7 +213,6 @@ inline release_outcome ssh_driver::release(environment const& env, environment_l
     if (r.timed_out || r.exit_code != 0)
         throw ssh_error(ssh_errc::remote_failed, "Could not end the processes of lease " + lease.id + " on " +
                                                      ep.destination() + " (" + detail::ssh::failure_detail(r) + ")");
-    return {};
 }
 
 inline probe_result ssh_driver::probe(environment const& env) const noexcept {
