@@ -82,7 +82,9 @@ berth::ssh_driver_options options_for(sshd_fixture const& server) {
 /// A lease as the orchestrator would hand it back after acquire.
 berth::environment_lease lease_from(berth::lease_grant const& g) {
     berth::environment_lease l{};
-    l.id = "lease-ssh";
+    // A unique id, as a real lease has: release ends the processes of its id on the (shared) host,
+    // and the suite's processes run at once (ctest -j).
+    l.id = "lease-ssh-" + berth::new_id();
     l.company_id = "company-1";
     l.environment_id = "env-ssh";
     l.provider = g.provider;
@@ -743,7 +745,7 @@ TEST_CASE("ssh release ends what the lease's commands left running on the host, 
     ssh_driver const d(options_for(server));
     auto a = acquire_on(d, server, "release-a");
     auto b = acquire_on(d, server, "release-b");
-    b.lease.id = "lease-ssh-other";
+    b.lease.id = "lease-ssh-other-" + berth::new_id();
     // Each command leaves a detached job behind (its own session, output closed) and returns.
     auto leave_job = [&](acquired const& x) {
         auto const r = d.execute(x.env, x.lease,

@@ -67,6 +67,7 @@
 #include <berth/model/command.hpp>           // command, command_result, output_stream
 #include <berth/model/driver_io.hpp>         // acquire_request, lease_grant, ...
 #include <berth/model/enum_string.hpp>       // to_string (families, statuses in messages)
+#include <berth/model/ids.hpp>               // new_id
 #include <berth/model/environment.hpp>
 #include <berth/model/lease.hpp>
 
@@ -146,8 +147,10 @@ inline acquire_request request_for(environment const& env) {
 }
 
 inline std::string next_lease_id() {
-    static std::atomic<unsigned long> n{0};
-    return "kit-lease-" + std::to_string(++n);
+    // Unique across processes, as real lease ids are: a driver may act on every process or
+    // resource of a lease id on a shared host (the SSH driver's release ends the id's processes),
+    // so two test processes using the same ids at once would end each other's commands.
+    return "kit-lease-" + new_id();
 }
 
 /// The driver, an environment, and one acquired lease on it (released by the check).
