@@ -11,8 +11,14 @@
 //   ratio orchestrator_resume_vs_fresh = the same through the orchestrator (memory store):
 //     acquire_for_run + realize_for_run of a run that resumes the sandbox its agent's previous run
 //     kept (policy reuse_by_environment: candidate search, resume, hand-over of the kept lease) /
-//     those of a run that gets a fresh sandbox (policy ephemeral). The release of each run is not
-//     timed. (target <= 0.2)
+//     those of a run that gets a fresh sandbox (policy ephemeral). Only those two calls are timed
+//     (manual time: not the release of each run, nor Google Benchmark's pause/resume). (target <= 0.2)
+//   info orchestrator_floor_vs_fresh = the same acquire_for_run + realize_for_run with the fake
+//     provider (sandboxes are records in memory: no filesystem, no bwrap) / the fresh bubblewrap run:
+//     what the orchestrator and the memory store cost any acquire + realize, resumed or not (the
+//     store's lease row and activity event, the environment read, the run's active-lease check,
+//     the realization written back, the lease holder). orchestrator_resume_vs_fresh cannot go under
+//     this floor; info orchestrator_fake_resume_vs_fake_fresh says what resuming adds to it.
 
 #include "bench_support.hpp"
 
@@ -20,6 +26,7 @@
 #include <berth/orchestrator/run_orchestrator.hpp>
 #include <berth/policies/ephemeral.hpp>
 #include <berth/stores/memory.hpp>
+#include <berth/testing/fake_sandbox_provider.hpp>
 #include <berth/src.hpp>  // Boost.JSON's implementation: this executable's one TU
 
 #include <boost/json/parse.hpp>
@@ -204,57 +211,77 @@ void sandbox_resume_reusable(benchmark::State& state) {
     }
 }
 
-using orch_stack = berth::stack<berth::drivers<berth::sandbox_driver<berth::bubblewrap>>,
-                                berth::policies<berth::ephemeral, berth::reuse_by_environment>, berth::memory_store>;
+template <class Driver>
+using orch_stack = berth::stack<berth::drivers<Driver>, berth::policies<berth::ephemeral, berth::reuse_by_environment>,
+                                berth::memory_store>;
+using fake_driver = berth::sandbox_driver<berth::testing::fake_sandbox_provider>;
 
-/// A memory store with one sandbox environment of `policy`, and an orchestrator over it.
+/// A memory store with one sandbox environment of `provider` and `policy`, and an orchestrator over it.
+template <class Driver>
 struct orch_world {
     berth::memory_store store;
-    berth::run_orchestrator<orch_stack> orch;
+    berth::run_orchestrator<orch_stack<Driver>> orch;
     berth::environment env;
     std::string ws;
     unsigned long runs = 0;
 
-    explicit orch_world(char const* policy)
-        : orch(store, world().driver),
+    orch_world(Driver driver, char const* provider, char const* policy)
+        : orch(store, std::move(driver)),
           env(store.create_environment(
               {.company_id = "company-bench",
                .name = std::string("bench-") + policy,
                .driver = berth::driver_kind::sandbox,
-               .config = {{"provider", "bubblewrap"}, {"reuseLease", true}, {"leasePolicy", policy}}},
+               .config = {{"provider", provider}, {"reuseLease", true}, {"leasePolicy", policy}}},
               berth::system_clock{}.now())),
           ws((world().root / "ws").string()) {}
 
-    /// acquire_for_run + realize_for_run of a new run of the bench agent (timed), then its release (not).
+    /// acquire_for_run + realize_for_run of a new run of the bench agent (timed by hand), then its
+    /// release (not timed).
     void run(benchmark::State& state) {
         auto const run_id = "run-" + std::to_string(++runs);
-        auto const a = orch.acquire_for_run({.company_id = env.company_id,
-                                             .environment_id = env.id,
-                                             .agent_id = std::string("agent-bench"),
-                                             .heartbeat_run_id = run_id,
-                                             .execution_workspace_id = "ew-orch-bench"});
-        auto r = orch.realize_for_run({.env = a.env, .lease = a.lease, .workspace_cwd = ws});
+        berth::acquire_for_run_request const req{.company_id = env.company_id,
+                                                 .environment_id = env.id,
+                                                 .agent_id = std::string("agent-bench"),
+                                                 .heartbeat_run_id = run_id,
+                                                 .execution_workspace_id = "ew-orch-bench"};
+        auto const t0 = std::chrono::steady_clock::now();
+        auto a = orch.acquire_for_run(req);
+        auto r = orch.realize_for_run({.env = std::move(a.env), .lease = std::move(a.lease), .workspace_cwd = ws});
+        auto const t1 = std::chrono::steady_clock::now();
         benchmark::DoNotOptimize(r);
-        state.PauseTiming();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
         auto const rel = orch.release_for_run({.company_id = env.company_id,
                                                .agent_id = std::string("agent-bench"),
                                                .heartbeat_run_id = run_id});
         if (!rel.errors.empty() || rel.released.size() != 1) state.SkipWithError("release_for_run failed");
-        state.ResumeTiming();
+    }
+    /// Every run after the first resumed the agent's one sandbox (kept at the end).
+    void check_resumed(benchmark::State& state) {
+        if (store.list_leases(env.id, {.status = berth::lease_status::retained}).size() != 1)
+            state.SkipWithError("the runs did not resume one kept sandbox");
     }
 };
 
 void orchestrator_fresh_acquire_realize(benchmark::State& state) {
-    orch_world w("ephemeral");
+    orch_world<berth::sandbox_driver<berth::bubblewrap>> w(world().driver, "bubblewrap", "ephemeral");
     for (auto _ : state) w.run(state);
 }
 
 void orchestrator_resume_acquire_realize(benchmark::State& state) {
-    orch_world w("reuse_by_environment");
+    orch_world<berth::sandbox_driver<berth::bubblewrap>> w(world().driver, "bubblewrap", "reuse_by_environment");
     for (auto _ : state) w.run(state);
-    // The agent's one sandbox, kept at the end: destroyed with the world's state root.
-    if (w.store.list_leases(w.env.id, {.status = berth::lease_status::retained}).size() != 1)
-        state.SkipWithError("the runs did not resume one kept sandbox");
+    w.check_resumed(state);  // the kept sandbox goes with the world's state root
+}
+
+void orchestrator_fake_fresh_acquire_realize(benchmark::State& state) {
+    orch_world<fake_driver> w(fake_driver{berth::testing::fake_sandbox_provider{}}, "fake", "ephemeral");
+    for (auto _ : state) w.run(state);
+}
+
+void orchestrator_fake_resume_acquire_realize(benchmark::State& state) {
+    orch_world<fake_driver> w(fake_driver{berth::testing::fake_sandbox_provider{}}, "fake", "reuse_by_environment");
+    for (auto _ : state) w.run(state);
+    w.check_resumed(state);
 }
 
 }  // namespace
@@ -264,8 +291,10 @@ BENCHMARK(sandbox_execute_true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(sandbox_execute_true_paired)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(sandbox_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(sandbox_resume_reusable)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(orchestrator_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(orchestrator_resume_acquire_realize)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(orchestrator_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseManualTime();
+BENCHMARK(orchestrator_resume_acquire_realize)->Unit(benchmark::kMicrosecond)->UseManualTime();
+BENCHMARK(orchestrator_fake_fresh_acquire_realize)->Unit(benchmark::kMicrosecond)->UseManualTime();
+BENCHMARK(orchestrator_fake_resume_acquire_realize)->Unit(benchmark::kMicrosecond)->UseManualTime();
 
 int main(int argc, char** argv) {
     return berth::bench::run_and_report(
@@ -277,16 +306,21 @@ int main(int argc, char** argv) {
              .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
             {.metric = "sandbox_resume_vs_fresh", .numerator = "sandbox_resume_reusable/real_time",
              .denominator = "sandbox_fresh_acquire_realize/real_time", .target = 0.2},
-            {.metric = "orchestrator_resume_vs_fresh", .numerator = "orchestrator_resume_acquire_realize/real_time",
-             .denominator = "orchestrator_fresh_acquire_realize/real_time", .target = 0.2},
+            {.metric = "orchestrator_resume_vs_fresh", .numerator = "orchestrator_resume_acquire_realize/manual_time",
+             .denominator = "orchestrator_fresh_acquire_realize/manual_time", .target = 0.2},
+            {.metric = "orchestrator_floor_vs_fresh", .numerator = "orchestrator_fake_fresh_acquire_realize/manual_time",
+             .denominator = "orchestrator_fresh_acquire_realize/manual_time", .target = -1},
+            {.metric = "orchestrator_fake_resume_vs_fake_fresh",
+             .numerator = "orchestrator_fake_resume_acquire_realize/manual_time",
+             .denominator = "orchestrator_fake_fresh_acquire_realize/manual_time", .target = -1},
             {.metric = "raw_bwrap_true_us", .numerator = "raw_bwrap_true/real_time", .denominator = "", .target = -1},
             {.metric = "sandbox_fresh_acquire_realize_us", .numerator = "sandbox_fresh_acquire_realize/real_time",
              .denominator = "", .target = -1},
             {.metric = "sandbox_resume_us", .numerator = "sandbox_resume_reusable/real_time", .denominator = "",
              .target = -1},
-            {.metric = "orchestrator_fresh_acquire_realize_us", .numerator = "orchestrator_fresh_acquire_realize/real_time",
+            {.metric = "orchestrator_fresh_acquire_realize_us", .numerator = "orchestrator_fresh_acquire_realize/manual_time",
              .denominator = "", .target = -1},
             {.metric = "orchestrator_resume_acquire_realize_us",
-             .numerator = "orchestrator_resume_acquire_realize/real_time", .denominator = "", .target = -1},
+             .numerator = "orchestrator_resume_acquire_realize/manual_time", .denominator = "", .target = -1},
         });
 }

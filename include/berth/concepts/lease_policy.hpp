@@ -38,10 +38,11 @@
 //!     find_reusable instead of the environment's history (up to a page of 500).
 //!     The orchestrator runs them in this order at acquire (the driver calls need the driver's
 //!     capabilities; without them there is nothing to reuse):
-//!       1. candidate = find_reusable(request, store.list_leases(env[, reuse_candidate_status]))
+//!       1. leases = store.list_leases(env[, reuse_candidate_status]); found = find_reusable(request,
+//!          leases) again and again, each found lease taken out of `leases`, until nullopt: every one
+//!          that !matches(request, found) → driver.destroy(found) (reason `lease_fingerprint_mismatch`);
+//!          the first that matches is the candidate (upstream destroys every mismatching one);
 //!       2. no candidate → acquire new;
-//!          !matches(request, candidate) → driver.destroy(candidate) (reason `lease_fingerprint_mismatch`),
-//!          acquire new;
 //!          else → driver.resume(env, candidate); if it throws or returns no provider lease id →
 //!          driver.destroy(candidate) (reason `resume_failed`), acquire new.
 //!       3. stamp(request, grant), then the lease is written: a `retained` candidate moves back to

@@ -24,6 +24,9 @@ struct acquire_request {
     std::optional<std::string> execution_workspace_id{};
     std::optional<std::string> execution_workspace_mode{};
     lease_policy_kind lease_policy = lease_policy_kind::ephemeral;
+    /// The agent adapter the run uses (upstream `adapterType`); part of a reusable sandbox's scope
+    /// record and fingerprints. nullopt when the caller does not say (upstream: null).
+    std::optional<std::string> adapter_type{};
 };
 
 /// What a driver returns from acquire (or resume): the provider-side facts of the lease.

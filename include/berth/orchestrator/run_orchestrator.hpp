@@ -198,6 +198,7 @@ public:
             .execution_workspace_id = r.execution_workspace_id,
             .execution_workspace_mode = r.execution_workspace_mode,
             .lease_policy = policy,
+            .adapter_type = r.adapter_type,
         };
         lease_grant grant;
         std::optional<environment_lease> reused;  // the earlier lease whose provider side was resumed
@@ -738,11 +739,22 @@ private:
             // so: the environment's history (one ended lease per run) is not read at every acquire.
             lease_filter candidates{};
             if constexpr (requires { P::reuse_candidate_status; }) candidates.status = P::reuse_candidate_status;
-            auto candidate = p.find_reusable(req, store_.list_leases(req.env.id, candidates));
+            auto leases = store_.list_leases(req.env.id, candidates);
+            // Every candidate that does not match is destroyed (upstream destroys each mismatching
+            // kept sandbox of the scope, not only the newest); the newest that matches is resumed.
+            // Each found lease leaves the list, so this ends (the bound also holds for a policy that
+            // returns a lease the list does not have).
+            std::optional<environment_lease> candidate;
+            for (std::size_t round = 0, rounds = leases.size() + 1; round < rounds; ++round) {
+                auto found = p.find_reusable(req, leases);
+                if (!found) break;
+                if (std::erase_if(leases, [&](environment_lease const& l) { return l.id == found->id; }) == 0)
+                    rounds = round + 1;
+                if (!p.matches(req, *found)) discard(d, req.env, *found, "lease_fingerprint_mismatch", now);
+                else if (!candidate) candidate = std::move(found);
+            }
             if (candidate) {
-                if (!p.matches(req, *candidate)) {
-                    discard(d, req.env, *candidate, "lease_fingerprint_mismatch", now);
-                } else if constexpr (driver_with_resume<D>) {
+                if constexpr (driver_with_resume<D>) {
                     std::optional<lease_grant> resumed;
                     try {
                         resumed = d.resume(req.env, *candidate);

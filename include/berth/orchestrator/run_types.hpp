@@ -32,6 +32,9 @@ struct acquire_for_run_request {
     std::optional<std::string> issue_id{};
     std::optional<std::string> execution_workspace_id{};
     std::optional<std::string> execution_workspace_mode{};
+    /// The agent adapter of the run (upstream `adapterType`), when the caller knows it: a reusable
+    /// sandbox is resumed only by a run of the same adapter (acquire_request::adapter_type).
+    std::optional<std::string> adapter_type{};
 };
 
 /// Result of acquire_for_run.

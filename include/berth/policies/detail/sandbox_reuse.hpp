@@ -35,11 +35,55 @@ namespace berth::detail {
 /// The scope record a reusable lease acquired by `r` carries, or nullopt when `r` does not pass
 /// the request's half of the reuse gate.
 /// @throws berth::sandbox_config_error for a bad sandbox config (as the driver's acquire would).
-[[nodiscard]] inline std::optional<json_object> expected_sandbox_scope(acquire_request const& r) {
+[[nodiscard]] inline std::optional<json_object> compute_sandbox_scope(acquire_request const& r) {
     if (r.env.driver != driver_kind::sandbox) return std::nullopt;
     auto cfg = parse_sandbox_config(r.env.config);
     if (!sandbox_reuse_gate(true, cfg, r)) return std::nullopt;
-    return sandbox_reuse_scope(r, cfg.provider, cfg.provider_config);
+    return sandbox_reuse_scope(r, cfg.provider, cfg.provider_config, r.adapter_type);
+}
+
+/// What of the run id the scope record depends on (sandbox_reuse_gate): whether there is one.
+[[nodiscard]] inline bool has_run_id(acquire_request const& r) noexcept {
+    return r.heartbeat_run_id.has_value() && !r.heartbeat_run_id->empty();
+}
+
+/// compute_sandbox_scope(r), remembered: the orchestrator asks find_reusable, matches and stamp in
+/// turn with one request, and each would otherwise build the record again (two stable
+/// serialisations, two SHA-256); the next run of the same agent in the same workspace asks for the
+/// same record again. The record is a pure function of the fields compared here (of the run id only
+/// whether there is one), so a request equal in them gets the remembered one; one entry per thread.
+[[nodiscard]] inline std::optional<json_object> const& expected_sandbox_scope(acquire_request const& r) {
+    struct memo {
+        bool filled = false;
+        std::string company_id, env_id;
+        driver_kind driver{};
+        json_object config;
+        bool has_run = false;
+        std::optional<std::string> execution_workspace_id, agent_id, adapter_type;
+        lease_policy_kind policy{};
+        std::optional<json_object> scope;
+        [[nodiscard]] bool same(acquire_request const& q) const {
+            return filled && q.lease_policy == policy && q.env.driver == driver && q.env.id == env_id &&
+                   q.company_id == company_id && q.execution_workspace_id == execution_workspace_id &&
+                   q.agent_id.get() == agent_id && has_run_id(q) == has_run && q.adapter_type == adapter_type &&
+                   q.env.config == config;
+        }
+    };
+    thread_local memo m;
+    if (m.same(r)) return m.scope;
+    m.filled = false;  // a compute that throws leaves nothing half-remembered
+    m.scope = compute_sandbox_scope(r);
+    m.company_id = r.company_id;
+    m.env_id = r.env.id;
+    m.driver = r.env.driver;
+    m.config = r.env.config;
+    m.has_run = has_run_id(r);
+    m.execution_workspace_id = r.execution_workspace_id;
+    m.agent_id = r.agent_id.get();
+    m.adapter_type = r.adapter_type;
+    m.policy = r.lease_policy;
+    m.filled = true;
+    return m.scope;
 }
 
 /// Whether the driver kept the lease's sandbox for reuse (it wrote the scope record).
@@ -57,7 +101,7 @@ struct sandbox_reuse_hooks {
     [[nodiscard]] static bool kept(environment_lease const& l) noexcept { return l.status != lease_status::released; }
     [[nodiscard]] static std::optional<environment_lease> find_reusable(acquire_request const& r,
                                                                         std::vector<environment_lease> const& leases) {
-        auto const expected = expected_sandbox_scope(r);
+        auto const& expected = expected_sandbox_scope(r);
         if (!expected) return std::nullopt;
         for (auto const& l : leases)  // newest first: the most recent sandbox of the scope wins
             if (kept(l) && judge_sandbox_reuse_candidate(*expected, r.heartbeat_run_id, l) != sandbox_reuse_verdict::skip)
@@ -65,16 +109,20 @@ struct sandbox_reuse_hooks {
         return std::nullopt;
     }
     [[nodiscard]] static bool matches(acquire_request const& r, environment_lease const& candidate) {
-        auto const expected = expected_sandbox_scope(r);
+        auto const& expected = expected_sandbox_scope(r);
         return expected && kept(candidate) &&
                judge_sandbox_reuse_candidate(*expected, r.heartbeat_run_id, candidate) == sandbox_reuse_verdict::reuse;
     }
     static void stamp(acquire_request const& r, lease_grant& grant) {
         if (!keeps_sandbox(grant.metadata)) return;
-        auto expected = expected_sandbox_scope(r);
+        auto const& expected = expected_sandbox_scope(r);
         if (!expected) return;
-        grant.metadata[reusable_sandbox_lease_key] = std::move(*expected);
-        if (r.agent_id.has_value()) grant.metadata["agentId"] = *r.agent_id;
+        // A resumed grant usually carries this very record already: compared, not copied again.
+        if (auto* rec = grant.metadata.if_contains(reusable_sandbox_lease_key); !rec || *rec != *expected)
+            grant.metadata[reusable_sandbox_lease_key] = *expected;
+        if (r.agent_id.has_value())
+            if (auto* a = grant.metadata.if_contains("agentId"); !a || !a->is_string() || a->get_string() != *r.agent_id)
+                grant.metadata["agentId"] = *r.agent_id;
     }
     [[nodiscard]] static lease_status status_for(run_outcome o, environment_lease const& lease) noexcept {
         if (o == run_outcome::succeeded && lease.metadata && keeps_sandbox(*lease.metadata))

@@ -3,8 +3,11 @@
 
 #include <boost/json/array.hpp>  // boost::json::array
 
-#include <iterator>  // std::istreambuf_iterator
+#include <cerrno>    // errno, EINTR
 #include <utility>   // std::move
+
+#include <fcntl.h>   // open
+#include <unistd.h>  // read, close
 
 namespace berth {
 
@@ -66,10 +69,22 @@ inline bool safe_absolute_path(std::string_view p) noexcept {
     return true;
 }
 
+/// The file's content, or nullopt when it cannot be opened. POSIX calls rather than an ifstream:
+/// every realize reads workspace-path, and an ifstream's set-up cost more than a resume.
 inline std::optional<std::string> read_small_file(std::filesystem::path const& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    int const fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string s;
+    char buf[4096];
+    for (;;) {
+        auto const n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            s.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    ::close(fd);
     return s;
 }
 

@@ -95,7 +95,7 @@ lease_grant sandbox_driver<Ps...>::acquire(acquire_request const& request) const
             .workspace_mode = request.execution_workspace_mode,
             .agent_id = request.agent_id.get(),
             .execution_workspace_id = request.execution_workspace_id,
-            .adapter_type = std::nullopt,
+            .adapter_type = request.adapter_type,
             .reusable = reusable,
         };
         sandbox_lease lease = p.acquire(params);
@@ -111,7 +111,7 @@ lease_grant sandbox_driver<Ps...>::acquire(acquire_request const& request) const
         md.emplace("sandboxConfig", std::move(stored));
         detail::sandbox::merge_provider_metadata(md, lease.metadata);
         // Fingerprinted over the config as stored, so that a reuse policy computes the same record.
-        if (reusable) md.emplace(reusable_sandbox_lease_key, sandbox_reuse_scope(request, P::name, cfg.provider_config));
+        if (reusable) md.emplace(reusable_sandbox_lease_key, sandbox_reuse_scope(request, P::name, cfg.provider_config, request.adapter_type));
 
         grant.provider = std::string(P::name);
         grant.provider_lease_id = std::move(lease.provider_lease_id);
@@ -132,7 +132,7 @@ std::optional<json_object> sandbox_driver<Ps...>::reuse_scope(acquire_request co
               reuses_sandboxes(request.lease_policy)))
             return;
         if constexpr (provider_with_validate_config<P>) (void)p.validate_config(cfg.provider_config);
-        scope = sandbox_reuse_scope(request, P::name, cfg.provider_config);
+        scope = sandbox_reuse_scope(request, P::name, cfg.provider_config, request.adapter_type);
     });
     return scope;
 }
@@ -172,7 +172,7 @@ release_outcome sandbox_driver<Ps...>::release(environment const& env, environme
 
 template <sandbox_provider... Ps>
 lease_grant sandbox_driver<Ps...>::resume(environment const& env, environment_lease const& lease) const {
-    auto const v = view_of(env, lease);
+    auto v = view_of(env, lease);
     lease_grant grant;
     with_provider(v.provider, [&](auto const& p) {
         using P = std::remove_cvref_t<decltype(p)>;
@@ -184,7 +184,10 @@ lease_grant sandbox_driver<Ps...>::resume(environment const& env, environment_le
             grant.provider = v.provider;
             grant.provider_lease_id = std::move(res.provider_lease_id);
             grant.expires_at = res.expires_at;
-            grant.metadata = v.params.lease_metadata;
+            grant.metadata = std::move(v.params.lease_metadata);  // v is not read again
+            // The earlier lease's realization is not the new lease's: it is realized anew (upstream
+            // builds a resumed lease's metadata afresh; the rest is the sandbox's own).
+            grant.metadata.erase("workspaceRealization");
             detail::sandbox::merge_provider_metadata(grant.metadata, res.metadata);
         } else {
             throw error(detail::sandbox::provider_message(v.provider, "does not support lease resume."));
