@@ -352,11 +352,39 @@ void cleanup_step(Store& store, Orch const& orch, berth::realization const& real
     for (auto const& w : done.result.warnings) rep.note("cleanup", "warning: " + w);
 }
 
+/// --destroy-reusable: the sandboxes --reuse kept for --cwd (every agent's), or those of --issue, are
+/// destroyed (run_orchestrator::destroy_reusable_leases); their leases end expired (pending_cleanup
+/// when a destroy fails: the next recover() retries it). Exit 0, or 125 when one failed.
+template <class Orch>
+int destroy_reusable_step(Orch const& orch, options const& o, reporter& rep, run_document& doc) {
+#ifdef BERTH_RUN_WITH_SANDBOX
+    berth::destroy_reusable_request req{.company_id = o.company};
+    if (o.issue) req.issue_id = *o.issue;
+    else req.execution_workspace_id = execution_workspace_of_cwd(o.cwd);
+    rep.begin("destroy", o.issue ? fmt::format("destroying the kept sandboxes of issue {}", *o.issue)
+                                 : fmt::format("destroying the kept sandboxes of {}", o.cwd));
+    auto const r = orch.destroy_reusable_leases(req);
+    rep.end(fmt::format("{} destroyed, {} error(s)", r.released.size(), r.errors.size()));
+    boost::json::array destroyed;
+    for (auto const& l : r.released) {
+        rep.note("destroy", fmt::format("lease {} {} sandbox {}", l.id, l.status, shown(l.provider_lease_id)));
+        destroyed.push_back(berth::to_json(l));
+    }
+    for (auto const& e : r.errors) rep.note("destroy", fmt::format("error on lease {}: {}", e.lease_id, e.message));
+    doc.destroyed = std::move(destroyed);
+    return r.errors.empty() ? 0 : 125;
+#else
+    (void)orch, (void)o, (void)rep, (void)doc;
+    die_usage("--destroy-reusable: this berth-run was built without berth::sandbox");
+#endif
+}
+
 template <class Store>
 int run_command(Store& store, options const& o, reporter& rep, run_document& doc, interrupts& sig,
                 output_writer& out) {
     return with_orchestrator(store, o, rep, [&](auto const& orch, std::optional<std::string> const& environment_id) {
         recover_step(store, orch, rep);
+        if (o.destroy_reusable) return destroy_reusable_step(orch, o, rep, doc);
         sig.check();
         auto const env = resolve_step(orch, o, environment_id, rep);
         std::atomic<bool> lease_lost{false};

@@ -51,6 +51,7 @@ struct options {
     std::optional<std::string> plugin_config;  // its environment's driverConfig, as JSON
     std::optional<std::string> sandbox;      // provider of the sandbox COMMAND runs in (bubblewrap)
     bool reuse = false;                      // keep the sandbox for the next run of --agent on --cwd
+    bool destroy_reusable = false;           // destroy the sandboxes --reuse kept (--cwd's, or --issue's)
     bool quiet = false;
     bool json = false;
     std::vector<std::string> argv;  // the command, after `--`
@@ -60,7 +61,8 @@ struct options {
     }
 };
 
-inline constexpr char const* usage_line = "usage: berth-run [options] -- COMMAND [ARGS...]";
+inline constexpr char const* usage_line =
+    "usage: berth-run [options] -- COMMAND [ARGS...]\n       berth-run --destroy-reusable [--cwd DIR | --issue ID] [--db PATH]";
 
 inline constexpr char const* description = R"(Runs COMMAND through berth's lifecycle (resolve, acquire, realize, execute, release) on the local
 machine, every step recorded in a SQLite file, then prints the environment's leases and the
@@ -71,7 +73,8 @@ The exit code is COMMAND's (124: timed out, 128+N: killed by signal N, 125: bert
 inline constexpr char const* footer = R"(Options take their value as `--db PATH` or `--db=PATH`. Examples:
   berth-run -- ls -la
   berth-run --db=:memory: --json -- make test > run.json
-  berth-run --worktree --issue ENG-1 --provision 'npm ci' -- npm test)";
+  berth-run --worktree --issue ENG-1 --provision 'npm ci' -- npm test
+  berth-run --sandbox bubblewrap --reuse --agent a1 -- make test   (then: berth-run --destroy-reusable))";
 
 /// The usage line is berth-run's own: CLI11's would not show the `--` before COMMAND.
 class formatter : public CLI::Formatter {
@@ -147,6 +150,9 @@ inline void add_options(CLI::App& app, options& o) {
                  "with --sandbox and --agent: keep the sandbox (its home and /tmp) after a successful run and "
                  "resume it in the next run of the same agent on the same --cwd (--db must be a file; "
                  "docs/drivers/sandbox.md)");
+    app.add_flag("--destroy-reusable", o.destroy_reusable,
+                 "instead of running a command: destroy every sandbox --reuse kept for --cwd (any agent), or with "
+                 "--issue those of that issue; their leases end expired (no COMMAND)");
 }
 
 /// Checks that span several options; each message names the option and the value.
@@ -169,6 +175,15 @@ inline void validate(options const& o) {
     if (o.reuse && o.worktree)
         die_usage("--reuse excludes --worktree (a worktree's execution workspace is made after the lease)");
     if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
+    if (o.destroy_reusable) {
+        if (!o.argv.empty()) die_usage("--destroy-reusable runs no COMMAND (nothing goes after --)");
+        if (o.agent)
+            die_usage(fmt::format("--agent {}: --destroy-reusable destroys the kept sandboxes of every agent of --cwd "
+                                  "(or of --issue); it does not take --agent",
+                                  *o.agent));
+        if (o.reuse || o.worktree || o.ssh || o.plugin || o.environment || o.services || o.provision || o.keep)
+            die_usage("--destroy-reusable takes only --cwd or --issue (and --db, --company, --quiet, --json)");
+    }
     if (o.plugin && (o.ssh || o.environment || o.worktree))
         die_usage("--plugin excludes --ssh, --environment and --worktree");
     if (o.plugin_config && !o.plugin) die_usage("--plugin-config needs --plugin");
@@ -216,7 +231,8 @@ inline options parse_options(int argc, char** argv) {
         if (word != extras.end()) die_command_without_separator({word, extras.end()});
         die_usage("unknown option: " + extras.front());
     }
-    if (o.argv.empty()) die_usage(separated ? "no COMMAND given after --" : "no COMMAND given (it goes after --)");
+    if (o.argv.empty() && !o.destroy_reusable)
+        die_usage(separated ? "no COMMAND given after --" : "no COMMAND given (it goes after --)");
     validate(o);
     return o;
 }

@@ -75,13 +75,14 @@ struct run_document {
     boost::json::value command = nullptr;                // how COMMAND ended
     boost::json::value services = boost::json::array{};  // the run's services (--services)
     boost::json::value error = nullptr;                  // {"code", "message"} when berth failed
+    std::optional<boost::json::array> destroyed{};        // --destroy-reusable: the leases it ended
 
     [[nodiscard]] boost::json::object to_json(boost::json::array const& steps) const {
         boost::json::array ev, ops, args;
         for (auto const& e : events) ev.push_back(berth::to_json(e));
         for (auto const& op : operations) ops.push_back(berth::to_json(op));
         for (auto const& a : argv) args.push_back(boost::json::string(a));
-        return {
+        boost::json::object doc{
             {"run_id", run_id},
             {"company_id", company_id},
             {"argv", std::move(args)},
@@ -95,6 +96,8 @@ struct run_document {
             {"steps", steps},
             {"error", error},
         };
+        if (destroyed) doc["destroyed"] = *destroyed;
+        return doc;
     }
 };
 

@@ -29,11 +29,16 @@ inline boost::json::object sandbox_config_of(options const& o) {
     return config;
 }
 
-/// The execution workspace of a --reuse run: --cwd, as an absolute path (a kept sandbox is
-/// resumed by the next run of the same agent in the same execution workspace).
+/// The execution workspace berth-run gives a directory: `berth-run:` and its absolute path.
+inline std::string execution_workspace_of_cwd(std::string const& cwd) {
+    return "berth-run:" + std::filesystem::absolute(cwd).lexically_normal().string();
+}
+
+/// The execution workspace of a --reuse run: --cwd's (a kept sandbox is resumed by the next run of
+/// the same agent in the same execution workspace).
 inline std::optional<std::string> sandbox_execution_workspace_of(options const& o) {
     if (!o.reuse) return std::nullopt;
-    return "berth-run:" + std::filesystem::absolute(o.cwd).lexically_normal().string();
+    return execution_workspace_of_cwd(o.cwd);
 }
 
 /// The id of the company's sandbox environment for this provider, created on first use.
