@@ -204,6 +204,16 @@ void recover_step(Store& store, Orch const& orch, reporter& rep) {
                                         rec.holder_lost, rec.expired, rec.cleanup_retried, rec.workspaces_cleaned.size(),
                                         rec.errors.size()));
     for (auto const& e : rec.errors) rep.note("recover", fmt::format("error on lease {}: {}", e.lease_id, e.message));
+#ifdef BERTH_RUN_WITH_SANDBOX
+    // Then the sandboxes no live lease holds: a lease ended without deleting its sandbox, a
+    // sandbox whose host died before recording its lease (and what of it still runs).
+    auto const reaped = berth::reap_orphan_sandboxes(
+        orch, orch.template driver<sandbox_driver>().template provider<berth::bubblewrap>());
+    if (!reaped.removed.empty() || !reaped.errors.empty())
+        rep.note("recover", fmt::format("{} orphan sandbox(es) removed, {} error(s)", reaped.removed.size(),
+                                        reaped.errors.size()));
+    for (auto const& e : reaped.errors) rep.note("recover", "error on sandbox " + e);
+#endif
 }
 
 std::string issue_of(options const& o) { return o.issue.value_or("run-" + o.run.substr(0, 8)); }

@@ -9,6 +9,7 @@
 #include <berth/drivers/sandbox/config.hpp>      // sandbox_config, parse_sandbox_config
 #include <berth/drivers/sandbox/driver.hpp>      // berth::sandbox_driver
 #include <berth/drivers/sandbox/provider.hpp>    // the sandbox_provider concept
+#include <berth/drivers/sandbox/reap.hpp>        // reap_orphan_sandboxes
 #include <berth/drivers/sandbox/reuse.hpp>       // the reuse gate, scope record, fingerprints
 #include <berth/policies/reuse_by_environment.hpp>          // the reuse policies (their hooks)
 #include <berth/policies/reuse_by_execution_workspace.hpp>

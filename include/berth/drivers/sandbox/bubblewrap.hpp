@@ -46,6 +46,7 @@
 #include <berth/error.hpp>                     // berth::error
 #include <berth/model/ids.hpp>                 // new_id
 #include <berth/process/environment.hpp>       // is_secret_env_name, environment_map
+#include <berth/process/proc.hpp>              // pid_start_time, process_alive, host_identity
 #include <berth/process/spawn.hpp>             // process::run
 
 #include <boost/json/serialize.hpp>  // boost::json::serialize (values in messages)
@@ -155,9 +156,42 @@ public:
     /// @throws berth::error when the state cannot be deleted.
     void release(sandbox_lease_params const& lease) const;
 
-    /// Deletes the lease's state (a missing one is already destroyed).
+    /// Kills what of the sandbox still runs (kill_processes: only a dead host leaves anything),
+    /// then deletes the lease's state (a missing one is already destroyed).
     /// @throws berth::error when the state cannot be deleted.
     void destroy(sandbox_lease_params const& lease) const;
+
+    /// The variable every process of a sandbox gets in its initial environment: bwrap itself, the
+    /// sandbox's init (which bwrap clones) and the command. Its value is the provider lease id.
+    static constexpr char const* sandbox_id_variable = "BERTH_SANDBOX_ID";
+
+    /// SIGKILLs every process of this user whose initial environment says it belongs to the
+    /// sandbox `provider_lease_id` (sandbox_id_variable), until a scan of /proc finds none — what a
+    /// host killed while bwrap set the sandbox up leaves running (bwrap's --die-with-parent is
+    /// armed in the sandbox's init only once its setup is done). Returns how many it signalled.
+    /// @throws berth::error for an id that is not `bwrap-<uuid>`.
+    std::size_t kill_processes(std::string const& provider_lease_id) const;
+
+    /// A sandbox directory under the state root that reap_orphans found.
+    struct state_directory {
+        std::string name;    ///< `bwrap-<uuid>` (the provider lease id), or `.making-...`
+        json_object owner{};  ///< lease.json: companyId, environmentId, runId, agentId, holder...
+    };
+    /// What reap_orphans did.
+    struct reap_result {
+        std::vector<std::string> removed{};  ///< directory names (their processes killed first)
+        std::vector<std::string> errors{};   ///< "<name>: <why>" for directories it could not remove
+    };
+    /// Removes the sandboxes under the state root that nothing holds (recovery's part for
+    /// bubblewrap; berth::reap_orphan_sandboxes asks the store for `held`):
+    /// - a `.making-<pid>-<start>-<uuid>` directory whose process is gone (killed while it made it);
+    /// - a `bwrap-<uuid>` sandbox for which `held(state_directory const&)` is false — no live lease
+    ///   records it — unless the process that made it still runs and made it less than
+    ///   `grace` ago (it may not have recorded its lease yet).
+    /// Each goes as destroy does: its processes killed, its directory deleted. A directory without
+    /// lease.json (made by a berth before 2026-12) is left alone. Never throws for one directory.
+    template <class Held>
+    reap_result reap_orphans(Held&& held, std::chrono::seconds grace = std::chrono::minutes(10)) const;
 
     /// Binds `local_path` (an existing absolute directory, not `/`) at /workspace for the lease's
     /// commands, else the lease's own workspace directory. cwd = "/workspace"; sync "none" (the

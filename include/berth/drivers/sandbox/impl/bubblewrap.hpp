@@ -2,12 +2,18 @@
 // Definitions of berth::bubblewrap (declared in berth/drivers/sandbox/bubblewrap.hpp).
 
 #include <boost/json/array.hpp>  // boost::json::array
+#include <boost/json/parse.hpp>  // boost::json::parse (lease.json)
 
 #include <cerrno>    // errno, EINTR
 #include <utility>   // std::move
 
-#include <fcntl.h>   // open
-#include <unistd.h>  // read, close
+#include <csignal>   // SIGKILL
+#include <thread>    // std::this_thread::sleep_for
+
+#include <fcntl.h>      // open
+#include <signal.h>     // kill
+#include <sys/types.h>  // pid_t
+#include <unistd.h>     // read, close, getpid
 
 namespace berth {
 
@@ -86,6 +92,37 @@ inline std::optional<std::string> read_small_file(std::filesystem::path const& p
     }
     ::close(fd);
     return s;
+}
+
+/// The prefix of a sandbox directory being made: `.making-<pid>-<start time>-<uuid>`.
+inline constexpr std::string_view making_prefix = ".making-";
+
+struct process_identity {
+    std::string host;
+    std::int64_t pid = 0;
+    std::int64_t start_time = 0;
+};
+inline process_identity this_process() {
+    auto const pid = static_cast<std::int64_t>(::getpid());
+    return {process::host_identity(), pid, process::pid_start_time(pid).value_or(0)};
+}
+
+/// Pids of the processes whose initial environment (/proc/<pid>/environ) holds `entry` (`NAME=value`).
+inline std::vector<pid_t> processes_with_environment_entry(std::string const& entry) {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    std::string const needle = std::string(1, '\0') + entry + std::string(1, '\0');
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        auto const name = it->path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        auto const pid = static_cast<pid_t>(std::stol(name));
+        if (pid == ::getpid()) continue;
+        auto const env = read_small_file(it->path() / "environ");
+        if (!env || env->empty()) continue;
+        std::string const padded = std::string(1, '\0') + *env + (env->back() == '\0' ? "" : std::string(1, '\0'));
+        if (padded.find(needle) != std::string::npos) out.push_back(pid);
+    }
+    return out;
 }
 
 inline void write_file(std::filesystem::path const& p, std::string const& text) {
@@ -204,22 +241,30 @@ inline std::filesystem::path bubblewrap::lease_directory(std::optional<std::stri
 }
 
 inline sandbox_lease bubblewrap::acquire(sandbox_acquire_params const& params) const {
-    std::string const id = "bwrap-" + new_id();
+    std::string const uuid = new_id();
+    std::string const id = "bwrap-" + uuid;
     auto const dir = plan_->state_root / id;
     std::error_code ec;
     if (std::filesystem::create_directories(plan_->state_root, ec); !ec)
         std::filesystem::permissions(plan_->state_root, std::filesystem::perms::owner_all,
                                      std::filesystem::perm_options::replace, ec);
     if (ec) throw error("bubblewrap: cannot create the state root " + plan_->state_root.string() + ": " + ec.message());
-    if (!std::filesystem::create_directory(dir, ec) || ec)
-        throw error("bubblewrap: cannot create the sandbox directory " + dir.string() + ": " +
+    // Made under a name that says which process makes it, then renamed: a process killed half-way
+    // leaves a directory reap_orphans knows to be dead, never a sandbox without its owner file.
+    auto const self = detail::bwrap::this_process();
+    auto const making = plan_->state_root / (std::string(detail::bwrap::making_prefix) + std::to_string(self.pid) + "-" +
+                                             std::to_string(self.start_time) + "-" + uuid);
+    if (!std::filesystem::create_directory(making, ec) || ec)
+        throw error("bubblewrap: cannot create the sandbox directory " + making.string() + ": " +
                     (ec ? ec.message() : std::string("it already exists")));
     try {
         for (char const* sub : {"home", "tmp", "workspace"}) {
-            std::filesystem::create_directory(dir / sub, ec);
-            if (ec) throw error("bubblewrap: cannot create " + (dir / sub).string() + ": " + ec.message());
+            std::filesystem::create_directory(making / sub, ec);
+            if (ec) throw error("bubblewrap: cannot create " + (making / sub).string() + ": " + ec.message());
         }
-        // Who the sandbox belongs to, for an operator looking at the state root (and for reaping).
+        // Who the sandbox belongs to, for an operator looking at the state root, and for
+        // reap_orphans: the process that made it (until it has recorded its lease) and the lease's
+        // company and environment (where its lease is looked up).
         json_object owner{{"provider", name},
                           {"companyId", params.company_id},
                           {"environmentId", params.environment_id},
@@ -228,10 +273,15 @@ inline sandbox_lease bubblewrap::acquire(sandbox_acquire_params const& params) c
                           {"executionWorkspaceId", params.execution_workspace_id
                                                        ? boost::json::value(*params.execution_workspace_id)
                                                        : boost::json::value()},
-                          {"reusable", params.reusable}};
-        detail::bwrap::write_file(dir / "lease.json", boost::json::serialize(owner) + "\n");
+                          {"reusable", params.reusable},
+                          {"holderHost", self.host},
+                          {"holderPid", self.pid},
+                          {"holderStartTime", self.start_time}};
+        detail::bwrap::write_file(making / "lease.json", boost::json::serialize(owner) + "\n");
+        std::filesystem::rename(making, dir, ec);
+        if (ec) throw error("bubblewrap: cannot create the sandbox directory " + dir.string() + ": " + ec.message());
     } catch (...) {
-        std::filesystem::remove_all(dir, ec);
+        std::filesystem::remove_all(making, ec);
         throw;
     }
     return sandbox_lease{.provider_lease_id = id,
@@ -249,14 +299,98 @@ inline sandbox_lease bubblewrap::resume(sandbox_lease_params const& lease) const
 
 inline void bubblewrap::release(sandbox_lease_params const& lease) const {
     if (lease.reusable) return;  // kept for the next run of the same scope; destroy deletes it
-    destroy(lease);
-}
-
-inline void bubblewrap::destroy(sandbox_lease_params const& lease) const {
+    // The run is over and each of its commands ended with its sandbox's pid namespace: only the
+    // state is left. (Processes outlive a command only when its host died: destroy, which
+    // recovery calls for such a lease, ends them.)
     auto const dir = lease_directory(lease.provider_lease_id);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     if (ec) throw error("bubblewrap: cannot delete the sandbox " + dir.string() + ": " + ec.message());
+}
+
+inline void bubblewrap::destroy(sandbox_lease_params const& lease) const {
+    auto const dir = lease_directory(lease.provider_lease_id);
+    kill_processes(*lease.provider_lease_id);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) throw error("bubblewrap: cannot delete the sandbox " + dir.string() + ": " + ec.message());
+}
+
+inline std::size_t bubblewrap::kill_processes(std::string const& provider_lease_id) const {
+    if (!detail::bwrap::valid_lease_id(provider_lease_id))
+        throw error("bubblewrap: \"" + provider_lease_id + "\" is not a bubblewrap sandbox id (bwrap-<uuid>)");
+    std::string const entry = std::string(sandbox_id_variable) + "=" + provider_lease_id;
+    std::size_t killed = 0;
+    // Until a scan finds none: a bwrap killed now may have cloned the sandbox's init just before,
+    // and a process is in /proc as soon as its clone returns; once no bwrap of the sandbox is
+    // left, nothing can start another one. Bounded, for a process that ignores nothing but
+    // cannot be killed (uninterruptible sleep): 200 rounds of 10 ms.
+    for (int round = 0; round < 200; ++round) {
+        auto const pids = detail::bwrap::processes_with_environment_entry(entry);
+        if (pids.empty()) break;
+        for (auto const pid : pids)
+            if (::kill(pid, SIGKILL) == 0) ++killed;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return killed;
+}
+
+template <class Held>
+bubblewrap::reap_result bubblewrap::reap_orphans(Held&& held, std::chrono::seconds grace) const {
+    namespace fs = std::filesystem;
+    reap_result out;
+    std::error_code ec;
+    auto const host = process::host_identity();
+    auto int_at = [](json_object const& o, char const* key) -> std::optional<std::int64_t> {
+        auto const* v = o.if_contains(key);
+        if (v && v->is_int64()) return v->get_int64();
+        if (v && v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+        return std::nullopt;
+    };
+    for (fs::directory_iterator it(plan_->state_root, ec), end; !ec && it != end; it.increment(ec)) {
+        auto const name = it->path().filename().string();
+        try {
+            if (name.rfind(detail::bwrap::making_prefix, 0) == 0) {
+                // .making-<pid>-<start time>-<uuid>
+                std::string_view rest(name);
+                rest.remove_prefix(detail::bwrap::making_prefix.size());
+                auto const dash1 = rest.find('-');
+                auto const dash2 = dash1 == std::string_view::npos ? dash1 : rest.find('-', dash1 + 1);
+                if (dash2 == std::string_view::npos) continue;
+                auto const pid = std::stoll(std::string(rest.substr(0, dash1)));
+                auto const start = std::stoll(std::string(rest.substr(dash1 + 1, dash2 - dash1 - 1)));
+                if (process::process_alive(pid, start)) continue;
+                std::error_code rm;
+                fs::remove_all(it->path(), rm);
+                if (rm) out.errors.push_back(name + ": " + rm.message());
+                else out.removed.push_back(name);
+                continue;
+            }
+            if (!detail::bwrap::valid_lease_id(name)) continue;
+            auto const text = detail::bwrap::read_small_file(it->path() / "lease.json");
+            if (!text) continue;
+            boost::system::error_code jec;
+            auto const parsed = boost::json::parse(*text, jec);
+            if (jec || !parsed.is_object()) continue;
+            state_directory const dir{name, parsed.get_object()};
+            auto const* holder_host = dir.owner.if_contains("holderHost");
+            auto const pid = int_at(dir.owner, "holderPid");
+            auto const start = int_at(dir.owner, "holderStartTime");
+            bool const maker_runs = holder_host && holder_host->is_string() && holder_host->get_string() == host &&
+                                    pid && start && process::process_alive(*pid, *start);
+            if (maker_runs) {
+                std::error_code tec;
+                auto const made = fs::last_write_time(it->path() / "lease.json", tec);
+                if (tec || fs::file_time_type::clock::now() - made < grace) continue;
+            }
+            if (held(dir)) continue;
+            destroy(sandbox_lease_params{.provider_lease_id = name});
+            out.removed.push_back(name);
+        } catch (std::exception const& e) {
+            out.errors.push_back(name + ": " + e.what());
+        }
+    }
+    return out;
 }
 
 inline sandbox_realized bubblewrap::realize(sandbox_realize_params const& params) const {
@@ -334,10 +468,14 @@ inline command_result bubblewrap::execute(sandbox_lease_params const& lease, com
     if (!std::filesystem::is_directory(dir / "home", ec))
         throw error("Bubblewrap sandbox \"" + *lease.provider_lease_id + "\" no longer exists.");
     auto const cfg = parse_config(lease.config);
+    auto env = sandbox_environment(cfg, cmd);
+    // bwrap, the sandbox's init (a clone of it) and the command carry the sandbox's id: destroy
+    // finds by it what a dead host left running (kill_processes).
+    env[sandbox_id_variable] = *lease.provider_lease_id;
     command const outer{.program = plan_->bwrap,
                         .args = bwrap_args(lease, cmd),
                         .cwd = dir.string(),
-                        .env = sandbox_environment(cfg, cmd),
+                        .env = std::move(env),
                         .stdin_data = cmd.stdin_data,
                         .timeout = cmd.timeout,
                         .max_output_bytes = cmd.max_output_bytes,
