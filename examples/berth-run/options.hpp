@@ -148,8 +148,8 @@ inline void add_options(CLI::App& app, options& o) {
         ->type_name("PROVIDER");
     app.add_flag("--reuse", o.reuse,
                  "with --sandbox and --agent: keep the sandbox (its home and /tmp) after a successful run and "
-                 "resume it in the next run of the same agent on the same --cwd (--db must be a file; "
-                 "docs/drivers/sandbox.md)");
+                 "resume it in the next run of the same agent on the same --cwd (with --worktree: the same "
+                 "--issue's worktree) (--db must be a file; docs/drivers/sandbox.md)");
     app.add_flag("--destroy-reusable", o.destroy_reusable,
                  "instead of running a command: destroy every sandbox --reuse kept for --cwd (any agent), or with "
                  "--issue those of that issue; their leases end expired (no COMMAND)");
@@ -172,8 +172,9 @@ inline void validate(options const& o) {
     if (o.reuse && !o.sandbox) die_usage("--reuse needs --sandbox");
     if (o.reuse && !o.agent)
         die_usage("--reuse needs --agent ID: a kept sandbox is resumed by the same agent only");
-    if (o.reuse && o.worktree)
-        die_usage("--reuse excludes --worktree (a worktree's execution workspace is made after the lease)");
+    if (o.reuse && o.worktree && !o.issue)
+        die_usage("--reuse with --worktree needs --issue ID: the kept sandbox belongs to the issue's worktree "
+                  "(without --issue every run has a worktree of its own)");
     if (o.provision_timeout && !o.provision) die_usage("--provision-timeout needs --provision");
     if (o.destroy_reusable) {
         if (!o.argv.empty()) die_usage("--destroy-reusable runs no COMMAND (nothing goes after --)");

@@ -34,10 +34,13 @@ inline std::string execution_workspace_of_cwd(std::string const& cwd) {
     return "berth-run:" + std::filesystem::absolute(cwd).lexically_normal().string();
 }
 
-/// The execution workspace of a --reuse run: --cwd's (a kept sandbox is resumed by the next run of
-/// the same agent in the same execution workspace).
+/// The execution workspace of a --reuse run: --cwd's, or with --worktree the --issue's worktree of
+/// --cwd (a kept sandbox is resumed by the next run of the same agent in the same execution
+/// workspace). It must be known at acquire, before the worktree exists: so it is this name, not
+/// the id of the worktree's execution workspace record (made when the worktree is realized).
 inline std::optional<std::string> sandbox_execution_workspace_of(options const& o) {
     if (!o.reuse) return std::nullopt;
+    if (o.worktree && o.issue) return execution_workspace_of_cwd(o.cwd) + "#worktree:" + *o.issue;
     return execution_workspace_of_cwd(o.cwd);
 }
 
