@@ -193,10 +193,28 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
         CHECK_THAT(company_after, !Catch::Contains("USE TEMP B-TREE FOR ORDER BY"));
         CHECK_THAT(activity_plan({.company_id = "c", .run_id = "r"}),
                    Catch::Contains("activity_log_run_id_idx (run_id=?)"));
+        CHECK_THAT(activity_plan({.run_id = "r"}), Catch::Contains("activity_log_run_id_idx (run_id=?)"));
+        CHECK_THAT(activity_plan({.entity_id = "l"}), Catch::Contains("activity_log_entity_type_id_idx (entity_type=? AND entity_id=?)"));
         CHECK_THAT(activity_plan({.entity_type = "environment_lease", .entity_id = "l"}),
                    Catch::Contains("activity_log_entity_type_id_idx (entity_type=? AND entity_id=?)"));
         CHECK_THAT(activity_plan({.company_id = "c", .entity_id = "l"}),
                    Catch::Contains("activity_log_entity_type_id_idx (entity_type=? AND entity_id=?)"));
+        // Every company's log, and one entity type's (schema 10): the created-order indexes give
+        // the page in order, from the cursor on; no sort of the log.
+        auto const everything = activity_plan({});
+        CHECK_THAT(everything, Catch::Contains("SCAN activity_log USING INDEX activity_log_created_idx"));
+        CHECK_THAT(everything, !Catch::Contains("TEMP B-TREE"));
+        auto const everything_after = activity_plan({.after = activity_cursor{t0(), "x"}});
+        CHECK_THAT(everything_after, Catch::Contains("SEARCH activity_log USING INDEX activity_log_created_idx (created_at>?)"));
+        CHECK_THAT(everything_after, !Catch::Contains("TEMP B-TREE"));
+        auto const of_type = activity_plan({.entity_type = "environment_lease"});
+        CHECK_THAT(of_type, Catch::Contains("SEARCH activity_log USING INDEX activity_log_entity_type_created_idx "
+                                            "(entity_type=?)"));
+        CHECK_THAT(of_type, !Catch::Contains("TEMP B-TREE"));
+        auto const of_type_after =
+            activity_plan({.entity_type = "environment_lease", .after = activity_cursor{t0(), "x"}});
+        CHECK_THAT(of_type_after, Catch::Contains("activity_log_entity_type_created_idx (entity_type=? AND created_at>?)"));
+        CHECK_THAT(of_type_after, !Catch::Contains("TEMP B-TREE"));
     }
 
     {  // what the lists cost: their page, not the history
@@ -236,6 +254,15 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
                   events = store.list_activity(
                       {.company_id = env.company_id, .limit = 50, .after = activity_cursor_of(events.back())});
               }) < 20'000);
+        CHECK(events.size() == 50);
+        CHECK(steps_of(store, [&] { events = store.list_activity({.limit = 50}); }) < 20'000);
+        REQUIRE(events.size() == 50);
+        CHECK(steps_of(store, [&] {
+                  events = store.list_activity({.limit = 50, .after = activity_cursor_of(events.back())});
+              }) < 20'000);
+        CHECK(events.size() == 50);
+        CHECK(steps_of(store, [&] { events = store.list_activity({.entity_type = "environment_lease", .limit = 50}); }) <
+              20'000);
         CHECK(events.size() == 50);
         CHECK(steps_of(store, [&] { events = store.list_activity({.run_id = h.some_run}); }) < 2'000);
         CHECK(events.size() == 2);

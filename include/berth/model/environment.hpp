@@ -3,6 +3,7 @@
 // the seed), and the inputs that create and patch it.
 
 #include <berth/model/enums.hpp>
+#include <berth/model/paging.hpp>
 #include <berth/model/record.hpp>
 #include <berth/model/time.hpp>
 
@@ -55,6 +56,11 @@ struct environment_patch {
 struct environment_filter {
     std::optional<environment_status> status{};
     std::optional<driver_kind> driver{};
+    /// At most this many rows (paging.hpp).
+    std::size_t limit = default_list_limit;
+    /// The id of the last row of the previous page: the page starts just after that row's place
+    /// in the list's order (paging.hpp, "row cursors"). An id the store does not hold gives an empty page.
+    std::optional<std::string> after{};
 };
 
 /// Name and description of the default local environment (upstream's, with our product name).

@@ -6,6 +6,8 @@
 
 #include <cstddef>  // std::size_t
 #include <limits>   // std::numeric_limits
+#include <optional>  // std::optional
+#include <string>    // std::string
 
 namespace berth {
 
@@ -15,5 +17,20 @@ inline constexpr std::size_t default_list_limit = 500;
 /// A `limit` that does not limit: for a caller that must see every row of a set it knows is small
 /// (a run's own active leases, which the orchestrator releases).
 inline constexpr std::size_t no_limit = std::numeric_limits<std::size_t>::max();
+
+// Row cursors. Leases and events page on a key the caller holds (lease_cursor, activity_cursor).
+// The other lists — environments, runtime services, execution workspaces, operations, expired
+// leases — sort on columns that tie often (equal timestamps from a coarse clock), broken by
+// insertion order, which a caller cannot see; their cursor is the id of the previous page's last
+// row, and the store continues after that row's place in the order (its sort columns and
+// insertion order). A page is a seek plus its rows either way. Like any keyset, a row whose sort
+// key changes between two pages may be seen twice or not at all.
+
+/// A page of a list that takes no filter (list_expired_leases): at most `limit` rows, after the
+/// row with id `after` (from the first when nullopt).
+struct list_page {
+    std::size_t limit = default_list_limit;
+    std::optional<std::string> after{};
+};
 
 }  // namespace berth

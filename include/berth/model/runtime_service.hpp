@@ -9,6 +9,7 @@
 //! reported by an adapter that manages it itself (provider `adapter_managed`).
 
 #include <berth/model/enum_string.hpp>  // enum_label
+#include <berth/model/paging.hpp>       // default_list_limit
 #include <berth/model/record.hpp>       // json_object, record_name
 #include <berth/model/time.hpp>         // timestamp
 
@@ -97,6 +98,11 @@ struct runtime_service_filter {
     std::optional<std::string> project_workspace_id{};
     std::optional<runtime_service_scope_type> scope_type{};
     std::vector<std::string> ids{};
+    /// At most this many rows (paging.hpp). list_runtime_services only: stop_runtime_services
+    /// moves every matching row and ignores `limit` and `after`.
+    std::size_t limit = default_list_limit;
+    /// The id of the last row of the previous page (paging.hpp, "row cursors"); list_runtime_services only.
+    std::optional<std::string> after{};
 };
 
 /// The statuses of a service that may still have a process: what the stop operations move.

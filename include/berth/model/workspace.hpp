@@ -6,6 +6,7 @@
 
 #include <berth/error.hpp>  // store_error (the shared validation below)
 #include <berth/model/enum_string.hpp>
+#include <berth/model/paging.hpp>
 #include <berth/model/record.hpp>
 #include <berth/model/time.hpp>
 
@@ -133,6 +134,11 @@ struct execution_workspace_filter {
     std::optional<execution_workspace_status> status{};
     std::optional<std::string> source_issue_id{};
     std::optional<std::string> branch_name{};
+    /// At most this many rows (paging.hpp).
+    std::size_t limit = default_list_limit;
+    /// The id of the last row of the previous page: the page starts just after that row's place
+    /// in the list's order (paging.hpp, "row cursors"). An id the store does not hold gives an empty page.
+    std::optional<std::string> after{};
 };
 
 /// One git or workspace command berth ran for a workspace (upstream `workspace_operations`; every
@@ -198,6 +204,11 @@ struct workspace_operation_filter {
     std::optional<std::string> execution_workspace_id{};
     std::optional<std::string> heartbeat_run_id{};
     std::optional<std::string> issue_id{};
+    /// At most this many rows (paging.hpp).
+    std::size_t limit = default_list_limit;
+    /// The id of the last row of the previous page: the page starts just after that row's place
+    /// in the list's order (paging.hpp, "row cursors"). An id the store does not hold gives an empty page.
+    std::optional<std::string> after{};
 };
 
 // ---- helpers every store shares (so that each applies the same rules) -------------------------

@@ -581,7 +581,7 @@ public:
         if (!r.issue_id && !r.execution_workspace_id) return result;
         std::vector<environment_lease> leases;
         try {
-            for (auto const& env : store_.list_environments(r.company_id, environment_filter{}))
+            for (auto const& env : store_.list_environments(r.company_id, environment_filter{.limit = no_limit}))
                 for (auto const status : {lease_status::retained, lease_status::pending_cleanup})
                     for (auto& l : store_.list_leases(env.id, lease_filter{.status = status, .limit = no_limit}))
                         if (l.company_id == r.company_id && (!r.issue_id || l.issue_id == r.issue_id) &&

@@ -87,7 +87,7 @@ void clean_run_workspaces(Orchestrator const& orch, std::string const& run_id, r
         auto const& runtime = orch.workspace_driver().workspaces();
         workspace_manager<store_t, typename Orchestrator::clock_type> wm{store, runtime, orch.clock()};
         std::set<std::string> seen;
-        for (auto const& op : store.list_operations({.heartbeat_run_id = run_id})) {
+        for (auto const& op : store.list_operations({.heartbeat_run_id = run_id, .limit = no_limit})) {
             json_object const* md = op.metadata ? &*op.metadata : nullptr;
             if (op.execution_workspace_id) {
                 if (!seen.insert(*op.execution_workspace_id).second) continue;

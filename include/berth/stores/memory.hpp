@@ -30,7 +30,11 @@
 #include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (issue 21)
 #include <berth/model/project_workspace.hpp>       // project_workspace and its inputs
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
-#include <berth/stores/memory/id_table.hpp>         // id_table, id_view_set (the lease path's tables)
+#include <berth/stores/memory/id_table.hpp>         // id_table (the environment-keyed indexes)
+#include <berth/stores/memory/rows.hpp>             // lease_row, event_row (the compact records)
+
+#include <boost/container/small_vector.hpp>  // boost::container::small_vector (a run's or entity's rows)
+#include <boost/unordered/unordered_flat_map.hpp>  // boost::unordered_flat_map (rows and indexes by id)
 
 #include <array>          // std::array (one lease set per status)
 #include <cstddef>        // std::size_t
@@ -61,12 +65,19 @@ namespace berth {
 ///
 /// Records are returned by value: changing a returned record never changes the store.
 ///
+/// Footprint: leases and events are kept compactly (stores/memory/rows.hpp: UUID ids in 16
+/// bytes, repeated names — company, environment, actor, action, driver, host — pooled once per
+/// store, JSON members as text): about 1.4 KB per past lease with its two events and every index
+/// (bench_store_history, history_memory_bytes_per_lease). The pool keeps each distinct name for
+/// the store's life; prune_history frees the rows.
+///
 /// Errors: every refusal is a berth::store_error with the code the berth::environment_store and
 /// berth::lease_store contracts name. After any exception the store is exactly as before the call.
 ///
-/// Ordering: lists that sort by time break remaining ties by insertion order (newest first where
-/// the list is newest first, oldest first where it is oldest first), so equal timestamps from a
-/// coarse or manual clock still give one deterministic order.
+/// Ordering: lease and activity lists break equal timestamps by id (their keyset cursors' order);
+/// the other lists by insertion order (newest first where the list is newest first, oldest first
+/// where it is oldest first), so equal timestamps from a coarse or manual clock still give one
+/// deterministic order.
 ///
 /// Not copyable or movable (it owns its lock); hold it by reference or in a smart pointer.
 class memory_store {
@@ -109,8 +120,7 @@ public:
     /// The lease with that id, or nullopt.
     [[nodiscard]] std::optional<environment_lease> get_lease(std::string_view id) const;
 
-    /// The environment's leases matching `filter`, newest `last_used_at` first, then newest
-    /// `created_at`, then most recently inserted.
+    /// The environment's leases matching `filter`, newest `last_used_at` first, then greatest id.
     [[nodiscard]] std::vector<environment_lease> list_leases(std::string_view environment_id,
                                                              lease_filter const& filter) const;
 
@@ -160,6 +170,9 @@ public:
 
     /// `active` leases whose expires_at <= `now`, oldest expiry first (then oldest inserted).
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now) const;
+    /// A page of list_expired_leases(now): at most `page.limit`, after the lease `page.after` (a
+    /// row cursor, model/paging.hpp; an unknown id gives an empty page).
+    [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now, list_page const& page) const;
 
     /// Removes ended leases (released, expired, failed) whose last_used_at is before
     /// `r.ended_before`, or beyond the newest `r.keep_per_environment` of their environment, and
@@ -180,8 +193,7 @@ public:
     /// @throws store_error conflict (an event with that id exists).
     void record_activity(activity_event const& event);
 
-    /// Events matching every engaged member of `filter`, oldest `created_at` first, then oldest
-    /// inserted.
+    /// Events matching every engaged member of `filter`, oldest `created_at` first, then smallest id.
     [[nodiscard]] std::vector<activity_event> list_activity(activity_filter const& filter) const;
 
     // ---- berth::runtime_service_store -------------------------------------------------------------
@@ -261,22 +273,19 @@ private:
         environment value;
         std::uint64_t seq;  // insertion order: the last tie-break of every list
     };
-    struct lease_row {
-        environment_lease value;
-        std::uint64_t seq;
-    };
-    struct event_row {
-        activity_event value;
-    };
+    // Leases and events are kept compactly (stores/memory/rows.hpp): ids as 16-byte UUIDs,
+    // repeated names pooled, JSON as text — about a third of the public records' bytes.
+    using lease_row = detail::memory::lease_row;
+    using event_row = detail::memory::event_row;
     /// A position in a list's order: a sort time and an id.
     struct list_key {
         timestamp at;
-        std::string_view id;
+        detail::memory::compact_view id;
     };
     /// The lease lists' order: newest last_used_at first, then greatest id (lease_cursor's keyset).
     struct newest_lease_first {
         using is_transparent = void;
-        static list_key key(lease_row const* r) noexcept { return {r->value.last_used_at, r->value.id}; }
+        static list_key key(lease_row const* r) noexcept { return {r->last_used_at, r->id.view()}; }
         static list_key key(list_key k) noexcept { return k; }
         template <class A, class B>
         bool operator()(A const& a, B const& b) const noexcept {
@@ -288,7 +297,7 @@ private:
     /// The activity lists' order: oldest created_at first, then smallest id (activity_cursor's keyset).
     struct oldest_event_first {
         using is_transparent = void;
-        static list_key key(event_row const* r) noexcept { return {r->value.created_at, r->value.id}; }
+        static list_key key(event_row const* r) noexcept { return {r->created_at, r->id.view()}; }
         static list_key key(list_key k) noexcept { return k; }
         template <class A, class B>
         bool operator()(A const& a, B const& b) const noexcept {
@@ -300,7 +309,7 @@ private:
     /// The expiry sweep's order: soonest expires_at first, then oldest inserted.
     struct soonest_expiry_first {
         bool operator()(lease_row const* a, lease_row const* b) const noexcept {
-            if (*a->value.expires_at != *b->value.expires_at) return *a->value.expires_at < *b->value.expires_at;
+            if (a->expires_at.micros != b->expires_at.micros) return a->expires_at.micros < b->expires_at.micros;
             return a->seq < b->seq;
         }
     };
@@ -326,12 +335,20 @@ private:
     using id_map = std::unordered_map<std::string, V, node_hash, std::equal_to<>>;
     template <class Row>
     using index = detail::memory::id_table<std::vector<Row*>>;
+    /// Compact id → its rows (a run's leases or events, an entity's events: a handful, kept inline).
+    template <class Row>
+    using compact_index = boost::unordered_flat_map<detail::memory::compact_text, boost::container::small_vector<Row*, 2>,
+                                                    detail::memory::compact_hash, detail::memory::compact_equal>;
+    /// Compact id → the row (owned: its heap block never moves, and pruning frees it).
+    template <class Row>
+    using row_table = boost::unordered_flat_map<detail::memory::compact_text, std::unique_ptr<Row>,
+                                                detail::memory::compact_hash, detail::memory::compact_equal>;
 
     [[nodiscard]] environment_row const* find_local(std::string_view company_id,
                                                     std::string_view except_id = {}) const;
     void check_capacity(environment const& env) const;
     void check_reuse_scope(std::string_view environment_id, std::optional<std::string> const& scope) const;
-    void append_event(activity_event&& event);
+    void append_event(activity_event const& event);
     void insert_environment(environment env);
     [[nodiscard]] lease_set& status_set(lease_row const* row) noexcept;
     void erase_event(event_row* row, bool from_entity_index) noexcept;
@@ -345,16 +362,17 @@ private:
     index<environment_row> environments_by_company_;
     // Lease and event rows each in a heap block of their own: its address never changes (the
     // indexes hold pointers) and pruning frees it. The tables are keyed by a view of the row's id.
-    detail::memory::id_view_map<std::unique_ptr<lease_row>> leases_;
+    detail::memory::text_pool pool_;  // the rows' repeated names (company, environment, actor, ...)
+    row_table<lease_row> leases_;
     // Per environment, per status, in list order: a page of `list_leases(env, {status})` is a
     // seek and its rows; the active set is also the capacity count and the reuse-scope check.
     detail::memory::id_table<environment_leases> leases_by_environment_;
-    index<lease_row> leases_by_run_;
+    compact_index<lease_row> leases_by_run_;
     expiry_set expiring_;  // active leases with an expires_at: the sweep reads only what is due
-    detail::memory::id_view_map<std::unique_ptr<event_row>> events_;
+    row_table<event_row> events_;
     detail::memory::id_table<event_set> events_by_company_;  // in list order
-    index<event_row> events_by_run_;
-    index<event_row> events_by_entity_;  // by entity id, under any entity type
+    compact_index<event_row> events_by_run_;
+    compact_index<event_row> events_by_entity_;  // by entity id, under any entity type
     struct workspace_row {
         execution_workspace value;
         std::uint64_t seq;

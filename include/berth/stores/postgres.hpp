@@ -172,6 +172,8 @@ public:
     /// Active leases whose expires_at <= now, oldest expiry first. Read with `FOR UPDATE SKIP
     /// LOCKED`: a lease another host is moving at that moment is left to that host.
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+    /// A page of list_expired_leases(now): at most `page.limit`, after the lease `page.after`.
+    [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now, list_page const& page);
     /// What recover() (berth/recovery/recover.hpp) must look at: `active` leases held on
     /// `holder_host`, `active` leases whose expires_at <= `now` (any host), and `pending_cleanup`
     /// leases; each once, oldest inserted first.

@@ -461,12 +461,22 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "status = 'pending_cleanup'"},
             },
         },
+        migration{
+            10,
+            "berth: the activity log in list order, whole and by entity type (paging without a company)",
+            {
+                // list_activity({}) and list_activity({entity_type}) page in (created_at, id) order:
+                // without these a page sorted the whole log (or every event of the type).
+                create_index{"activity_log_created_idx", "activity_log", "created_at, id"},
+                create_index{"activity_log_entity_type_created_idx", "activity_log", "entity_type, created_at, id"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 9;
+inline constexpr int current_version = 10;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

@@ -202,6 +202,9 @@ public:
                                                           timestamp now);
     /// Active leases whose expires_at <= now, oldest expiry first.
     [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now);
+    /// A page of list_expired_leases(now): at most `page.limit`, after the lease `page.after`
+    /// (oldest expiry first, then oldest inserted).
+    [[nodiscard]] std::vector<environment_lease> list_expired_leases(timestamp now, list_page const& page);
     /// What recover() must look at: active leases held on `holder_host`, active leases whose
     /// expires_at <= now, and pending_cleanup leases, each once (one snapshot, three partial indexes).
     [[nodiscard]] std::vector<environment_lease> list_recoverable_leases(std::string_view holder_host, timestamp now);

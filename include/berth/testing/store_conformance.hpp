@@ -2216,6 +2216,129 @@ void race_operations_are_all_recorded(store_view<S> fx) {
     }
 }
 
+/// The lists whose cursor is a row id (model/paging.hpp, "row cursors": environments, runtime
+/// services, execution workspaces, operations, and list_expired_leases' paged form where the
+/// store has it): walking any of them page by page, at any page size, gives the whole list in its
+/// order, ties of the sort columns included; a limit of 0 and an unknown cursor give empty pages;
+/// a cursor row that left the list since (a reaped lease) still marks its place.
+template <class S>
+void row_lists_page_with_a_limit_and_a_cursor(store_view<S> fx) {
+    using namespace std::chrono_literals;
+    auto& s = fx.store();
+    auto& p = fx.peer();
+    auto& c = fx.clock;
+    using ids = std::vector<std::string>;
+    auto walk = [](auto list, auto first, std::size_t page_size) {
+        ids out;
+        auto f = first;
+        f.limit = page_size;
+        for (int guard = 0; guard < 100; ++guard) {
+            auto const page = list(f);
+            CHECK(page.size() <= page_size);
+            for (auto const& r : page) out.push_back(r.id);
+            if (page.size() < page_size) break;
+            f.after = page.back().id;
+        }
+        return out;
+    };
+
+    // Seven rows of each kind, two or three per instant (ties broken by insertion order).
+    std::vector<std::string> workspaces;
+    for (int i = 0; i < 7; ++i) {
+        if (i % 3 == 0) c.advance(1s);
+        (void)detail::make_environment(s, c.now(), "company-page", "env-" + std::to_string(i));
+        s.upsert_runtime_service(make_service_row("svc-page-" + std::to_string(i), "company-page", c.now()),
+                                 c.now());
+        workspaces.push_back(
+            s.create_execution_workspace(detail::workspace_input("company-page", "w" + std::to_string(i)), c.now()).id);
+        (void)s.begin_operation({.company_id = "company-page", .heartbeat_run_id = "run-page"}, c.now());
+    }
+    // Some workspaces used, two with a null last_used_at (listed last).
+    REQUIRE(s.update_execution_workspace(workspaces[1], {.last_used_at = std::optional<timestamp>(c.now())}, c.now()));
+    REQUIRE(s.update_execution_workspace(workspaces[4], {.last_used_at = std::optional<timestamp>()}, c.now()));
+    REQUIRE(s.update_execution_workspace(workspaces[6], {.last_used_at = std::optional<timestamp>()}, c.now()));
+
+    auto environments = [&](environment_filter f) { return p.list_environments("company-page", f); };
+    auto services = [&](runtime_service_filter f) { return p.list_runtime_services(f); };
+    auto ews = [&](execution_workspace_filter f) { return p.list_execution_workspaces("company-page", f); };
+    auto operations = [&](workspace_operation_filter f) { return p.list_operations(f); };
+    environment_filter const all_envs{.limit = no_limit};
+    runtime_service_filter const all_services{.company_id = "company-page", .limit = no_limit};
+    execution_workspace_filter const all_ews{.limit = no_limit};
+    workspace_operation_filter const all_ops{.company_id = "company-page", .limit = no_limit};
+    auto const whole_envs = detail::ids_of(environments(all_envs));
+    auto const whole_services = detail::ids_of(services(all_services));
+    auto const whole_ews = detail::ids_of(ews(all_ews));
+    auto const whole_ops = detail::ids_of(operations(all_ops));
+    CHECK(whole_envs.size() == 7);
+    CHECK(whole_services.size() == 7);
+    CHECK(whole_ews.size() == 7);
+    CHECK(whole_ops.size() == 7);
+    CHECK(whole_ews.back() == workspaces[4]);  // the null last_used_at ones, newest inserted first
+    for (std::size_t page_size : {1u, 2u, 3u, 7u}) {
+        INFO("page size " << page_size);
+        CHECK(walk(environments, all_envs, page_size) == whole_envs);
+        CHECK(walk(services, all_services, page_size) == whole_services);
+        CHECK(walk(ews, all_ews, page_size) == whole_ews);
+        CHECK(walk(operations, all_ops, page_size) == whole_ops);
+    }
+    CHECK(environments({.limit = 0}).empty());
+    CHECK(services({.company_id = "company-page", .limit = 0}).empty());
+    CHECK(ews({.limit = 0}).empty());
+    CHECK(operations({.limit = 0}).empty());
+    CHECK(environments({.after = "no-such-environment"}).empty());
+    CHECK(services({.after = "no-such-service"}).empty());
+    CHECK(ews({.after = "no-such-workspace"}).empty());
+    CHECK(operations({.after = "no-such-operation"}).empty());
+    CHECK(environment_filter{}.limit == default_list_limit);
+    CHECK(workspace_operation_filter{}.limit == default_list_limit);
+    // stop_runtime_services moves every matching row, whatever the limit.
+    CHECK(s.stop_runtime_services({.company_id = "company-page", .limit = 1}, c.now()).size() == 7);
+
+    if constexpr (requires(S& st, timestamp now, list_page const& page) {
+                      { st.list_expired_leases(now, page) } -> std::same_as<std::vector<environment_lease>>;
+                  }) {
+        auto const env = detail::make_environment(s, c.now(), "company-page", "expiring");
+        auto const t0 = c.now();
+        for (int i = 0; i < 7; ++i) {
+            auto input = detail::lease_on(env, "lease-page-" + std::to_string(i));
+            input.expires_at = t0 + std::chrono::minutes(1 + i / 3);  // ties
+            s.acquire_lease(input, t0, std::nullopt);
+        }
+        auto const due = t0 + 1h;
+        auto const whole = detail::ids_of(p.list_expired_leases(due));
+        CHECK(whole.size() == 7);
+        for (std::size_t page_size : {1u, 2u, 3u}) {
+            ids out;
+            std::optional<std::string> after;
+            for (int guard = 0; guard < 20; ++guard) {
+                auto const page = p.list_expired_leases(due, list_page{.limit = page_size, .after = after});
+                for (auto const& l : page) out.push_back(l.id);
+                if (page.size() < page_size) break;
+                after = page.back().id;
+            }
+            CHECK(out == whole);
+        }
+        CHECK(p.list_expired_leases(due, list_page{.limit = 0}).empty());
+        CHECK(p.list_expired_leases(due, list_page{.after = "no-such-lease"}).empty());
+        // A sweep reaps each page before it asks for the next: the cursor lease is no longer due.
+        ids reaped;
+        std::optional<std::string> after;
+        for (int guard = 0; guard < 20; ++guard) {
+            auto const page = p.list_expired_leases(due, list_page{.limit = 3, .after = after});
+            for (auto const& l : page) {
+                s.transition_lease(lease_transition{.id = l.id, .expected_epoch = l.epoch, .to = lease_status::expired},
+                                   c.now(), std::nullopt);
+                reaped.push_back(l.id);
+            }
+            if (page.size() < 3) break;
+            after = page.back().id;
+        }
+        CHECK(reaped == whole);
+        CHECK(p.list_expired_leases(due).empty());
+    }
+}
+
 }  // namespace checks
 
 }  // namespace berth::testing::store_conformance
@@ -2244,6 +2367,7 @@ void race_operations_are_all_recorded(store_view<S> fx) {
     X(factory, tags, lease_lists_filter_and_order, "list_leases and list_run_leases filter and order", "")             \
     X(factory, tags, lists_page_with_a_limit_and_a_cursor, "lease and activity lists page by limit and cursor", "")  \
     X(factory, tags, history_prunes_ended_leases, "prune_history removes old ended leases and their events", "")    \
+    X(factory, tags, row_lists_page_with_a_limit_and_a_cursor, "the other lists page by limit and row cursor", "")   \
     X(factory, tags, lease_release_for_run, "release_leases_for_run moves only that run's active leases", "")          \
     X(factory, tags, lease_reuse_scope, "one active lease per reuse scope", "[reuse_scope]")                           \
     X(factory, tags, activity_filters_and_orders, "list_activity filters and orders oldest first", "")                 \

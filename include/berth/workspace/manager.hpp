@@ -94,7 +94,8 @@ public:
             for (auto& w : store_.list_execution_workspaces(
                      ctx.company_id, {.project_id = request.base.project_id,
                                       .status = execution_workspace_status::active,
-                                      .branch_name = realized.branch_name}))
+                                      .branch_name = realized.branch_name,
+                                      .limit = no_limit}))
                 if (w.provider_ref == realized.worktree_path) {
                     existing = std::move(w);
                     break;

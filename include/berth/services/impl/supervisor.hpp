@@ -371,6 +371,7 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
             f.project_workspace_id = ctx.workspace.project_workspace_id;
         if (scope.type == runtime_service_scope_type::execution_workspace && ctx.workspace.execution_workspace_id)
             f.execution_workspace_id = ctx.workspace.execution_workspace_id;
+        f.limit = no_limit;  // every row of the scope: the one with this reuse key may be anywhere
         for (auto& r : store_.list_runtime_services(f)) {
             if (r.reuse_key != identity.reuse_key) continue;
             if (r.status == runtime_service_status::stopped) {
@@ -419,7 +420,8 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
             auto const live = store_.list_runtime_services(
                 {.provider = runtime_service_provider::local_process,
                  .statuses = {runtime_service_status::provisioning, runtime_service_status::starting,
-                              runtime_service_status::running}});
+                              runtime_service_status::running},
+                 .limit = no_limit});
             if (auto rec = port_adoption_record(*owned_port, owner, probe, key, fingerprint, live, registry_.list())) {
                 if (auto e = try_adopt(*rec, probe, key, identity.env_fingerprint, &service)) {
                     std::lock_guard lock(mutex_);
@@ -869,7 +871,8 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
     auto const rows = store_.list_runtime_services(
         {.provider = runtime_service_provider::local_process,
          .statuses = {runtime_service_status::provisioning, runtime_service_status::starting,
-                      runtime_service_status::running}});
+                      runtime_service_status::running},
+         .limit = no_limit});
     out.reconciled = rows.size();
     std::map<std::string, registry_record> by_service;
     std::vector<registry_record> unnamed;
@@ -1261,7 +1264,7 @@ restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::string_
         ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
         restart(*config, std::move(ctx));
     }
-    for (auto const& w : store_.list_execution_workspaces(company_id, {})) {
+    for (auto const& w : store_.list_execution_workspaces(company_id, {.limit = no_limit})) {
         auto const* config = object_at(w.metadata, "config");
         if (w.status == execution_workspace_status::archived || !config || !w.cwd || w.cwd->empty()) continue;
         service_context ctx;

@@ -17,6 +17,7 @@
 #include <cstdint>    // std::int64_t, std::uint64_t
 #include <limits>     // std::numeric_limits
 #include <mutex>      // std::unique_lock
+#include <ranges>     // std::ranges::subrange
 #include <string>     // std::string, std::to_string
 #include <utility>    // std::move
 
@@ -25,8 +26,8 @@ namespace berth::detail::memory {
 [[nodiscard]] inline std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 /// Makes room for one more element, so that the push_back that follows cannot throw.
-template <class T>
-void reserve_one(std::vector<T>& v) {
+template <class Vec>
+void reserve_one(Vec& v) {
     if (v.size() == v.capacity()) v.reserve(v.size() < 4 ? 4 : v.size() * 2);
 }
 
@@ -39,17 +40,17 @@ bool newest_environment_first(Row const* a, Row const* b) noexcept {
 }
 
 /// Whether `l` comes after the cursor in the lease list order.
-[[nodiscard]] inline bool after_cursor(environment_lease const& l, std::optional<lease_cursor> const& c) noexcept {
+[[nodiscard]] inline bool after_cursor(lease_row const& l, std::optional<lease_cursor> const& c) noexcept {
     if (!c) return true;
     if (l.last_used_at != c->last_used_at) return l.last_used_at < c->last_used_at;
-    return l.id < c->id;
+    return l.id.view() < compact_view::of(c->id);
 }
 
 /// Whether `e` comes after the cursor in the activity list order (oldest created_at, then id).
-[[nodiscard]] inline bool after_cursor(activity_event const& e, std::optional<activity_cursor> const& c) noexcept {
+[[nodiscard]] inline bool after_cursor(event_row const& e, std::optional<activity_cursor> const& c) noexcept {
     if (!c) return true;
     if (e.created_at != c->created_at) return e.created_at > c->created_at;
-    return e.id > c->id;
+    return e.id.view() > compact_view::of(c->id);
 }
 
 template <class Row>
@@ -60,14 +61,55 @@ template <class Row>
     return out;
 }
 
-/// The first `limit` of `rows` in the order `before`, as values: a partial sort, so a page of a
+[[nodiscard]] inline std::vector<environment_lease> leases_of(std::vector<lease_row const*> const& rows) {
+    std::vector<environment_lease> out;
+    out.reserve(rows.size());
+    for (auto const* r : rows) out.push_back(public_lease(*r));
+    return out;
+}
+
+/// The first `limit` of `rows` in the order `before`, as leases: a partial sort, so a page of a
 /// long list costs its length, not a sort of the whole list.
+template <class Before>
+[[nodiscard]] std::vector<environment_lease> first_page(std::vector<lease_row const*>& rows, std::size_t limit,
+                                                        Before before) {
+    auto const n = std::min(limit, rows.size());
+    std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(), before);
+    rows.resize(n);
+    return leases_of(rows);
+}
+
+/// The entry for `key` in a compact-keyed index, value-initialised when new. The reference lasts
+/// until `table` next grows.
+template <class Table>
+typename Table::mapped_type& entry(Table& table, compact_view key) {
+    if (auto const it = table.find(key); it != table.end()) return it->second;
+    return table.try_emplace(compact_text(key)).first->second;
+}
+
+/// A page of `rows` in the order `before` (a strict weak order that ends with the insertion
+/// order, so it is total): the first `limit` rows after `cursor`, when `has_cursor` (a null cursor
+/// is an id the store does not hold: an empty page).
 template <class Row, class Before>
-[[nodiscard]] auto first_page(std::vector<Row const*>& rows, std::size_t limit, Before before) {
+[[nodiscard]] auto row_page(std::vector<Row const*>& rows, bool has_cursor, Row const* cursor, std::size_t limit,
+                            Before before) {
+    if (has_cursor) {
+        if (!cursor) rows.clear();
+        else std::erase_if(rows, [&](Row const* r) { return !before(cursor, r); });
+    }
     auto const n = std::min(limit, rows.size());
     std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(), before);
     rows.resize(n);
     return values_of(rows);
+}
+
+/// The row with id `after` in `table` (nullptr when there is none), for row_page.
+template <class Table>
+[[nodiscard]] auto const* cursor_row(Table const& table, std::optional<std::string> const& after) {
+    using row = typename Table::mapped_type;
+    if (!after) return static_cast<row const*>(nullptr);
+    auto const it = table.find(std::string_view(*after));
+    return it == table.end() ? static_cast<row const*>(nullptr) : &it->second;
 }
 
 /// A set node holding `v`, allocated now, so that inserting it later cannot throw.
@@ -94,16 +136,9 @@ void merge_ordered(std::vector<std::pair<It, It>> ranges, Before before, Visit v
     }
 }
 
-/// Replaces a stored lease by `next` (the same lease, changed) keeping the stored id's own
-/// buffer: the id tables' keys view it, and a plain move assignment would free it.
-inline void replace_keeping_id(environment_lease& stored, environment_lease&& next) {
-    next.id = std::move(stored.id);  // the buffer travels to `next` and back with it
-    stored = std::move(next);
-}
-
 /// Takes `v` out of `vec` (any order: the index vectors are sorted when read).
-template <class T>
-void unordered_erase(std::vector<T>& vec, T v) noexcept {
+template <class Vec, class T>
+void unordered_erase(Vec& vec, T v) noexcept {
     for (auto& x : vec)
         if (x == v) {
             x = vec.back();
@@ -129,7 +164,8 @@ inline memory_store::environment_row const* memory_store::find_local(std::string
 
 inline memory_store::lease_set& memory_store::status_set(lease_row const* row) noexcept {
     // Every stored lease is in its environment's entry (acquire_lease made it).
-    return leases_by_environment_.find(row->value.environment_id)->second.by_status[detail::index(row->value.status)];
+    return leases_by_environment_.find(detail::memory::text_of(row->environment_id))
+        ->second.by_status[detail::index(row->status)];
 }
 
 inline void memory_store::check_capacity(environment const& env) const {
@@ -148,31 +184,32 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id,
     auto const it = leases_by_environment_.find(environment_id);
     if (it == leases_by_environment_.end()) return;
     for (auto const* row : it->second.by_status[detail::index(lease_status::active)])
-        if (row->value.reuse_scope == scope) lease_rules::check_reuse_scope(environment_id, scope, row->value.id);
+        if (row->reuse_scope.equals(scope)) lease_rules::check_reuse_scope(environment_id, scope, row->id.str());
 }
 
 // Stores an event and indexes it. Strong guarantee: when it throws — conflict for an id already
 // logged, or std::bad_alloc — the store has not changed (an index entry it made is empty, and an
-// empty entry lists nothing).
-inline void memory_store::append_event(activity_event&& event) {
+// empty entry lists nothing; a pooled name no row uses is harmless).
+inline void memory_store::append_event(activity_event const& event) {
     using namespace detail::memory;
-    auto const key = hashed(event.id);
+    auto const key = compact_view::of(event.id);
     if (events_.contains(key))
         throw store_error(store_errc::conflict, "Activity event " + detail::memory::dquoted(event.id) + " already exists.");
-    auto row = std::make_unique<event_row>(event_row{std::move(event)});
+    auto row = std::make_unique<event_row>(compact_event(event, pool_));
     auto node = node_for<event_set>(row.get());
-    auto& by_company = entry(events_by_company_, hashed(row->value.company_id));
-    std::vector<event_row*>* by_run = nullptr;
-    if (row->value.run_id) {
-        by_run = &entry(events_by_run_, hashed(*row->value.run_id));
+    auto& by_company = entry(events_by_company_, hashed(event.company_id));
+    compact_index<event_row>::mapped_type* by_run = nullptr;
+    if (row->run_id.engaged()) {
+        by_run = &entry(events_by_run_, row->run_id.view());
         reserve_one(*by_run);
     }
-    auto& by_entity = entry(events_by_entity_, hashed(row->value.entity_id));
+    auto& by_entity = entry(events_by_entity_, row->entity_id.view());
     reserve_one(by_entity);
     events_.reserve(events_.size() + 1);
+    compact_text id_key(row->id);
     // Nothing below throws.
     event_row* const r = row.get();
-    events_.emplace(hashed_id<std::string_view>{r->value.id, key.hash}, std::move(row));
+    events_.emplace(std::move(id_key), std::move(row));
     by_company.insert(std::move(node));
     if (by_run) by_run->push_back(r);
     by_entity.push_back(r);
@@ -180,31 +217,29 @@ inline void memory_store::append_event(activity_event&& event) {
 
 inline void memory_store::erase_event(event_row* row, bool from_entity_index) noexcept {
     using namespace detail::memory;
-    auto const& e = row->value;
-    if (auto const it = events_by_company_.find(e.company_id); it != events_by_company_.end()) {
+    if (auto const it = events_by_company_.find(text_of(row->company_id)); it != events_by_company_.end()) {
         it->second.erase(row);
         if (it->second.empty()) events_by_company_.erase(it);
     }
-    if (e.run_id)
-        if (auto const it = events_by_run_.find(*e.run_id); it != events_by_run_.end()) {
+    if (row->run_id.engaged())
+        if (auto const it = events_by_run_.find(row->run_id.view()); it != events_by_run_.end()) {
             unordered_erase(it->second, row);
             if (it->second.empty()) events_by_run_.erase(it);
         }
     if (from_entity_index)
-        if (auto const it = events_by_entity_.find(e.entity_id); it != events_by_entity_.end()) {
+        if (auto const it = events_by_entity_.find(row->entity_id.view()); it != events_by_entity_.end()) {
             unordered_erase(it->second, row);
             if (it->second.empty()) events_by_entity_.erase(it);
         }
-    events_.erase(events_.find(std::string_view(e.id)));  // frees the row: last
+    events_.erase(events_.find(row->id.view()));  // frees the row: last
 }
 
 inline void memory_store::erase_lease(lease_row* row, prune_result& counts) noexcept {
     using namespace detail::memory;
-    auto const& l = row->value;
-    if (auto const it = events_by_entity_.find(l.id); it != events_by_entity_.end()) {
+    if (auto const it = events_by_entity_.find(row->id.view()); it != events_by_entity_.end()) {
         auto& about = it->second;
         for (std::size_t i = 0; i < about.size();) {
-            if (about[i]->value.entity_type != lease_entity_type) {
+            if (text_of(about[i]->entity_type) != lease_entity_type) {
                 ++i;
                 continue;
             }
@@ -217,12 +252,12 @@ inline void memory_store::erase_lease(lease_row* row, prune_result& counts) noex
         if (about.empty()) events_by_entity_.erase(it);
     }
     status_set(row).erase(row);
-    if (l.heartbeat_run_id)
-        if (auto const it = leases_by_run_.find(*l.heartbeat_run_id); it != leases_by_run_.end()) {
+    if (row->heartbeat_run_id.engaged())
+        if (auto const it = leases_by_run_.find(row->heartbeat_run_id.view()); it != leases_by_run_.end()) {
             unordered_erase(it->second, row);
             if (it->second.empty()) leases_by_run_.erase(it);
         }
-    leases_.erase(leases_.find(std::string_view(l.id)));  // frees the row: last
+    leases_.erase(leases_.find(row->id.view()));  // frees the row: last
     ++counts.leases;
 }
 
@@ -251,8 +286,8 @@ inline std::vector<environment> memory_store::list_environments(std::string_view
             rows.push_back(row);
         }
     }
-    std::sort(rows.begin(), rows.end(), detail::memory::newest_environment_first<environment_row>);
-    return detail::memory::values_of(rows);
+    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(environments_, filter.after),
+                                    filter.limit, detail::memory::newest_environment_first<environment_row>);
 }
 
 inline std::optional<environment> memory_store::get_environment(std::string_view id) const {
@@ -343,7 +378,7 @@ inline std::optional<environment_lease> memory_store::get_lease(std::string_view
     std::shared_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
-    return it->second->value;
+    return detail::memory::public_lease(*it->second);
 }
 
 inline std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
@@ -360,12 +395,13 @@ inline std::vector<environment_lease> memory_store::list_leases(std::string_view
     for (std::size_t st = 0; st < detail::lease_status_count; ++st) {
         if (filter.status && detail::index(*filter.status) != st) continue;
         auto const& set = it->second.by_status[st];
-        auto const from = filter.after ? set.upper_bound(list_key{filter.after->last_used_at, filter.after->id})
-                                       : set.begin();
+        auto const from =
+            filter.after ? set.upper_bound(list_key{filter.after->last_used_at, compact_view::of(filter.after->id)})
+                         : set.begin();
         ranges.emplace_back(from, set.end());
     }
     merge_ordered(std::move(ranges), newest_lease_first{}, [&](lease_row const* row) {
-        out.push_back(row->value);
+        out.push_back(public_lease(*row));
         return out.size() < filter.limit;
     });
     return out;
@@ -377,8 +413,7 @@ inline std::vector<environment_lease> memory_store::list_run_leases(std::string_
     std::vector<lease_row const*> rows;
     if (auto const it = leases_by_run_.find(heartbeat_run_id); it != leases_by_run_.end())
         for (auto const* row : it->second)
-            if ((!filter.status || row->value.status == *filter.status) &&
-                detail::memory::after_cursor(row->value, filter.after))
+            if ((!filter.status || row->status == *filter.status) && detail::memory::after_cursor(*row, filter.after))
                 rows.push_back(row);
     return detail::memory::first_page(rows, filter.limit, newest_lease_first{});
 }
@@ -387,39 +422,39 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
                                                      std::optional<activity_event> event) {
     using namespace detail::memory;
     lease_rules::validate(input);
-    environment_lease lease = lease_rules::make_lease(input, now);
-    environment_lease result = lease;  // copied before the lock, which it need not hold
-    auto row = std::make_unique<lease_row>(lease_row{std::move(lease), 0});
-    auto status_node = node_for<lease_set>(row.get());
-    std::optional<expiry_set::node_type> expiry_node;
-    if (row->value.expires_at) expiry_node = node_for<expiry_set>(row.get());
+    environment_lease result = lease_rules::make_lease(input, now);  // made before the lock, which it need not hold
 
     std::unique_lock lock(mutex_);
     auto const env = environments_.find(input.environment_id);
     if (env == environments_.end()) throw lease_rules::environment_not_found(input.environment_id);
     lease_rules::check_company(input, env->second.value.company_id);
-    auto const lease_key = hashed(input.id);
+    auto const lease_key = compact_view::of(input.id);
     if (leases_.contains(lease_key)) throw lease_rules::lease_exists(input.id);
     check_capacity(env->second.value);
     check_reuse_scope(input.environment_id, input.reuse_scope);
 
+    auto row = std::make_unique<lease_row>(compact_lease(result, pool_));
+    auto status_node = node_for<lease_set>(row.get());
+    std::optional<expiry_set::node_type> expiry_node;
+    if (result.expires_at) expiry_node = node_for<expiry_set>(row.get());
     // Make room everywhere first, so that the steps that change the store cannot throw. (An index
     // entry created here and left empty by a later failure is invisible: it lists nothing.)
     auto& by_environment = entry(leases_by_environment_, hashed(input.environment_id));
-    std::vector<lease_row*>* by_run = nullptr;
-    if (input.heartbeat_run_id) {
-        by_run = &entry(leases_by_run_, hashed(*input.heartbeat_run_id));
+    compact_index<lease_row>::mapped_type* by_run = nullptr;
+    if (row->heartbeat_run_id.engaged()) {
+        by_run = &entry(leases_by_run_, row->heartbeat_run_id.view());
         reserve_one(*by_run);
     }
     leases_.reserve(leases_.size() + 1);
+    compact_text id_key(row->id);
     row->seq = next_seq_;
     lease_row* const r = row.get();
-    leases_.emplace(hashed_id<std::string_view>{r->value.id, lease_key.hash}, std::move(row));
+    leases_.emplace(std::move(id_key), std::move(row));
     if (event) {
         try {
-            append_event(std::move(*event));
+            append_event(*event);
         } catch (...) {
-            leases_.erase(leases_.find(std::string_view(r->value.id)));
+            leases_.erase(leases_.find(r->id.view()));
             throw;
         }
     }
@@ -437,32 +472,32 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     auto const it = leases_.find(t.id);
     if (it == leases_.end()) throw lease_rules::lease_not_found(t.id);
     lease_row* const row = it->second.get();
-    auto& stored = row->value;
-    lease_rules::check_transition(t.id, stored.status, stored.epoch, t.expected_epoch, t.to);
-    if (lease_rules::reactivates(stored.status, t.to)) {
+    lease_rules::check_transition(t.id, row->status, row->epoch, t.expected_epoch, t.to);
+    environment_lease result = public_lease(*row);
+    if (lease_rules::reactivates(row->status, t.to)) {
         // Resuming a retained lease makes it count against capacity and hold its reuse scope again.
-        if (auto const env = environments_.find(stored.environment_id); env != environments_.end())
+        if (auto const env = environments_.find(result.environment_id); env != environments_.end())
             check_capacity(env->second.value);
-        check_reuse_scope(stored.environment_id, stored.reuse_scope);
+        check_reuse_scope(result.environment_id, result.reuse_scope);
     }
 
-    // The result is the one copy, made before anything changes (strong guarantee); the stored row
+    // Everything that may throw comes before the first change (strong guarantee); the stored row
     // is then updated in place with non-throwing moves, and its index nodes moved, not reallocated.
-    environment_lease result = stored;
     lease_rules::apply_transition(result, t, now);
-    std::optional<std::string> reason = t.failure_reason;
+    compact_text reason(t.failure_reason);
     std::optional<expiry_set::node_type> expiry_node;
-    if (t.to == lease_status::active && stored.expires_at) expiry_node = node_for<expiry_set>(row);
-    if (event) append_event(std::move(*event));  // may throw (a duplicate event id too): nothing changed yet
+    if (t.to == lease_status::active && row->expires_at.micros != optional_time::none)
+        expiry_node = node_for<expiry_set>(row);
+    if (event) append_event(*event);  // may throw (a duplicate event id too): nothing changed yet
     auto node = status_set(row).extract(row);
-    if (stored.status == lease_status::active && stored.expires_at) expiring_.erase(row);
-    stored.status = result.status;
-    stored.epoch = result.epoch;
-    stored.last_used_at = now;
-    stored.updated_at = now;
-    stored.released_at = result.released_at;
-    if (reason) stored.failure_reason = std::move(reason);
-    if (t.cleanup_status) stored.cleanup_status = t.cleanup_status;
+    if (row->status == lease_status::active && row->expires_at.micros != optional_time::none) expiring_.erase(row);
+    row->status = result.status;
+    row->epoch = result.epoch;
+    row->last_used_at = now;
+    row->updated_at = now;
+    row->released_at = compact_time(result.released_at);
+    if (reason.engaged()) row->failure_reason = std::move(reason);
+    if (t.cleanup_status) row->cleanup_status = t.cleanup_status;
     status_set(row).insert(std::move(node));
     if (expiry_node) expiring_.insert(std::move(*expiry_node));
     return result;
@@ -471,18 +506,21 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
 inline std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
                                                                             std::optional<json_object> metadata,
                                                                             timestamp now) {
+    using namespace detail::memory;
+    compact_text packed = compact_json(metadata);  // before the lock
     std::unique_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
     lease_row* const row = it->second.get();
-    environment_lease next = row->value;
-    next.metadata = std::move(metadata);
-    next.last_used_at = now;
-    next.updated_at = now;
-    environment_lease result = next;
+    environment_lease result = public_lease(*row);
+    result.metadata = std::move(metadata);
+    result.last_used_at = now;
+    result.updated_at = now;
     // last_used_at is the list order's key: the row leaves its set while the key changes.
     auto node = status_set(row).extract(row);
-    detail::memory::replace_keeping_id(row->value, std::move(next));
+    row->metadata = std::move(packed);
+    row->last_used_at = now;
+    row->updated_at = now;
     status_set(row).insert(std::move(node));
     return result;
 }
@@ -494,18 +532,19 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     auto const it = leases_.find(id);
     if (it == leases_.end()) throw lease_rules::lease_not_found(id);
     lease_row* const row = it->second.get();
-    auto& stored = row->value;
-    lease_rules::check_renewal(id, stored.status, stored.epoch, expected_epoch);
-    environment_lease next = stored;
-    next.expires_at = expires_at;
-    next.last_used_at = now;
-    next.updated_at = now;
-    environment_lease result = next;
+    lease_rules::check_renewal(id, row->status, row->epoch, expected_epoch);
+    environment_lease result = public_lease(*row);
+    result.expires_at = expires_at;
+    result.last_used_at = now;
+    result.updated_at = now;
+    bool const had_expiry = row->expires_at.micros != optional_time::none;
     std::optional<expiry_set::node_type> expiry_node;
-    if (stored.expires_at) expiry_node = expiring_.extract(row);  // the key changes: out, then back
+    if (had_expiry) expiry_node = expiring_.extract(row);  // the key changes: out, then back
     else if (expires_at) expiry_node = node_for<expiry_set>(row);  // may throw: nothing changed yet
     auto node = status_set(row).extract(row);
-    detail::memory::replace_keeping_id(stored, std::move(next));
+    row->expires_at = compact_time(expires_at);
+    row->last_used_at = now;
+    row->updated_at = now;
     status_set(row).insert(std::move(node));
     if (expires_at && expiry_node) expiring_.insert(std::move(*expiry_node));
     return result;
@@ -520,35 +559,53 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
     if (it == leases_by_run_.end()) return {};
     std::vector<lease_row*> moved;
     for (auto* row : it->second)
-        if (row->value.status == lease_status::active) moved.push_back(row);
+        if (row->status == lease_status::active) moved.push_back(row);
     std::sort(moved.begin(), moved.end(), newest_lease_first{});
-    // Every new record is built before the first one is stored: all of the run's leases move, or none.
-    std::vector<environment_lease> next;
-    next.reserve(moved.size());
+    // Every result is built before the first row changes: all of the run's leases move, or none.
+    std::vector<environment_lease> result;
+    result.reserve(moved.size());
     for (auto const* row : moved) {
-        auto& n = next.emplace_back(row->value);
+        auto& n = result.emplace_back(public_lease(*row));
         n.status = to;
-        n.epoch = row->value.epoch + 1;
+        n.epoch = row->epoch + 1;
         n.last_used_at = now;
         n.updated_at = now;
         n.released_at = lease_rules::released_at_for(to, now);
     }
-    std::vector<environment_lease> result = next;
     for (std::size_t i = 0; i < moved.size(); ++i) {
-        auto node = status_set(moved[i]).extract(moved[i]);
-        if (moved[i]->value.expires_at) expiring_.erase(moved[i]);
-        detail::memory::replace_keeping_id(moved[i]->value, std::move(next[i]));
-        status_set(moved[i]).insert(std::move(node));
+        lease_row* const row = moved[i];
+        auto node = status_set(row).extract(row);
+        if (row->expires_at.micros != optional_time::none) expiring_.erase(row);
+        row->status = to;
+        row->epoch = result[i].epoch;
+        row->last_used_at = now;
+        row->updated_at = now;
+        row->released_at = compact_time(result[i].released_at);
+        status_set(row).insert(std::move(node));
     }
     return result;
 }
 
 inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
+    return list_expired_leases(now, list_page{.limit = no_limit});
+}
+
+inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now, list_page const& page) const {
     std::shared_lock lock(mutex_);
     std::vector<environment_lease> out;
-    for (auto const* row : expiring_) {
-        if (*row->value.expires_at > now) break;
-        out.push_back(row->value);
+    auto from = expiring_.begin();
+    if (page.after) {
+        // The cursor's place in the sweep's order, whether or not it is still due (the caller
+        // has usually just reaped it).
+        auto const it = leases_.find(std::string_view(*page.after));
+        if (it == leases_.end() || it->second->expires_at.micros == detail::memory::optional_time::none) return out;
+        from = expiring_.upper_bound(it->second.get());
+    }
+    if (page.limit == 0) return out;
+    for (auto const* row : std::ranges::subrange(from, expiring_.end())) {
+        if (row->expires_at.micros > now.micros()) break;
+        out.push_back(detail::memory::public_lease(*row));
+        if (out.size() == page.limit) break;
     }
     return out;
 }
@@ -576,8 +633,8 @@ inline prune_result memory_store::prune_history(history_retention const& r) {
             std::vector<lease_row*> doomed;
             if (r.ended_before)  // the oldest end of each ended set
                 for (auto st : ended)
-                    for (auto at = sets[st].rbegin(); at != sets[st].rend() && doomed.size() < r.batch &&
-                                                      (*at)->value.last_used_at < *r.ended_before;
+                    for (auto at = sets[st].rbegin();
+                         at != sets[st].rend() && doomed.size() < r.batch && (*at)->last_used_at < *r.ended_before;
                          ++at)
                         doomed.push_back(*at);
             if (r.keep_per_environment && doomed.size() < r.batch) {
@@ -589,7 +646,7 @@ inline prune_result memory_store::prune_history(history_retention const& r) {
                 std::size_t seen = 0;
                 merge_ordered(std::move(ranges), newest_lease_first{}, [&](lease_row* row) {
                     if (seen++ < *r.keep_per_environment) return true;
-                    if (r.ended_before && row->value.last_used_at < *r.ended_before) return true;
+                    if (r.ended_before && row->last_used_at < *r.ended_before) return true;
                     doomed.push_back(row);
                     return doomed.size() < r.batch;
                 });
@@ -611,31 +668,30 @@ inline std::vector<environment_lease> memory_store::list_recoverable_leases(std:
         for (auto const* row : leases.by_status[static_cast<std::size_t>(lease_status::pending_cleanup)])
             rows.push_back(row);
         for (auto const* row : leases.by_status[static_cast<std::size_t>(lease_status::active)]) {
-            auto const& l = row->value;
-            if ((l.holder_host && *l.holder_host == holder_host) || (l.expires_at && *l.expires_at <= now))
-                rows.push_back(row);
+            bool const expired = row->expires_at.micros != detail::memory::optional_time::none &&
+                                 row->expires_at.micros <= now.micros();
+            if ((row->holder_host && *row->holder_host == holder_host) || expired) rows.push_back(row);
         }
     }
     std::sort(rows.begin(), rows.end(), [](lease_row const* a, lease_row const* b) { return a->seq < b->seq; });
-    return detail::memory::values_of(rows);
+    return detail::memory::leases_of(rows);
 }
 
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void memory_store::record_activity(activity_event const& event) {
-    activity_event recorded = event;  // copied before the lock
     std::unique_lock lock(mutex_);
-    append_event(std::move(recorded));
+    append_event(event);
 }
 
 inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
     using namespace detail::memory;
     std::shared_lock lock(mutex_);
-    auto matches = [&](activity_event const& e) {
-        if (filter.company_id && e.company_id != *filter.company_id) return false;
-        if (filter.run_id && e.run_id != *filter.run_id) return false;
-        if (filter.entity_type && e.entity_type != *filter.entity_type) return false;
-        if (filter.entity_id && e.entity_id != *filter.entity_id) return false;
+    auto matches = [&](event_row const& e) {
+        if (filter.company_id && text_of(e.company_id) != *filter.company_id) return false;
+        if (filter.run_id && !e.run_id.equals(filter.run_id)) return false;
+        if (filter.entity_type && text_of(e.entity_type) != *filter.entity_type) return false;
+        if (filter.entity_id && !e.entity_id.equals(std::string_view(*filter.entity_id))) return false;
         return after_cursor(e, filter.after);
     };
     std::vector<activity_event> out;
@@ -643,16 +699,16 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
     if (filter.run_id || filter.entity_id) {
         // A run or an entity has a handful of events: read them all, sort that handful.
         auto const& index = filter.run_id ? events_by_run_ : events_by_entity_;
-        auto const it = index.find(filter.run_id ? *filter.run_id : *filter.entity_id);
+        auto const it = index.find(compact_view::of(filter.run_id ? *filter.run_id : *filter.entity_id));
         if (it == index.end()) return out;
         std::vector<event_row const*> rows;
         for (auto const* row : it->second)
-            if (matches(row->value)) rows.push_back(row);
+            if (matches(*row)) rows.push_back(row);
         auto const n = std::min(filter.limit, rows.size());
         std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
                           oldest_event_first{});
         out.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) out.push_back(rows[i]->value);
+        for (std::size_t i = 0; i < n; ++i) out.push_back(public_event(*rows[i]));
         return out;
     }
     // By company (or every company's, merged): each company's events are in list order, so a
@@ -660,8 +716,9 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
     using iter = event_set::const_iterator;
     std::vector<std::pair<iter, iter>> ranges;
     auto add = [&](event_set const& set) {
-        ranges.emplace_back(filter.after ? set.upper_bound(list_key{filter.after->created_at, filter.after->id})
-                                         : set.begin(),
+        ranges.emplace_back(filter.after
+                                ? set.upper_bound(list_key{filter.after->created_at, compact_view::of(filter.after->id)})
+                                : set.begin(),
                             set.end());
     };
     if (filter.company_id) {
@@ -670,7 +727,7 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
         for (auto const& [company, set] : events_by_company_) add(set);
     }
     merge_ordered(std::move(ranges), oldest_event_first{}, [&](event_row const* row) {
-        if (matches(row->value)) out.push_back(row->value);
+        if (matches(*row)) out.push_back(public_event(*row));
         return out.size() < filter.limit;
     });
     return out;
@@ -698,7 +755,7 @@ inline std::vector<execution_workspace> memory_store::list_execution_workspaces(
         if (filter.branch_name && w.branch_name != *filter.branch_name) continue;
         rows.push_back(&row);
     }
-    std::sort(rows.begin(), rows.end(), [](workspace_row const* a, workspace_row const* b) {
+    auto const before = [](workspace_row const* a, workspace_row const* b) {
         auto const& x = a->value;
         auto const& y = b->value;
         if (x.last_used_at != y.last_used_at) {
@@ -707,8 +764,9 @@ inline std::vector<execution_workspace> memory_store::list_execution_workspaces(
         }
         if (x.created_at != y.created_at) return x.created_at > y.created_at;
         return a->seq > b->seq;
-    });
-    return detail::memory::values_of(rows);
+    };
+    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(workspaces_, filter.after),
+                                    filter.limit, before);
 }
 
 inline execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
@@ -771,11 +829,12 @@ inline std::vector<workspace_operation> memory_store::list_operations(workspace_
         if (filter.issue_id && op.issue_id != *filter.issue_id) continue;
         rows.push_back(&row);
     }
-    std::sort(rows.begin(), rows.end(), [](operation_row const* a, operation_row const* b) {
+    auto const before = [](operation_row const* a, operation_row const* b) {
         if (a->value.started_at != b->value.started_at) return a->value.started_at < b->value.started_at;
         return a->seq < b->seq;
-    });
-    return detail::memory::values_of(rows);
+    };
+    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(operations_, filter.after),
+                                    filter.limit, before);
 }
 
 }  // namespace berth

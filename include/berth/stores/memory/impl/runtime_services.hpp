@@ -70,15 +70,13 @@ inline std::vector<workspace_runtime_service> memory_store::list_runtime_service
     std::vector<service_row const*> rows;
     for (auto const& [id, row] : services_)
         if (detail::memory::matches(row.value, filter)) rows.push_back(&row);
-    std::sort(rows.begin(), rows.end(), [](service_row const* a, service_row const* b) {
+    auto const before = [](service_row const* a, service_row const* b) {
         if (a->value.updated_at != b->value.updated_at) return a->value.updated_at > b->value.updated_at;
         if (a->value.created_at != b->value.created_at) return a->value.created_at > b->value.created_at;
         return a->seq > b->seq;
-    });
-    std::vector<workspace_runtime_service> out;
-    out.reserve(rows.size());
-    for (auto const* r : rows) out.push_back(r->value);
-    return out;
+    };
+    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(services_, filter.after),
+                                    filter.limit, before);
 }
 
 inline std::vector<std::string> memory_store::stop_runtime_services(runtime_service_filter const& filter,

@@ -196,10 +196,11 @@ struct statements {
     std::string released_run = "SELECT " + lease_cols +
                                " FROM environment_leases WHERE heartbeat_run_id = $1::text AND status = $2::text AND "
                                "updated_at = $3::timestamptz";
-    std::string expired = "SELECT " + lease_cols +
-                          " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
-                          "expires_at <= $1::timestamptz ORDER BY expires_at ASC, " + std::string(seq) +
-                          " ASC FOR UPDATE SKIP LOCKED";
+    std::string expired_where = "SELECT " + lease_cols +
+                                " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
+                                "expires_at <= $1::timestamptz";
+    std::string expired_order = " ORDER BY expires_at ASC, " + std::string(seq) + " ASC";
+    std::string expired = expired_where + expired_order + " FOR UPDATE SKIP LOCKED";
     // recover(): the active leases held on this host, the active leases whose TTL passed (any
     // host), and the pending_cleanup ones; each arm is one of the partial indexes' predicates.
     std::string recoverable = "SELECT " + lease_cols +
@@ -618,6 +619,23 @@ inline std::vector<std::string> postgres_store::statement_texts() const {
     return out;
 }
 
+namespace detail::postgres {
+/// ` LIMIT n`, or nothing for no_limit (and anything past what a bigint holds).
+[[nodiscard]] inline std::string limit_clause(std::size_t limit) {
+    if (limit > static_cast<std::size_t>(INT64_MAX)) return {};
+    return " LIMIT " + std::to_string(limit);
+}
+/// A row-cursor page's condition (model/paging.hpp): after the row with id `after` in the order
+/// `key` (`cmp` "<" for a newest-first list, ">" for an oldest-first one); the id is the next
+/// parameter. An id the table does not hold compares with NULL: no row, an empty page.
+[[nodiscard]] inline std::string row_after(std::string_view table, std::string const& key, std::string_view cmp,
+                                           std::string const& after, params& args) {
+    args.push_back(after);
+    return "(" + key + ") " + std::string(cmp) + " (SELECT " + key + " FROM " + std::string(table) +
+           " WHERE id = $" + std::to_string(args.size()) + "::text)";
+}
+}  // namespace detail::postgres
+
 // ---- environments ------------------------------------------------------------------------------
 
 inline std::vector<environment> postgres_store::list_environments(std::string_view company_id,
@@ -627,10 +645,13 @@ inline std::vector<environment> postgres_store::list_environments(std::string_vi
     std::string sql = "SELECT " + s.sql.env_cols + " FROM environments WHERE company_id = $1::text";
     if (filter.status) sql += " AND status = " + sql_literal(*filter.status);
     if (filter.driver) sql += " AND driver = " + sql_literal(*filter.driver);
-    sql += s.sql.list_env_order;
+    params args{std::string(company_id)};
+    if (filter.after)
+        sql += " AND " + row_after("environments", "updated_at, created_at, " + std::string(seq), "<", *filter.after, args);
+    sql += s.sql.list_env_order + limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
-        auto r = c.run_one(sql, {std::string(company_id)}, "listing environments");
+        auto r = c.run_one(sql, args, "listing environments");
         return read_all<environment>(s, r, environments_table);
     });
 }
@@ -752,11 +773,6 @@ inline std::optional<environment_lease> postgres_store::get_lease(std::string_vi
 }
 
 namespace detail::postgres {
-/// ` LIMIT n`, or nothing for no_limit (and anything past what a bigint holds).
-[[nodiscard]] inline std::string limit_clause(std::size_t limit) {
-    if (limit > static_cast<std::size_t>(INT64_MAX)) return {};
-    return " LIMIT " + std::to_string(limit);
-}
 /// A lease list's keyset condition after `filter.after` (newest last_used_at first, then greatest
 /// id), its values appended to `args`; nothing without a cursor.
 [[nodiscard]] inline std::string lease_page(lease_filter const& filter, params& args) {
@@ -965,6 +981,20 @@ inline std::vector<environment_lease> postgres_store::list_expired_leases(timest
     });
 }
 
+inline std::vector<environment_lease> postgres_store::list_expired_leases(timestamp now, list_page const& page) {
+    using namespace detail::postgres;
+    auto& s = *state_;
+    params args{to_param(now)};
+    std::string sql = s.sql.expired_where;
+    if (page.after)
+        sql += " AND " + row_after("environment_leases", "expires_at, " + std::string(seq), ">", *page.after, args);
+    sql += s.sql.expired_order + limit_clause(page.limit) + " FOR UPDATE SKIP LOCKED";
+    s.note_text(sql);
+    return call(s, [&](connection& c) {
+        return read_all<environment_lease>(s, c.run_one(sql, args, "listing expired leases"), leases_table);
+    });
+}
+
 inline std::vector<environment_lease> postgres_store::list_recoverable_leases(std::string_view holder_host,
                                                                               timestamp now) {
     using namespace detail::postgres;
@@ -1094,9 +1124,14 @@ inline std::vector<workspace_runtime_service> postgres_store::list_runtime_servi
     using namespace detail::postgres;
     auto& s = *state_;
     params args;
-    std::string const sql = "SELECT " + s.sql.svc_cols + " FROM workspace_runtime_services" +
-                            service_where(filter, false, args) + " ORDER BY updated_at DESC, created_at DESC, " +
-                            std::string(seq) + " DESC";
+    std::string where = service_where(filter, false, args);
+    if (filter.after)
+        (where += where.empty() ? " WHERE " : " AND ") +=
+            row_after("workspace_runtime_services", "updated_at, created_at, " + std::string(seq), "<", *filter.after,
+                      args);
+    std::string const sql = "SELECT " + s.sql.svc_cols + " FROM workspace_runtime_services" + where +
+                            " ORDER BY updated_at DESC, created_at DESC, " + std::string(seq) + " DESC" +
+                            limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
         return read_all<workspace_runtime_service>(s, c.run_one(sql, args, "listing runtime services"),
@@ -1149,7 +1184,13 @@ inline std::vector<execution_workspace> postgres_store::list_execution_workspace
     if (filter.status) add("status", to_param(*filter.status));
     if (filter.source_issue_id) add("source_issue_id", *filter.source_issue_id);
     if (filter.branch_name) add("branch_name", *filter.branch_name);
-    sql += " ORDER BY last_used_at DESC NULLS LAST, created_at DESC, " + std::string(seq) + " DESC";
+    // NULLS LAST in a descending order: a null last_used_at as the least instant.
+    if (filter.after)
+        sql += " AND " + row_after("execution_workspaces",
+                                   "COALESCE(last_used_at, '-infinity'::timestamptz), created_at, " + std::string(seq),
+                                   "<", *filter.after, args);
+    sql += " ORDER BY last_used_at DESC NULLS LAST, created_at DESC, " + std::string(seq) + " DESC" +
+           limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
         return read_all<execution_workspace>(s, c.run_one(sql, args, "listing execution workspaces"),
@@ -1236,7 +1277,10 @@ inline std::vector<workspace_operation> postgres_store::list_operations(workspac
     if (filter.execution_workspace_id) add("execution_workspace_id", *filter.execution_workspace_id);
     if (filter.heartbeat_run_id) add("heartbeat_run_id", *filter.heartbeat_run_id);
     if (filter.issue_id) add("issue_id", *filter.issue_id);
-    sql += " ORDER BY started_at ASC, " + std::string(seq) + " ASC";
+    if (filter.after)
+        (sql += std::exchange(glue, " AND ")) +=
+            row_after("workspace_operations", "started_at, " + std::string(seq), ">", *filter.after, args);
+    sql += " ORDER BY started_at ASC, " + std::string(seq) + " ASC" + limit_clause(filter.limit);
     s.note_text(sql);
     return call(s, [&](connection& c) {
         return read_all<workspace_operation>(s, c.run_one(sql, args, "listing workspace operations"),

@@ -127,10 +127,15 @@ inline std::vector<workspace_runtime_service> sqlite_store::list_runtime_service
     runtime_service_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string const sql = "SELECT " + service_sql().cols + " FROM workspace_runtime_services" +
-                            service_where(filter, false) + " ORDER BY updated_at DESC, created_at DESC, rowid DESC";
+    std::string where = service_where(filter, false);
+    if (filter.after)
+        (where += where.empty() ? " WHERE " : " AND ") +=
+            row_after("workspace_runtime_services", "updated_at, created_at, rowid", "<");
+    std::string const sql = "SELECT " + service_sql().cols + " FROM workspace_runtime_services" + where +
+                            " ORDER BY updated_at DESC, created_at DESC, rowid DESC" + row_page_limit;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
+        bind_row_page(st.get(), filter.limit, filter.after);
         std::string json[2];
         bind_service_filter(st.get(), filter, json);
         return read_all<workspace_runtime_service>(s, st, services_table, "listing runtime services");

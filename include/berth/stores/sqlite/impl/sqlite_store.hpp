@@ -98,9 +98,14 @@ struct statements {
     std::string release_run = "UPDATE environment_leases SET status = ?2, epoch = epoch + 1, released_at = ?3, "
                               "last_used_at = ?4, updated_at = ?4 WHERE heartbeat_run_id = ?1 AND "
                               "status = 'active' RETURNING " + lease_cols;
-    std::string expired = "SELECT " + lease_cols +
-                          " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
-                          "expires_at <= ?1 ORDER BY expires_at ASC, rowid ASC";
+    std::string expired_where = " FROM environment_leases WHERE status = 'active' AND expires_at IS NOT NULL AND "
+                                "expires_at <= ?1";
+    std::string expired_order = " ORDER BY expires_at ASC, rowid ASC LIMIT ?31";
+    std::string expired = "SELECT " + lease_cols + expired_where + expired_order;
+    /// A page after the lease ?30 (row cursor): the sweep's next page after it reaped the previous.
+    std::string expired_after = "SELECT " + lease_cols + expired_where +
+                                " AND (expires_at, rowid) > (SELECT expires_at, rowid FROM environment_leases "
+                                "WHERE id = ?30)" + expired_order;
     // Each arm states its partial index's predicate, so that each reads only its index.
     // The rows once each, oldest inserted first (a UNION of whole rows would order them by id).
     // The pending_cleanup arm names its index: without statistics the planner scanned the
@@ -428,6 +433,20 @@ inline void migrate(connection& c, std::string const& path) {
     return limit > static_cast<std::size_t>(INT64_MAX) ? -1 : static_cast<std::int64_t>(limit);
 }
 
+/// A row-cursor page (model/paging.hpp): the condition "after the row with id ?30 in the order
+/// `key` (`cmp` "<" for a newest-first list, ">" for an oldest-first one)" and the LIMIT ?31. An
+/// id the table does not hold compares with NULL: no row, an empty page.
+[[nodiscard]] inline std::string row_after(std::string_view table, std::string_view key, std::string_view cmp) {
+    return "(" + std::string(key) + ") " + std::string(cmp) + " (SELECT " + std::string(key) + " FROM " +
+           std::string(table) + " WHERE id = ?30)";
+}
+inline constexpr char const* row_page_limit = " LIMIT ?31";
+/// Binds a row-cursor page's ?30 and ?31.
+inline void bind_row_page(sqlite3_stmt* st, std::size_t limit, std::optional<std::string> const& after) {
+    if (after) bind_text(st, 30, *after);
+    bind_int(st, 31, sql_limit(limit));
+}
+
 /// The first index of statements::env_leases / run_leases for a filter.
 [[nodiscard]] inline std::size_t lease_query_status(lease_filter const& f) noexcept {
     return f.status ? detail::index(*f.status) + 1 : 0;
@@ -446,6 +465,10 @@ inline void bind_page(sqlite3_stmt* st, lease_filter const& f) {
 /// ?5 and ?6 the cursor, ?7 the limit.
 [[nodiscard]] inline std::string activity_list_sql(statements const& sql_text, activity_filter const& filter) {
     std::string sql = sql_text.list_activity;
+    // An entity has a handful of events: its (entity_type, entity_id) index. Named, because since
+    // schema 10 the (entity_type, created_at, id) index also serves the filter and gives the
+    // order, and without statistics the planner prefers it — a walk of every event of the type.
+    if (filter.entity_id) sql += " INDEXED BY activity_log_entity_type_id_idx";
     char const* glue = " WHERE ";
     // A unary + keeps a term out of index selection. Without statistics SQLite's planner prefers
     // the company index, which also gives the order, over the far narrower run or entity index,
@@ -635,10 +658,12 @@ inline std::vector<environment> sqlite_store::list_environments(std::string_view
     // Enum filters are literals, not parameters: see sql_literal.
     if (filter.status) sql += " AND status = " + sql_literal(*filter.status);
     if (filter.driver) sql += " AND driver = " + sql_literal(*filter.driver);
-    sql += s.sql.list_env_order;
+    if (filter.after) sql += " AND " + row_after("environments", "updated_at, created_at, rowid", "<");
+    sql += s.sql.list_env_order + row_page_limit;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, company_id);
+        bind_row_page(st.get(), filter.limit, filter.after);
         return read_all<environment>(s, st, environments_table, "listing environments");
     });
 }
@@ -930,11 +955,16 @@ inline std::vector<environment_lease> sqlite_store::release_leases_for_run(std::
 }
 
 inline std::vector<environment_lease> sqlite_store::list_expired_leases(timestamp now) {
+    return list_expired_leases(now, list_page{.limit = no_limit});
+}
+
+inline std::vector<environment_lease> sqlite_store::list_expired_leases(timestamp now, list_page const& page) {
     using namespace detail::sqlite;
     auto& s = *state_;
     return with_reader(s, [&](connection& c) {
-        auto st = c.statement(s.sql.expired);
+        auto st = c.statement(page.after ? s.sql.expired_after : s.sql.expired);
         bind_value(st.get(), 1, now);
+        bind_row_page(st.get(), page.limit, page.after);
         return read_all<environment_lease>(s, st, leases_table, "listing expired leases");
     });
 }
@@ -1068,10 +1098,15 @@ inline std::vector<execution_workspace> sqlite_store::list_execution_workspaces(
     if (filter.status) sql += " AND status = ?3";
     if (filter.source_issue_id) sql += " AND source_issue_id = ?4";
     if (filter.branch_name) sql += " AND branch_name = ?5";
+    // A null last_used_at sorts last: as the empty text, below every instant.
+    if (filter.after)
+        sql += " AND " + row_after("execution_workspaces", "COALESCE(last_used_at, ''), created_at, rowid", "<");
     sql += " ORDER BY last_used_at IS NULL, last_used_at DESC, created_at DESC, rowid DESC";
+    sql += row_page_limit;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_text(st.get(), 1, company_id);
+        bind_row_page(st.get(), filter.limit, filter.after);
         if (filter.project_id) bind_text(st.get(), 2, *filter.project_id);
         if (filter.status) bind_value(st.get(), 3, *filter.status);
         if (filter.source_issue_id) bind_text(st.get(), 4, *filter.source_issue_id);
@@ -1143,9 +1178,13 @@ inline std::vector<workspace_operation> sqlite_store::list_operations(workspace_
     if (filter.execution_workspace_id) (sql += std::exchange(glue, " AND ")) += "execution_workspace_id = ?2";
     if (filter.heartbeat_run_id) (sql += std::exchange(glue, " AND ")) += "heartbeat_run_id = ?3";
     if (filter.issue_id) (sql += std::exchange(glue, " AND ")) += "issue_id = ?4";
+    if (filter.after)
+        (sql += std::exchange(glue, " AND ")) += row_after("workspace_operations", "started_at, rowid", ">");
     sql += " ORDER BY started_at ASC, rowid ASC";
+    sql += row_page_limit;
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
+        bind_row_page(st.get(), filter.limit, filter.after);
         if (filter.company_id) bind_text(st.get(), 1, *filter.company_id);
         if (filter.execution_workspace_id) bind_text(st.get(), 2, *filter.execution_workspace_id);
         if (filter.heartbeat_run_id) bind_text(st.get(), 3, *filter.heartbeat_run_id);
