@@ -25,13 +25,18 @@
 //!   commands and, for a reusable lease, across runs — and are deleted with the lease.
 //! - **environment**: exactly `PATH`, `HOME`, `TMPDIR`, `LANG` (C.UTF-8 by default), the variables of
 //!   this process named in the allow-list (options + config `allowEnv`; names on the secret list
-//!   are never passed), and the command's own `env`. Values travel in bwrap's environment, never
+//!   are never passed), the command's own `env`, and `BERTH_SANDBOX_ID` (the provider lease id:
+//!   destroy finds the sandbox's processes by it). Values travel in bwrap's environment, never
 //!   in its argv (no secret in `ps`).
 //! - **limits** (config `limits`, over `bubblewrap_options::limits`): CPU seconds, address space
 //!   bytes, open files, processes — applied with `prlimit` inside the sandbox before the command.
 //! - **lifetime**: `--die-with-parent` — if this process dies (even `kill -9`), bwrap and every
 //!   process of the sandbox get SIGKILL; on timeout process::run kills bwrap's process group and
-//!   the pid namespace goes with its init. Nothing started by a command outlives the command.
+//!   the pid namespace goes with its init. Nothing started by a command outlives the command —
+//!   except when this process dies while bwrap sets the sandbox up (its init arms
+//!   --die-with-parent only after the setup): destroy, which recovery calls for the dead
+//!   holder's lease, kills such a sandbox (kill_processes), and reap_orphans one whose lease was
+//!   never recorded.
 //!
 //! Not protected against: kernel exploits (it is namespaces, not a VM), reading world-readable
 //! files under the bound system directories, using the network when `network` is true, and
