@@ -160,14 +160,23 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
     auto const stalled = c.dir / "git-stalled";
     auto args = c.args(m, keep, issue);
     if (at == "worktree") env["STALL_GIT"] = stalled.string();
-    else if (at == "provisioning") args.insert(args.end(), {"--provision", "touch " + stalled.string() + "; exec sleep 30"});
+    else if (at == "provisioning")
+        // Provisioning too leaves a daemon; it exports the marker (provision commands get no BERTH_*
+        // variable from berth-run's environment, only the workspace's and the lease id).
+        args.insert(args.end(), {"--provision", "export " + c.token + "; setsid sleep 30 </dev/null >/dev/null 2>&1 & touch " +
+                                                    stalled.string() + "; exec sleep 30"});
     else if (at != "execute") env["BERTH_RUN_FAULT_PAUSE"] = at;
     // The command: one that works on when interrupted during execute, else one that is quick (the
     // release step comes after it).
     // It exports the token itself: an --ssh run's command gets sshd's environment, not berth-run's,
     // and must be found (it runs on this host) like a local one.
+    // During execute it also leaves a process outside its session and process group (a daemon),
+    // which neither PR_SET_PDEATHSIG nor the group kill reaches: its BERTH_LEASE_ID does.
     std::vector<std::string> const command =
-        at == "execute" ? std::vector<std::string>{"sh", "-c", "export " + c.token + "; echo started; exec sleep 30"}
+        at == "execute" ? std::vector<std::string>{"sh", "-c",
+                                                   "export " + c.token +
+                                                       "; setsid sleep 30 </dev/null >/dev/null 2>&1 & "
+                                                       "echo started; exec sleep 30"}
                         : std::vector<std::string>{"sh", "-c", "echo work > work.txt"};
     auto run = c.start(args, command, env);
     auto const log = c.dir / "first.log";

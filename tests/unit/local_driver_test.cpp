@@ -30,7 +30,7 @@ static_assert(berth::driver_with_execute<local_driver>);
 static_assert(berth::driver_with_probe<local_driver>);
 static_assert(berth::driver_with_execution_target<local_driver>);
 static_assert(!berth::driver_with_resume<local_driver>);
-static_assert(!berth::driver_with_destroy<local_driver>);
+static_assert(berth::driver_with_destroy<local_driver>);  // ends what a dead run left running
 static_assert(local_driver::family == berth::driver_kind::local && local_driver::name == "local");
 static_assert(std::is_default_constructible_v<local_driver>);  // allocates its shared workspace runtime
 

@@ -208,6 +208,7 @@ TEST_CASE("provisioning runs by the shell in the worktree with the BERTH_* varia
     req.base.source = workspace_source::task_session;
     req.base.repo_url = "https://example.invalid/repo.git";
     req.base.workspace_id = "pw-1";
+    req.lease_id = "lease-ws-1";  // what recovery finds the provision command's stragglers by
     req.strategy.provision_command = "env | grep '^BERTH_' | sort > env.txt; pwd > pwd.txt";
     auto const ws = rt.realize(req);
     CHECK(git_runner::trim(read(ws.cwd + "/pwd.txt")) == ws.cwd);
@@ -217,7 +218,7 @@ TEST_CASE("provisioning runs by the shell in the worktree with the BERTH_* varia
           "BERTH_ISSUE_IDENTIFIER=ENG-1", "BERTH_ISSUE_TITLE=Fix the bug", "BERTH_PROJECT_ID=proj-1",
           "BERTH_PROJECT_WORKSPACE_ID=pw-1", "BERTH_WORKSPACE_BRANCH=ENG-1-fix-the-bug", "BERTH_WORKSPACE_CREATED=true",
           "BERTH_WORKSPACE_REPO_REF=", "BERTH_WORKSPACE_REPO_URL=https://example.invalid/repo.git",
-          "BERTH_WORKSPACE_SOURCE=task_session"}) {
+          "BERTH_WORKSPACE_SOURCE=task_session", "BERTH_LEASE_ID=lease-ws-1"}) {
         INFO(line);
         CHECK(env.find(std::string(line) + "\n") != std::string::npos);
     }

@@ -2,18 +2,23 @@
 //! @file
 //! berth::local_driver — the environment driver for the machine berth runs on (upstream §2.1).
 //!
-//! There is nothing to provision: a lease is a record (provider "local"), releasing it cleans
-//! nothing up, the workspace is the path the caller gives, and commands run as child processes of
+//! There is nothing to provision: a lease is a record (provider "local"), releasing a run that
+//! ended well cleans nothing up, the workspace is the path the caller gives, and commands run as child processes of
 //! this process through berth::process::run, with the parent's environment minus secrets
-//! (berth::process::sanitized_environment) and the command's own variables on top.
+//! (berth::process::sanitized_environment), the command's own variables on top, and
+//! `BERTH_LEASE_ID=<lease id>` over both. Destroy (what recovery calls for a lease whose holder
+//! died), and the release of a run that failed, was cancelled or expired, end every process that
+//! still carries that variable: the descendants of an interrupted run, however they detached
+//! (berth/process/lease_processes.hpp).
 //!
 //! @code
 //! berth::local_driver local;
 //! auto r = local.execute(env, lease, {.program = "make", .args = {"test"}, .cwd = "/srv/work"});
 //! @endcode
 //!
-//! Models environment_driver, driver_with_realize_workspace, driver_with_execute, driver_with_probe
-//! and driver_with_execution_target (not resume/destroy: a local lease has no provider side).
+//! Models environment_driver, driver_with_realize_workspace, driver_with_execute, driver_with_probe,
+//! driver_with_execution_target and driver_with_destroy (not resume: a local lease has no provider
+//! side to resume).
 //! It also owns the runtime that realizes execution workspaces (git worktrees, provisioning),
 //! configured through local_driver_options::workspaces. Every member is const and safe to call
 //! from many threads.
@@ -22,7 +27,9 @@
 #include <berth/concepts/environment_driver.hpp>  // driver_tag, the driver concepts
 #include <berth/concepts/orchestrator_store.hpp>  // workspace_store (where execution workspaces are recorded)
 #include <berth/model/driver_io.hpp>              // acquire_request, lease_grant, command, ...
+#include <berth/process/lease_processes.hpp>      // lease_variable, lease_process_sweeper
 #include <berth/process/spawn.hpp>                // process::run (its environment: process/environment.hpp)
+#include <berth/recovery/holder.hpp>              // starter_of
 #include <berth/workspace/manager.hpp>            // workspace_manager, workspace_runtime
 
 #include <boost/json/object.hpp>  // boost::json::object (metadata, details)
@@ -63,7 +70,9 @@ public:
 
     local_driver() : local_driver(local_driver_options{}) {}
     explicit local_driver(local_driver_options options)
-        : options_(std::move(options)), workspaces_(std::make_shared<workspace_runtime const>(options_.workspaces)) {}
+        : options_(std::move(options)),
+          workspaces_(std::make_shared<workspace_runtime const>(options_.workspaces)),
+          sweeper_(std::make_shared<process::lease_process_sweeper>()) {}
 
     [[nodiscard]] local_driver_options const& options() const noexcept { return options_; }
     /// What realizes execution workspaces (shared by copies of this driver).
@@ -95,9 +104,26 @@ public:
         return grant;
     }
 
-    /// Nothing to clean up: an empty outcome (cleanup_status stays nullopt). Never throws.
-    [[nodiscard]] release_outcome release(environment const&, environment_lease const&, lease_status) const noexcept {
-        return {};
+    /// A run that ended well (`released`), or whose lease is kept (`retained`, for inspection or
+    /// reuse), leaves what its commands started in the background as it is (upstream): an empty
+    /// outcome. A run that failed, was cancelled or expired ends every
+    /// process that still carries its lease id (as destroy does): empty outcome when none is left,
+    /// cleanup `failed` with the reason when one survives SIGKILL. Never throws.
+    [[nodiscard]] release_outcome release(environment const&, environment_lease const& lease,
+                                          lease_status to) const noexcept {
+        if (to != lease_status::failed && to != lease_status::expired) return {};  // released, retained
+        auto out = end_processes_of(lease);
+        if (out.cleanup_status == cleanup_status::success) return {};
+        return out;
+    }
+
+    /// Ends every process of this host that carries `BERTH_LEASE_ID=<lease id>` (SIGKILL, again
+    /// until none is left): what a run whose holder died left running. Cleanup `success` when none
+    /// is left, else `failed` with the reason (recovery retries: the lease is pending_cleanup).
+    /// Costs one pass over /proc, shared by the leases of one recovery (process::lease_process_sweeper).
+    /// Never throws.
+    [[nodiscard]] release_outcome destroy(environment const&, environment_lease const& lease) const noexcept {
+        return end_processes_of(lease);
     }
 
     /// cwd = local_path ?? remote_path ?? "/", and metadata `{workspaceRealization: {version: 1,
@@ -126,12 +152,22 @@ public:
     }
 
     /// Runs `cmd` on this machine (berth::process::run) with this process's environment minus
-    /// secrets (the variables process::sanitized_environment() lists) and `cmd.env` on top, in
+    /// secrets (the variables process::sanitized_environment() lists), `cmd.env` on top, and
+    /// `BERTH_LEASE_ID=<lease id>` over both (cmd.env cannot hide a process from destroy), in
     /// `cmd.cwd` (which must exist) or this process's cwd.
     /// @throws berth::process_error when the program or the cwd is missing or the spawn fails (a
     ///         non-zero exit is a result, not an error); whatever `cmd.on_output` throws.
-    [[nodiscard]] command_result execute(environment const&, environment_lease const&, command const& cmd) const {
-        return process::run(cmd, {.inherit_sanitized_environment = true, .kill_grace = options_.kill_grace});
+    [[nodiscard]] command_result execute(environment const&, environment_lease const& lease, command const& cmd) const {
+        process::run_options run{.inherit_sanitized_environment = true, .kill_grace = options_.kill_grace};
+        if (lease.id.empty()) return process::run(cmd, run);
+        std::string const variable(process::lease_variable);
+        if (!cmd.env.contains(variable)) {
+            run.base_environment.emplace(variable, lease.id);
+            return process::run(cmd, run);
+        }
+        command own = cmd;  // rare: the command names the variable itself
+        own.env[variable] = lease.id;
+        return process::run(own, run);
     }
 
     /// Always ok on a host that runs berth: summary `probe_summary`, details `{hostname, cwd}`
@@ -170,8 +206,20 @@ public:
     }
 
 private:
+    [[nodiscard]] release_outcome end_processes_of(environment_lease const& lease) const noexcept {
+        try {
+            if (sweeper_->end_processes_of(lease.id, starter_of(lease)))
+                return {.cleanup_status = cleanup_status::success, .failure_reason = std::nullopt};
+            return {.cleanup_status = cleanup_status::failed,
+                    .failure_reason = "processes of lease " + lease.id + " still run after SIGKILL"};
+        } catch (...) {
+            return {.cleanup_status = cleanup_status::failed, .failure_reason = std::nullopt};
+        }
+    }
+
     local_driver_options options_{};
     std::shared_ptr<workspace_runtime const> workspaces_;
+    std::shared_ptr<process::lease_process_sweeper> sweeper_;  // shared by copies: one pass per recovery
 };
 
 static_assert(environment_driver<local_driver>);
@@ -180,7 +228,7 @@ static_assert(driver_with_execute<local_driver>);
 static_assert(driver_with_probe<local_driver>);
 static_assert(driver_with_execution_target<local_driver>);
 static_assert(driver_with_execution_workspaces<local_driver>);
-static_assert(!driver_with_resume<local_driver> && !driver_with_destroy<local_driver>,
-              "a local lease has no provider side to resume or destroy");
+static_assert(driver_with_destroy<local_driver>);
+static_assert(!driver_with_resume<local_driver>, "a local lease has no provider side to resume");
 
 }  // namespace berth

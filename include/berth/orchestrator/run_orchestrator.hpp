@@ -333,6 +333,7 @@ public:
                             ws.strategy.provision_command.reset();
                         }
                         if (!ws.stop.stop_possible()) ws.stop = r.stop;
+                        if (!ws.lease_id) ws.lease_id = lease.id;
                         if (!ws.provision_timeout && r.provision_timeout) ws.provision_timeout = *r.provision_timeout;
                         if constexpr (observes<Observer>) {
                             ws.on_provision_output = [&step, user = std::move(ws.on_provision_output)](
@@ -494,24 +495,12 @@ public:
     [[nodiscard]] release_result release_for_run(release_for_run_request const& r) const noexcept {
         release_result result;
         auto step = note(run_step::release, r.heartbeat_run_id, [&] { return "run outcome " + std::string(to_string(r.outcome)); });
-        std::vector<environment_lease> leases;
-        try {
+        bool const listed = end_each(
+            result, environment_error_code::lease_release_failed,
             // Every one must be released, and a run holds few: one page without a limit.
-            leases = store_.list_run_leases(r.heartbeat_run_id,
-                                            lease_filter{.status = lease_status::active, .limit = no_limit});
-        } catch (...) {
-            result.errors.push_back(lease_error{"*", environment_error_code::lease_release_failed,
-                                                message_of(std::current_exception()), std::current_exception()});
-            return result;
-        }
-        for (auto const& lease : leases) {
-            try {
-                end_lease(lease, r, result);
-            } catch (...) {
-                result.errors.push_back(lease_error{lease.id, environment_error_code::lease_release_failed,
-                                                    message_of(std::current_exception()), std::current_exception()});
-            }
-        }
+            [&] { return store_.list_run_leases(r.heartbeat_run_id, lease_filter{.status = lease_status::active, .limit = no_limit}); },
+            [&](environment_lease const& lease) { end_lease(lease, r, result); });
+        if (!listed) return result;
         if constexpr (observes<Observer>) {
             std::string said;
             for (auto const& l : result.released) said += (said.empty() ? "lease " : ", lease ") + l.id + " " + to_string(l.status);
@@ -527,22 +516,9 @@ public:
     /// `pending_cleanup` instead (see end_abandoned_lease). Never throws; failures are returned.
     [[nodiscard]] release_result reap_expired_leases() const noexcept {
         release_result result;
-        std::vector<environment_lease> leases;
-        try {
-            leases = store_.list_expired_leases(clock_.now());
-        } catch (...) {
-            result.errors.push_back(lease_error{"*", environment_error_code::lease_cleanup_failed,
-                                                message_of(std::current_exception()), std::current_exception()});
-            return result;
-        }
-        for (auto const& lease : leases) {
-            try {
-                expire_lease(lease, result);
-            } catch (...) {
-                result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
-                                                    message_of(std::current_exception()), std::current_exception()});
-            }
-        }
+        (void)end_each(result, environment_error_code::lease_cleanup_failed,
+                       [&] { return store_.list_expired_leases(clock_.now()); },
+                       [&](environment_lease const& lease) { expire_lease(lease, result); });
         return result;
     }
 
@@ -579,28 +555,20 @@ public:
     {
         release_result result;
         if (!r.issue_id && !r.execution_workspace_id) return result;
-        std::vector<environment_lease> leases;
-        try {
-            for (auto const& env : store_.list_environments(r.company_id, environment_filter{.limit = no_limit}))
-                for (auto const status : {lease_status::retained, lease_status::pending_cleanup})
-                    for (auto& l : store_.list_leases(env.id, lease_filter{.status = status, .limit = no_limit}))
-                        if (l.company_id == r.company_id && (!r.issue_id || l.issue_id == r.issue_id) &&
-                            (!r.execution_workspace_id || l.execution_workspace_id == r.execution_workspace_id) &&
-                            reusing_policy(l))
-                            leases.push_back(std::move(l));
-        } catch (...) {
-            result.errors.push_back(lease_error{"*", environment_error_code::lease_cleanup_failed,
-                                                message_of(std::current_exception()), std::current_exception()});
-            return result;
-        }
-        for (auto const& lease : leases) {
-            try {
-                expire_lease(lease, result, r.reason);
-            } catch (...) {
-                result.errors.push_back(lease_error{lease.id, environment_error_code::lease_cleanup_failed,
-                                                    message_of(std::current_exception()), std::current_exception()});
-            }
-        }
+        (void)end_each(
+            result, environment_error_code::lease_cleanup_failed,
+            [&] {
+                std::vector<environment_lease> leases;
+                for (auto const& env : store_.list_environments(r.company_id, environment_filter{.limit = no_limit}))
+                    for (auto const status : {lease_status::retained, lease_status::pending_cleanup})
+                        for (auto& l : store_.list_leases(env.id, lease_filter{.status = status, .limit = no_limit}))
+                            if (l.company_id == r.company_id && (!r.issue_id || l.issue_id == r.issue_id) &&
+                                (!r.execution_workspace_id || l.execution_workspace_id == r.execution_workspace_id) &&
+                                reusing_policy(l))
+                                leases.push_back(std::move(l));
+                return leases;
+            },
+            [&](environment_lease const& lease) { expire_lease(lease, result, r.reason); });
         return result;
     }
 
@@ -933,6 +901,27 @@ private:
                              .failure_reason = std::move(reason),
                              .cleanup_status = cleanup},
             now, std::move(ev)));
+    }
+
+    /// Lists leases with `list`, then ends each with `end`: a failure is returned as `code` (under
+    /// lease id "*" for the listing) and never stops the other leases. False when the listing failed.
+    template <class List, class End>
+    bool end_each(release_result& result, environment_error_code code, List&& list, End&& end) const noexcept {
+        std::vector<environment_lease> leases;
+        try {
+            leases = list();
+        } catch (...) {
+            result.errors.push_back(lease_error{"*", code, message_of(std::current_exception()), std::current_exception()});
+            return false;
+        }
+        for (auto const& lease : leases) {
+            try {
+                end(lease);
+            } catch (...) {
+                result.errors.push_back(lease_error{lease.id, code, message_of(std::current_exception()), std::current_exception()});
+            }
+        }
+        return true;
     }
 
     void expire_lease(environment_lease const& lease, release_result& result,

@@ -9,6 +9,7 @@
 //! lease that names none, is judged by its expiry alone.
 
 #include <berth/model/lease.hpp>    // environment_lease, new_lease
+#include <berth/process/lease_processes.hpp>  // lease_starter
 #include <berth/process/proc.hpp>   // host_identity, pid_start_time
 
 #include <cstdint>  // std::int64_t
@@ -58,6 +59,17 @@ enum class holder_liveness {
     }
     return process::process_alive(*lease.holder_pid, *lease.holder_start_time) ? holder_liveness::alive
                                                                                 : holder_liveness::dead;
+}
+
+/// What this host can say about the process that started `lease`'s commands (its holder), for
+/// process::lease_process_sweeper: here (pid and start time), elsewhere (another host, or this
+/// machine in an earlier boot), or unknown (no holder recorded).
+[[nodiscard]] inline process::lease_starter starter_of(environment_lease const& lease) {
+    using where = process::lease_starter::where;
+    if (!lease.holder_host) return {};
+    if (*lease.holder_host != process::host_identity()) return {.at = where::elsewhere};
+    if (!lease.holder_pid || !lease.holder_start_time) return {};
+    return {.at = where::here, .pid = *lease.holder_pid, .start_time = *lease.holder_start_time};
 }
 
 }  // namespace berth

@@ -73,6 +73,9 @@ struct realize_workspace_request {
     /// the worktree's operation and record, so that a recovery after a crash removes what the run
     /// would have removed, and keeps what it would have kept (docs/reliability.md).
     bool remove_when_run_ends = false;
+    /// The lease the run holds: its provision command carries `BERTH_LEASE_ID=<lease id>`, so that
+    /// what it leaves running is ended with the lease's other processes (process/lease_processes.hpp).
+    std::optional<std::string> lease_id{};
 };
 
 /// A realized workspace (upstream RealizedExecutionWorkspace, plus what cleanup needs later).

@@ -6,6 +6,7 @@
 #include <berth/model/command.hpp>      // last_lines, output_stream
 #include <berth/model/enum_string.hpp>  // parse_enum, to_string
 #include <berth/process/proc.hpp>       // processes_working_in (an interrupted creation's git)
+#include <berth/process/lease_processes.hpp>  // lease_variable (the provision command carries it)
 
 #include <boost/json/serialize.hpp>  // serialize (values in parse errors)
 #include <boost/json/value.hpp>      // boost::json::value
@@ -365,6 +366,7 @@ inline process::environment_map workspace_runtime::workspace_command_env(realize
     env["BERTH_ISSUE_ID"] = request.issue ? request.issue->id : "";
     env["BERTH_ISSUE_IDENTIFIER"] = request.issue ? request.issue->identifier.value_or("") : "";
     env["BERTH_ISSUE_TITLE"] = request.issue ? request.issue->title.value_or("") : "";
+    if (request.lease_id && !request.lease_id->empty()) env[std::string(process::lease_variable)] = *request.lease_id;
     return env;
 }
 

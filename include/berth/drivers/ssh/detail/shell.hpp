@@ -25,6 +25,7 @@
 
 #include <berth/drivers/ssh/error.hpp>  // ssh_error, ssh_errc
 #include <berth/model/command.hpp>      // berth::command
+#include <berth/process/lease_processes.hpp>  // lease_variable
 
 #include <cstdint>      // std::uint64_t
 #include <random>       // std::random_device, std::mt19937_64
@@ -87,7 +88,7 @@ struct exec_text {
 
 /// The variable every command run for a lease carries on the host (`BERTH_LEASE_ID=<lease id>`):
 /// its descendants inherit it, so release finds them all, however they were detached.
-inline constexpr std::string_view lease_variable = "BERTH_LEASE_ID";
+using ::berth::process::lease_variable;
 
 /// The remote command line and stdin prefix for `cmd`, run in `cwd` (empty: the login directory).
 /// `source_profiles` sources the login profile files first (upstream's runSshCommand does).
