@@ -131,7 +131,6 @@ json::object const execute_params{{"driverKey", "bench"},
                                   {"args", json::array{}}};
 
 void paired(benchmark::State& state, std::string_view method, json::object const& params) {
-    using clock = std::chrono::steady_clock;
     plugins::worker_options o;
     o.command = worker_command();
     o.plugin_id = "bench";
@@ -143,24 +142,17 @@ void paired(benchmark::State& state, std::string_view method, json::object const
         ++raw_id;
         (void)raw.exchange(request_line(raw_id, method, params), R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id));
     }
-    std::vector<double> raw_times, berth_times;  // ns per call
-    bool berth_first = false;
-    for (auto _ : state) {
-        berth_first = !berth_first;
-        for (int side = 0; side < 2; ++side) {
-            auto const t0 = clock::now();
-            if ((side == 0) == berth_first) {
-                auto r = host.call(method, params);
-                benchmark::DoNotOptimize(r);
-                berth_times.push_back(double(std::chrono::nanoseconds(clock::now() - t0).count()));
-            } else {
-                ++raw_id;
-                auto const line = request_line(raw_id, method, params);
-                benchmark::DoNotOptimize(raw.exchange(line, R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id)));
-                raw_times.push_back(double(std::chrono::nanoseconds(clock::now() - t0).count()));
-            }
-        }
-    }
+    auto const [berth_times, raw_times] = berth::bench::time_alternately(
+        state,
+        [&] {
+            auto r = host.call(method, params);
+            benchmark::DoNotOptimize(r);
+        },
+        [&] {
+            ++raw_id;
+            auto const line = request_line(raw_id, method, params);
+            benchmark::DoNotOptimize(raw.exchange(line, R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id)));
+        });
     if (raw_times.empty()) return;
     auto const sum = [](std::vector<double> const& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
     state.counters["berth_over_raw"] = berth::bench::median(berth_times) / berth::bench::median(raw_times);

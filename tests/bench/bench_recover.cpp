@@ -119,7 +119,6 @@ struct pair_fixture {
 // and the same store size; the ratio is the median pair with the renewer over the median without.
 // Run one after the other, the two benchmarks' ratio followed the VM's noise (0.99..1.24).
 void lease_pair_renewal_paired(benchmark::State& state) {
-    using clock = std::chrono::steady_clock;
     pair_fixture f;
     auto with_renewal = [&] {
         berth::run_scope run{f.orch, {.company_id = "acme", .agent_id = std::nullopt, .heartbeat_run_id = berth::new_id()}};
@@ -136,19 +135,7 @@ void lease_pair_renewal_paired(benchmark::State& state) {
         with_renewal();
         without_renewal();
     }
-    std::vector<double> with_ns, without_ns;
-    bool with_first = false;
-    for (auto _ : state) {
-        with_first = !with_first;
-        for (int side = 0; side < 2; ++side) {
-            bool const with = (side == 0) == with_first;
-            auto const t0 = clock::now();
-            if (with) with_renewal();
-            else without_renewal();
-            auto const ns = double(std::chrono::nanoseconds(clock::now() - t0).count());
-            (with ? with_ns : without_ns).push_back(ns);
-        }
-    }
+    auto const [with_ns, without_ns] = berth::bench::time_alternately(state, with_renewal, without_renewal);
     if (with_ns.empty()) return;
     state.counters["with_over_without"] = berth::bench::median(with_ns) / berth::bench::median(without_ns);
     state.counters["with_median_us"] = berth::bench::median(with_ns) / 1e3;

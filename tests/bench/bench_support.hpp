@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <map>
@@ -38,6 +39,32 @@ inline double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     auto const n = v.size();
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Per-call times (ns) of two operations measured alternately.
+struct paired_times {
+    std::vector<double> a{}, b{};
+};
+
+/// Runs `a` and `b` once each per iteration of `state`, alternating which goes first, and times
+/// every call: both sides see the same load (the VM's neighbours, the page cache, the store's
+/// size), so the ratio of their medians is stable where two separately run benchmarks' is not.
+template <class A, class B>
+paired_times time_alternately(benchmark::State& state, A&& a, B&& b) {
+    using clock = std::chrono::steady_clock;
+    paired_times t;
+    bool a_first = false;
+    for (auto _ : state) {
+        a_first = !a_first;
+        for (int side = 0; side < 2; ++side) {
+            bool const is_a = (side == 0) == a_first;
+            auto const t0 = clock::now();
+            if (is_a) a();
+            else b();
+            (is_a ? t.a : t.b).push_back(double(std::chrono::nanoseconds(clock::now() - t0).count()));
+        }
+    }
+    return t;
 }
 
 class recording_reporter : public benchmark::ConsoleReporter {
