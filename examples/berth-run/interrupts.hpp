@@ -89,9 +89,10 @@ public:
     void raise(int sig) { on_signal(sig); }
 
     /// Marks the span in which the main thread waits for a driver's execute. A signal that came
-    /// then and is not answered within three graces (an execute that cannot be interrupted, as a
-    /// remote command over SSH) ends berth-run with 128 + the signal: its lease stays `active`
-    /// under a holder that is then dead, for the next recover() to end (docs/reliability.md).
+    /// then and is not answered within three graces (an execute that cannot be interrupted: a
+    /// driver that ignores command::stop, or an SSH host that stopped answering) ends berth-run with
+    /// 128 + the signal: its lease stays `active` under a holder that is then dead, for the next
+    /// recover() to end (docs/reliability.md).
     void executing(bool on) noexcept { executing_ = on; }
 
 private:

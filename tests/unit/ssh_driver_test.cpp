@@ -31,6 +31,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -446,6 +447,27 @@ TEST_CASE("ssh execute: the deadline kills the remote process group, signals are
         CHECK_FALSE(r.exit_code);
         CHECK(r.signal == SIGTERM);
         CHECK(r.stdout_text == "started\n");
+        auto const bg = std::stol(berth::test::ssh::read_file(a.remote_cwd + "/bg"));
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; ++i, std::this_thread::sleep_for(10ms)) gone = ::kill(bg, 0) != 0;
+        CHECK(gone);
+    }
+    SECTION("a stop request cancels it as the deadline would: the command and its background child are gone") {
+        std::stop_source stop;
+        auto const started = std::filesystem::path(a.remote_cwd) / "started";
+        std::jthread stopper([&] {
+            for (int i = 0; i < 3000 && !std::filesystem::exists(started); ++i) std::this_thread::sleep_for(10ms);
+            stop.request_stop();
+        });
+        auto const r = d.execute(a.env, a.lease,
+                                 {.program = "sh",
+                                  .args = {"-c", "sleep 300 & echo $! > bg; touch started; wait"},
+                                  .timeout = 120s,
+                                  .stop = stop.get_token()});
+        CHECK(r.cancelled);
+        CHECK_FALSE(r.timed_out);
+        CHECK_FALSE(r.exit_code);
+        CHECK(r.signal == SIGTERM);
         auto const bg = std::stol(berth::test::ssh::read_file(a.remote_cwd + "/bg"));
         bool gone = false;
         for (int i = 0; i < 200 && !gone; ++i, std::this_thread::sleep_for(10ms)) gone = ::kill(bg, 0) != 0;

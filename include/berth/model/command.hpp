@@ -30,8 +30,8 @@ struct command {
     /// Called with each chunk as it arrives, from the calling thread. May be empty.
     std::function<void(output_stream, std::string_view)> on_output{};
     /// Cancels the command when stop is requested: its process group is ended as on a deadline
-    /// (SIGTERM, then SIGKILL), and the result says `cancelled`. Honoured by the local driver and
-    /// by every caller of berth::process::run; a driver that cannot cancel ignores it.
+    /// (SIGTERM, then SIGKILL), and the result says `cancelled`. Honoured by the local and SSH
+    /// drivers and by every caller of berth::process::run; a driver that cannot cancel ignores it.
     std::stop_token stop{};
 };
 

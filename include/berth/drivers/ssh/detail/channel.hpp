@@ -182,15 +182,23 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
         }
     };
 
-    bool const has_deadline = cmd.timeout.count() > 0;
+    bool has_deadline = cmd.timeout.count() > 0;
     auto const deadline = start + cmd.timeout;
     int kill_stage = 0;  // 0 running, 1 TERM sent, 2 KILL sent
     auto next_stage_at = deadline;
+    // cmd.stop requested: the kill stages start now, as at a deadline, and the result says cancelled.
+    auto notice_stop = [&] {
+        if (kill_stage != 0 || result.cancelled || !cmd.stop.stop_requested()) return;
+        result.cancelled = true;
+        has_deadline = true;
+        next_stage_at = clock::now();
+    };
+    int const idle_wait_ms = cmd.stop.stop_possible() ? 50 : 1000;  // how soon a stop is seen
     // At the deadline and at each grace after it: TERM, then KILL, then give up on the channel
     // (something outside the group holds it open). Returns false once given up.
     auto advance_kill_stage = [&]() -> bool {
         if (kill_stage == 0) {
-            result.timed_out = true;
+            if (!result.cancelled) result.timed_out = true;
             kill_group("TERM");
             kill_stage = 1;
         } else if (kill_stage == 1) {
@@ -254,6 +262,7 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
                                                                " was lost while running " + cmd.program + ": " +
                                                                session_error(s));
 
+            notice_stop();
             auto const now = clock::now();
             if (has_deadline && now >= next_stage_at) {
                 if (!advance_kill_stage()) {
@@ -298,12 +307,13 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
         try {
             while (!exit_info.status && !exit_info.signal && !ssh_channel_is_closed(ch.get())) {
                 if (!ssh_is_connected(s)) throw lost();
+                notice_stop();
                 auto const now = clock::now();
                 if (has_deadline && now >= next_stage_at) {
                     if (!advance_kill_stage()) break;
                     continue;
                 }
-                auto wait = std::chrono::milliseconds(1000);
+                auto wait = std::chrono::milliseconds(idle_wait_ms);
                 if (has_deadline)
                     wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(next_stage_at - now) +
                                           std::chrono::milliseconds(1),
@@ -327,7 +337,7 @@ inline command_result run_channel(ssh_session s, exec_text const& text, command 
     } else if (!ssh_is_connected(s)) {
         throw lost();
     }
-    if (result.timed_out && !result.signal && !result.exit_code) result.signal = SIGKILL;
+    if ((result.timed_out || result.cancelled) && !result.signal && !result.exit_code) result.signal = SIGKILL;
     result.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start);
     return result;
 }
