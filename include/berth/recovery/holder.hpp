@@ -26,11 +26,17 @@ struct lease_holder {
     std::int64_t start_time = 0;
 };
 
-/// This process as a lease holder. Read each call (a fork has another pid); the host part is
-/// read once per process.
+/// This process as a lease holder. The start time is read once per thread and pid (a fork has
+/// another pid): reading /proc/self/stat on every acquire cost 4-7% of a sandbox acquire+realize.
 [[nodiscard]] inline lease_holder this_process_holder() {
+    struct known {
+        std::int64_t pid = 0;
+        std::int64_t start_time = 0;
+    };
+    thread_local known cached;
     auto const pid = static_cast<std::int64_t>(::getpid());
-    return lease_holder{process::host_identity(), pid, process::pid_start_time(pid).value_or(0)};
+    if (cached.pid != pid) cached = {pid, process::pid_start_time(pid).value_or(0)};
+    return lease_holder{process::host_identity(), pid, cached.start_time};
 }
 
 /// Writes `h` into the holder fields of a lease to acquire.

@@ -51,6 +51,7 @@
 #include <berth/error.hpp>                     // berth::error
 #include <berth/model/ids.hpp>                 // new_id
 #include <berth/process/environment.hpp>       // is_secret_env_name, environment_map
+#include <berth/process/lease_processes.hpp>   // scan_environments (a sandbox's processes by BERTH_SANDBOX_ID)
 #include <berth/process/proc.hpp>              // pid_start_time, process_alive, host_identity
 #include <berth/process/spawn.hpp>             // process::run
 

@@ -107,24 +107,6 @@ inline process_identity this_process() {
     return {process::host_identity(), pid, process::pid_start_time(pid).value_or(0)};
 }
 
-/// Pids of the processes whose initial environment (/proc/<pid>/environ) holds `entry` (`NAME=value`).
-inline std::vector<pid_t> processes_with_environment_entry(std::string const& entry) {
-    std::vector<pid_t> out;
-    std::error_code ec;
-    std::string const needle = std::string(1, '\0') + entry + std::string(1, '\0');
-    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-        auto const name = it->path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        auto const pid = static_cast<pid_t>(std::stol(name));
-        if (pid == ::getpid()) continue;
-        auto const env = read_small_file(it->path() / "environ");
-        if (!env || env->empty()) continue;
-        std::string const padded = std::string(1, '\0') + *env + (env->back() == '\0' ? "" : std::string(1, '\0'));
-        if (padded.find(needle) != std::string::npos) out.push_back(pid);
-    }
-    return out;
-}
-
 inline void write_file(std::filesystem::path const& p, std::string const& text) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out << text;
@@ -319,14 +301,13 @@ inline void bubblewrap::destroy(sandbox_lease_params const& lease) const {
 inline std::size_t bubblewrap::kill_processes(std::string const& provider_lease_id) const {
     if (!detail::bwrap::valid_lease_id(provider_lease_id))
         throw error("bubblewrap: \"" + provider_lease_id + "\" is not a bubblewrap sandbox id (bwrap-<uuid>)");
-    std::string const entry = std::string(sandbox_id_variable) + "=" + provider_lease_id;
     std::size_t killed = 0;
     // Until a scan finds none: a bwrap killed now may have cloned the sandbox's init just before,
     // and a process is in /proc as soon as its clone returns; once no bwrap of the sandbox is
     // left, nothing can start another one. Bounded, for a process that ignores nothing but
     // cannot be killed (uninterruptible sleep): 200 rounds of 10 ms.
     for (int round = 0; round < 200; ++round) {
-        auto const pids = detail::bwrap::processes_with_environment_entry(entry);
+        auto const pids = process::scan_environments(sandbox_id_variable).carrying_value(provider_lease_id);
         if (pids.empty()) break;
         for (auto const pid : pids)
             if (::kill(pid, SIGKILL) == 0) ++killed;
