@@ -135,7 +135,7 @@ TEST_CASE("local execute: every command carries its lease id, which cmd.env cann
     CHECK(hidden.stdout_text == lease.id + "\n");
 }
 
-TEST_CASE("local release keeps a finished run's background processes; an interrupted run's end with it",
+TEST_CASE("local release keeps a finished run's background processes, and ends an interrupted run's",
           "[lease_processes][local_driver]") {
     local_driver const driver;
     auto const env = local_env();

@@ -141,7 +141,7 @@ TEST_CASE("sandbox reuse candidates: every mismatching kept sandbox of the scope
     }
 }
 
-TEST_CASE("sandbox reuse candidates: the scope record's adapterType is the run's; another adapter does not resume",
+TEST_CASE("sandbox reuse candidates: the scope record's adapterType is the run's, and another adapter does not resume",
           "[sandbox][sandbox-reuse][orchestrator]") {
     candidates_fixture f;
     SECTION("none given: null, as upstream") {
