@@ -7,6 +7,7 @@
 #include <berth/services/config.hpp>
 #include <berth/services/detail/proc.hpp>
 #include <berth/services/identity.hpp>
+#include <berth/services/identity_cache.hpp>
 #include <berth/services/ready_comment.hpp>
 #include <berth/services/run_environment.hpp>
 #include <berth/services/registry.hpp>
@@ -16,8 +17,10 @@
 #include <boost/json/parse.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace berth;
 using namespace berth::services;
@@ -202,6 +205,82 @@ TEST_CASE("service identity: stable serialisation, SHA-256, scopes and the reuse
     CHECK(resolve_configured_path("../x/./y/", "/srv/ws") == "/srv/x/y");
     CHECK(resolve_configured_path("/abs", "/srv/ws") == "/abs");
     CHECK(resolve_configured_path("~/p", "/srv/ws") == (std::string(std::getenv("HOME")) + "/p"));
+}
+
+TEST_CASE("service identity memo: what resolve_reuse_identity returns, and every input counts", "[services]") {
+    // Every template datum in the env and the cwd: an input the memo's key forgot would return the
+    // base identity for the changed input, and the comparison with a fresh computation fails.
+    auto const svc = parse_one(R"({"name": "web", "command": "serve", "cwd": "{{workspace.branchName}}/app",
+        "env": {"A": "{{workspace.cwd}} {{workspace.worktreePath}} {{workspace.repoUrl}} {{workspace.repoRef}}",
+                "B": "{{workspace.env.ADAPTER_VAR}} {{issue.id}} {{issue.identifier}} {{issue.title}}",
+                "C": "{{agent.id}} {{agent.name}} {{port}}"}})");
+    auto const ctx = context();
+    auto const scope = resolve_scope(svc, ctx, "run-1");
+    auto same = [](reuse_identity const& a, reuse_identity const& b) {
+        return a.service_cwd == b.service_cwd && a.env == b.env && a.env_fingerprint == b.env_fingerprint &&
+               a.identity_port == b.identity_port && a.reuse_key == b.reuse_key;
+    };
+
+    reuse_identity_cache memo;
+    auto const first = memo.get(svc, ctx, scope);
+    CHECK(same(*first, resolve_reuse_identity(svc, ctx, scope)));
+    CHECK(memo.get(svc, ctx, scope) == first);  // the same object: not computed again
+    CHECK(memo.size() == 1);
+
+    using change = std::function<void(runtime_service_config&, service_context&, service_scope&)>;
+    std::vector<std::pair<std::string, change>> const changes{
+        {"name", [](auto& s, auto&, auto&) { s.name = "api"; }},
+        {"command", [](auto& s, auto&, auto&) { s.command = "serve --fast"; }},
+        {"cwd", [](auto& s, auto&, auto&) { s.cwd = "other"; }},
+        {"lifecycle", [](auto& s, auto&, auto&) { s.lifecycle = runtime_service_lifecycle::ephemeral; }},
+        {"fixed port", [](auto& s, auto&, auto&) { s.port = {port_config::kind::fixed, 4100, "PORT"}; }},
+        {"env template", [](auto& s, auto&, auto&) { s.env["D"] = "d"; }},
+        {"scope type", [](auto&, auto&, auto& sc) { sc.type = runtime_service_scope_type::agent; }},
+        {"scope id", [](auto&, auto&, auto& sc) { sc.id = "pw-2"; }},
+        {"workspace cwd", [](auto&, auto& c, auto&) { c.workspace.cwd = "/srv/other"; }},
+        {"branch", [](auto&, auto& c, auto&) { c.workspace.branch_name = "main"; }},
+        {"worktree", [](auto&, auto& c, auto&) { c.workspace.worktree_path = "/wt"; }},
+        {"repo url", [](auto&, auto& c, auto&) { c.workspace.repo_url = "https://x"; }},
+        {"repo ref", [](auto&, auto& c, auto&) { c.workspace.repo_ref = "abc"; }},
+        {"issue id", [](auto&, auto& c, auto&) { c.issue->id = "issue-2"; }},
+        {"issue identifier", [](auto&, auto& c, auto&) { c.issue->identifier = "PAP-8"; }},
+        {"issue title", [](auto&, auto& c, auto&) { c.issue->title = "Other"; }},
+        {"no issue", [](auto&, auto& c, auto&) { c.issue.reset(); }},
+        {"agent id", [](auto&, auto& c, auto&) { c.agent.id = "agent-2"; }},
+        {"agent name", [](auto&, auto& c, auto&) { c.agent.name = "Bob"; }},
+        {"adapter env", [](auto&, auto& c, auto&) { c.adapter_env["ADAPTER_VAR"] = "changed"; }},
+    };
+    for (auto const& [what, apply] : changes) {
+        INFO(what);
+        auto s = svc;
+        auto c = ctx;
+        auto sc = scope;
+        apply(s, c, sc);
+        auto const fresh = resolve_reuse_identity(s, c, sc);
+        CHECK_FALSE(same(fresh, *first));  // the input matters to the identity
+        CHECK(same(*memo.get(s, c, sc), fresh));
+    }
+
+    // `~` is $HOME's: a changed HOME is a changed identity.
+    auto home_svc = svc;
+    home_svc.cwd = "~/app";
+    char const* old_home = std::getenv("HOME");
+    std::string const saved = old_home ? old_home : "";
+    ::setenv("HOME", "/home/one", 1);
+    CHECK(memo.get(home_svc, ctx, scope)->service_cwd == "/home/one/app");
+    ::setenv("HOME", "/home/two", 1);
+    CHECK(memo.get(home_svc, ctx, scope)->service_cwd == "/home/two/app");
+    if (old_home) ::setenv("HOME", saved.c_str(), 1);
+    else ::unsetenv("HOME");
+
+    // Run-scoped identities are not kept; a full memo starts over.
+    reuse_identity_cache small(2);
+    CHECK(same(*small.get(svc, ctx, {runtime_service_scope_type::run, "run-1"}),
+               resolve_reuse_identity(svc, ctx, {runtime_service_scope_type::run, "run-1"})));
+    CHECK(small.size() == 0);
+    for (auto const* id : {"pw-1", "pw-2", "pw-3"}) (void)small.get(svc, ctx, {scope.type, id});
+    CHECK(small.size() == 1);  // the third found it full, cleared it and kept itself
+    CHECK(same(*small.get(svc, ctx, {scope.type, "pw-1"}), resolve_reuse_identity(svc, ctx, {scope.type, "pw-1"})));
 }
 
 TEST_CASE("service keys are sanitised and cannot leave the registry directory", "[services]") {

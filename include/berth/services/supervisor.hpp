@@ -50,8 +50,10 @@
 //!  7. success: `running`/`healthy`, persisted.
 //!
 //! Reuse: a shared service's reuse key (resolve_reuse_identity) finds a running one; the run
-//! takes a lease on it, its idle timer is cleared, the ref says `reused = true`. Two threads
-//! asking for the same key at once start it once (the second waits for the first).
+//! takes a lease on it, its idle timer is cleared, its `last_used_at` is persisted (as upstream
+//! does on every reuse), the ref says `reused = true`. Two threads asking for the same key at
+//! once start it once (the second waits for the first). The identity is remembered per exact
+//! input (reuse_identity_cache), so a hit renders no template and computes no SHA-256.
 //!
 //! Stop: SIGTERM to the process group, SIGKILL after `kill_grace` (2 s); the registry record and
 //! the port reservation go; the row becomes `stopped`/`unknown`. A service that exits by itself
@@ -82,6 +84,7 @@
 #include <berth/services/desired_state.hpp>          // workspace_runtime, runtime_control_action
 #include <berth/services/run_environment.hpp>        // service_environment (for the run's command)
 #include <berth/services/identity.hpp>               // service_scope, reuse_identity
+#include <berth/services/identity_cache.hpp>         // reuse_identity_cache (a reuse hit's identity)
 #include <berth/services/registry.hpp>               // service_registry, default_registry_dir
 
 #include <chrono>              // std::chrono
@@ -271,6 +274,7 @@ private:
     service_registry registry_;
     environment_map base_env_;
     std::string shell_;
+    reuse_identity_cache identities_;  // a reuse hit renders no template and hashes nothing
 
     mutable std::mutex mutex_;
     std::condition_variable changed_;
