@@ -2,7 +2,14 @@
 // run (berth::services::supervisor), prints the workspace-ready summary on stderr, gives COMMAND
 // each service's URL and port in its environment, and releases the run's leases when the run
 // ends (stop policies apply; the rest stop with the supervisor).
+//
+// Progress comes from the supervisor's observer (service_progress): a line as each service is
+// looked at, and the readiness wait as a live step with its real URL and timeout, said before
+// the wait starts. berth-run's stop token (a signal) reaches the supervisor through the service
+// context: a readiness wait ends at once, and the service being started is stopped.
 #pragma once
+
+#include "interrupts.hpp"  // cancellation()
 
 #include "progress.hpp"  // reporter
 
@@ -26,13 +33,31 @@
 
 namespace berth_run {
 
-/// What a service's readiness wait will be, said before it starts (the port is not known yet:
-/// an automatic one is reserved by the start itself, so the URL shows its template).
-inline std::string readiness_text(berth::services::runtime_service_config const& s) {
-    if (!s.readiness || !s.readiness->url_template) return fmt::format("{} (no readiness check)", s.name);
-    auto url = s.url_template().value_or(*s.readiness->url_template);
-    return fmt::format("{}: GET {} (timeout {} s)", s.name, url, s.readiness->timeout_sec);
-}
+/// The supervisor's steps as berth-run's lines: `service` steps as notes, the `readiness` wait as a
+/// long step (live elapsed time on a terminal).
+struct service_progress {
+    using observer_concept = berth::observer_tag;
+    reporter* rep = nullptr;
+    void on_step_started(berth::step_started const& s) const noexcept {
+        try {
+            if (s.step == berth::run_step::readiness) rep->begin("ready", std::string(s.what));
+            else if (s.step == berth::run_step::service) rep->note("service", std::string(s.what));
+        } catch (...) {  // a line that cannot be printed is not worth ending the run for
+        }
+    }
+    void on_step_ended(berth::step_ended const& e) const noexcept {
+        try {
+            if (e.step == berth::run_step::readiness) {
+                if (e.ok) rep->end(std::string(e.outcome));
+                else rep->fail(std::string(e.outcome));
+            } else if (e.step == berth::run_step::service) {
+                rep->note("service", (e.ok ? "" : "failed: ") + std::string(e.outcome));
+            }
+        } catch (...) {
+        }
+    }
+    void on_step_output(berth::step_output const&) const noexcept {}
+};
 
 template <class Store>
 class run_services {
@@ -40,15 +65,17 @@ public:
     run_services(Store& store, reporter& rep, std::string const& file, std::string run_id, std::string const& cwd,
                  std::string const& company, std::optional<std::string> const& agent)
         : run_id_(std::move(run_id)),
-          supervisor_(store, {.on_log = [&rep](berth::output_stream, std::string_view line) { rep.line(line); }}) {
+          supervisor_(store, {.on_log = [&rep](berth::output_stream, std::string_view line) { rep.line(line); }},
+                      berth::system_clock{}, service_progress{&rep}) {
         auto const services = berth::services::parse_runtime_services(read_json(file));
         berth::services::service_context ctx;
         ctx.workspace.cwd = cwd;
         ctx.agent = {.id = agent, .name = agent.value_or("berth-run"), .company_id = company};
+        ctx.stop = cancellation().get_token();  // a signal ends a readiness wait and stops what it started
 
-        std::string plan;
-        for (auto const& s : services) plan += (plan.empty() ? "" : "; ") + readiness_text(s);
-        rep.begin("services", fmt::format("starting {} service(s), waiting for {}", services.size(), plan));
+        std::string names;
+        for (auto const& s : services) names += (names.empty() ? "" : ", ") + s.name;
+        rep.note("services", fmt::format("starting {} service(s): {}", services.size(), names));
         try {
             refs_ = supervisor_.ensure_for_run(run_id_, ctx, services);
         } catch (std::exception const& e) {
@@ -59,7 +86,7 @@ public:
         for (auto const& r : refs_)
             started += fmt::format("{}{} {} ({})", started.empty() ? "" : ", ", r.service.service_name,
                                    r.service.url.value_or("no url"), r.reused ? "reused" : "started");
-        rep.end(fmt::format("{} service(s) ready: {}", refs_.size(), started));
+        rep.note("services", fmt::format("{} service(s) ready: {}", refs_.size(), started));
         rep.line(fmt::format("\n{}\n", berth::services::build_workspace_ready_comment(ctx.workspace, refs_)));
     }
     run_services(run_services const&) = delete;
@@ -95,7 +122,7 @@ private:
     }
 
     std::string run_id_;
-    berth::services::supervisor<Store> supervisor_;
+    berth::services::supervisor<Store, berth::system_clock, service_progress> supervisor_;
     std::vector<berth::services::runtime_service_ref> refs_;
 };
 

@@ -126,12 +126,44 @@ TEST_CASE("berth-run --json --services: the services step comes between realize 
         {.inherit_sanitized_environment = true});
     CHECK(r.exit_code == 0);
     auto const doc = parse_document(r);
-    CHECK(step_names(doc) == std::vector<std::string>{"resolve", "acquire", "realize", "services", "execute", "release"});
+    // "services" (what starts), "service" as the supervisor looks at it and when it is up, "services" (the summary).
+    CHECK(step_names(doc) == std::vector<std::string>{"resolve", "acquire", "realize", "services", "service", "service",
+                                                      "services", "execute", "release"});
     auto const& services = doc.at("services").as_array();
     REQUIRE(services.size() == 1);
     auto const url = std::string(services[0].at("url").as_string());
     CHECK(url.starts_with("http://127.0.0.1:"));
     CHECK(doc.at("command").at("stdout").as_string() == url + "\n");
+}
+
+TEST_CASE("berth-run --services: the readiness wait is said before it starts, with its URL and timeout",
+          "[berth_run]") {
+    berth::test::temp_dir dir("berth-run-ready");
+    berth::test::write_file(dir / "services.json", R"({"services": [{"name": "web", "lifecycle": "ephemeral",
+        "command": ")" + std::string(BERTH_TEST_HTTP_SERVER) + R"( --delay-ms 300", "port": {"type": "auto"},
+        "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 20}}]})");
+    auto const r = berth::process::run(
+        {.program = BERTH_RUN_EXE,
+         .args = {"--json", "--db", (dir / "runs.db").string(), "--cwd", dir.str(), "--services",
+                  (dir / "services.json").string(), "--", "true"},
+         .env = {{"BERTH_HOME", (dir / "home").string()}},
+         .timeout = 120s},
+        {.inherit_sanitized_environment = true});
+    INFO(r.stderr_text);
+    CHECK(r.exit_code == 0);
+    auto const doc = parse_document(r);
+    auto const& services = doc.at("services").as_array();
+    REQUIRE(services.size() == 1);
+    auto const url = std::string(services[0].at("url").as_string());
+    std::string const waiting = "waiting for service web: GET " + url + " (timeout 20 s)";
+    // Printed on stderr when the wait begins (the line precedes its result line), and recorded.
+    auto const at = r.stderr_text.find("[berth] ready    " + waiting + "\n");
+    REQUIRE(at != std::string::npos);
+    CHECK(r.stderr_text.find("[berth] ready    ready (", at) != std::string::npos);
+    bool recorded = false;
+    for (auto const& step : doc.at("steps").as_array())
+        recorded = recorded || (step.at("step") == "ready" && step.at("text") == boost::json::value(waiting) && step.at("result") == "ready");
+    CHECK(recorded);
 }
 #endif
 

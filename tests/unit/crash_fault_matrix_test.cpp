@@ -267,6 +267,47 @@ TEST_CASE("fault matrix: a kept worktree survives kill -9 and recovery intact", 
 }
 
 
+#ifdef BERTH_TEST_SERVICES
+TEST_CASE("fault matrix: SIGINT during a readiness wait ends the run at once, the service stopped, its row too",
+          "[crash][fault_matrix]") {
+    matrix_case c;
+    // A service that never becomes ready (HTTP 500) within its 60 s.
+    std::ofstream(c.dir / "services.json")
+        << R"({"workspaceRuntime": {"services": [{"name": "web", "command": ")" << BERTH_TEST_HTTP_SERVER
+        << R"( --health-status 500", "lifecycle": "ephemeral", "port": {"type": "auto"}, "readiness": {"type": "http",)"
+           R"( "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 60, "intervalMs": 500}}]}})";
+    auto run = c.start(c.args(mode::services, false, "FAULT-R"), {"true"}, {});
+    auto const log = c.dir / "first.log";
+    bool const waiting = wait_for(
+        [&] { return slurp(log).find("waiting for service web: GET http://127.0.0.1:") != std::string::npos; }, 20s);
+    INFO("berth-run's stderr:\n" << slurp(log));
+    REQUIRE(waiting);
+    std::this_thread::sleep_for(300ms);
+    auto const interrupted = std::chrono::steady_clock::now();
+    ::kill(run.pid(), SIGINT);
+    int const status = run.wait();
+    auto const took = std::chrono::steady_clock::now() - interrupted;
+    INFO("berth-run's stderr:\n" << slurp(log));
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + SIGINT);
+    CHECK(took < 10s);  // not the wait's 60 s
+    CHECK(slurp(log).find("cancelled while waiting for readiness of http://127.0.0.1:") != std::string::npos);
+
+    auto store = sqlite_store::open(c.db.string());
+    auto const rows = store.list_runtime_services({});
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].status == runtime_service_status::stopped);
+    REQUIRE(rows[0].provider_ref);
+    auto const pid = static_cast<pid_t>(std::stol(*rows[0].provider_ref));
+    CHECK(wait_for([&] { return ::kill(pid, 0) != 0; }, 5s));
+    auto const far_future = system_clock{}.now() + std::chrono::hours(24 * 365);
+    for (auto const& l : store.list_recoverable_leases(process::host_identity(), far_future))
+        CHECK(l.status != lease_status::active);
+    CHECK(test::git(c.repo, {"worktree", "list", "--porcelain"}).find(".berth/worktrees") == std::string::npos);
+}
+#endif
+
+
 TEST_CASE("berth-run --db on another program's SQLite file: schema_mismatch, the file unchanged", "[crash][foreign_db]") {
     test::temp_dir dir("berth-foreign");
     auto const app = dir / "app.db";

@@ -252,6 +252,73 @@ TEST_CASE("cancellation: provisioning a worktree ends its command, realize fails
     CHECK(step_failed);
 }
 
+TEST_CASE("cancellation: git worktree add is ended, and what it made is discarded, never reused as complete",
+          "[cancel]") {
+    berth::test::temp_dir dir("berth-cancel-git");
+    auto const repo = dir / "repo";
+    berth::test::make_repo(repo, 1);
+    // A real hook that git runs at the end of `worktree add`, after its checkout: by then git's own
+    // "initializing" lock is gone, so only berth's creation marker says the worktree is unfinished.
+    auto const pidfile = dir / "hook.pid";
+    auto const hook = repo / ".git" / "hooks" / "post-checkout";
+    berth::test::write_file(hook, "#!/bin/sh\necho $$ > '" + pidfile.string() + "'\nexec sleep 30\n");
+    std::filesystem::permissions(hook, std::filesystem::perms::owner_all);
+    berth::memory_store store;
+    recording_observer obs;
+    berth::run_orchestrator<observed_stack> orch{store, berth::system_clock{}, obs, berth::local_driver{}};
+    auto request = [&](std::stop_token stop) {
+        return berth::realize_workspace_request{
+            .base = {.base_cwd = repo.string(), .project_id = "p1"},
+            .strategy = {.type = berth::workspace_strategy_type::git_worktree},
+            .issue = berth::workspace_issue{.id = "CAN-2", .identifier = "CAN-2", .title = std::nullopt},
+            .agent = {.id = std::nullopt, .name = "test", .company_id = "acme"},
+            .stop = std::move(stop)};
+    };
+    std::stop_source stop;
+    std::chrono::steady_clock::time_point requested{};
+    std::jthread canceller([&] {
+        for (int i = 0; i < 1500 && pids_in(pidfile).empty(); ++i) std::this_thread::sleep_for(10ms);
+        requested = std::chrono::steady_clock::now();
+        stop.request_stop();
+    });
+    std::string message;
+    std::chrono::steady_clock::time_point ended{};
+    try {
+        berth::run_scope run{orch, {.company_id = "acme", .agent_id = std::nullopt, .heartbeat_run_id = "run-g1",
+                                    .issue_id = "CAN-2"}};
+        (void)run.realize(request(stop.get_token()));
+    } catch (berth::environment_run_error const& e) {
+        ended = std::chrono::steady_clock::now();
+        CHECK(e.code() == berth::environment_error_code::workspace_realization_failed);
+        message = e.what();
+    }
+    canceller.join();
+    CHECK_THAT(message, Catch::Contains("git worktree add") && Catch::Contains("cancelled"));
+    CHECK(ended - requested < 5s);  // not the hook's 30 s
+    auto const pids = pids_in(pidfile);
+    REQUIRE(pids.size() == 1);
+    CHECK(eventually_gone(pids));  // the hook, in git's process group
+
+    // Nothing half-made is left: no directory, no worktree entry, no branch.
+    auto const worktrees = berth::test::git(repo, {"worktree", "list", "--porcelain"});
+    CHECK(worktrees.find(".berth/worktrees") == std::string::npos);
+    CHECK(berth::test::git(repo, {"branch", "--list", "CAN-2*"}).empty());
+    std::error_code ec;
+    CHECK(std::filesystem::is_empty(repo / ".berth" / "worktrees", ec));
+    auto const leases = store.list_run_leases("run-g1", {});
+    REQUIRE(leases.size() == 1);
+    CHECK(leases[0].status != berth::lease_status::active);
+
+    // The next run creates the worktree anew (it is not taken for a complete one and reused).
+    std::filesystem::remove(hook);
+    berth::run_scope again{orch, {.company_id = "acme", .agent_id = std::nullopt, .heartbeat_run_id = "run-g2",
+                                  .issue_id = "CAN-2"}};
+    auto const& realized = again.realize(request({}));
+    REQUIRE(realized.workspace);
+    CHECK(realized.workspace->created);
+    CHECK(std::filesystem::exists(std::filesystem::path(realized.workspace->cwd) / "README.md"));
+}
+
 TEST_CASE("provisioning failures report the last lines of the output, not the first", "[observer][provision]") {
     std::string noise;
     for (int i = 1; i <= 60; ++i) noise += "profile noise line " + std::to_string(i) + "\n";

@@ -16,7 +16,10 @@
 //!
 //! Steps, in the order of a run: `acquire`, `worktree` (local execution workspaces; its
 //! provisioning's output is reported as `provision` output), `realize`, `provision` (off-local
-//! environments), `execute`, `release`.
+//! environments), `execute`, `release`. The runtime service supervisor (an observer is its third
+//! template parameter, berth/services/supervisor.hpp) reports `service` (one service about to be
+//! started, reused or adopted: "service web: <command>") and, inside it, `readiness` (its wait:
+//! "waiting for service web: GET http://127.0.0.1:PORT/health (timeout 30 s)").
 //!
 //! @code
 //! struct printer {
@@ -42,7 +45,7 @@
 namespace berth {
 
 /// The steps an orchestrator reports.
-BOOST_DEFINE_ENUM_CLASS(run_step, acquire, worktree, realize, provision, execute, release)
+BOOST_DEFINE_ENUM_CLASS(run_step, acquire, worktree, realize, provision, execute, release, service, readiness)
 
 struct step_started {
     run_step step{};

@@ -8,8 +8,9 @@
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service
 #include <berth/process/environment.hpp>    // environment_map
 
-#include <optional>  // std::optional
-#include <string>    // std::string
+#include <optional>    // std::optional
+#include <stop_token>  // std::stop_token
+#include <string>      // std::string
 
 namespace berth::services {
 
@@ -50,6 +51,12 @@ struct service_context {
     agent_ref agent{};
     std::optional<issue_ref> issue{};
     environment_map adapter_env{};  ///< the adapter's environment; passed to the service and to templates
+    /// Cancels the start: checked before each service, it ends a runtime provision command (its
+    /// group killed) and a readiness wait (within one probe gap; an attempt in flight ends by its
+    /// own deadline, at most 2 s). The service being started is stopped (its group killed, its row
+    /// `stopped`, its registry record removed) and the start throws `Failed to start runtime
+    /// service "<name>": cancelled ...`; ensure_for_run then releases the run's other services.
+    std::stop_token stop{};
 };
 
 /// A service as a start, a reuse or a report returns it (upstream RuntimeServiceRef).

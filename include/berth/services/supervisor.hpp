@@ -49,6 +49,13 @@
 //!     thrown;
 //!  7. success: `running`/`healthy`, persisted.
 //!
+//! Cancellation (service_context::stop): a stop request before a service is looked at throws
+//! `Failed to start runtime service "<name>": cancelled before it started`; during step 4b it
+//! ends the provision command's group (`... runtime provision command "<c>" cancelled`); during
+//! step 6 it ends the wait within one probe gap, and the start fails as a readiness failure does
+//! (group terminated, row `stopped`/`unhealthy`, record removed) with `... cancelled while waiting
+//! for readiness of <url>`. ensure_for_run then releases the services it had already started.
+//!
 //! Reuse: a shared service's reuse key (resolve_reuse_identity) finds a running one; the run
 //! takes a lease on it, its idle timer is cleared, its `last_used_at` is persisted (as upstream
 //! does on every reuse), the ref says `reused = true`. Two threads asking for the same key at
@@ -78,6 +85,7 @@
 #include <berth/concepts/runtime_service_store.hpp>  // runtime_service_store
 #include <berth/model/command.hpp>                   // output_stream
 #include <berth/model/runtime_service.hpp>           // workspace_runtime_service
+#include <berth/orchestrator/observer.hpp>           // run_observer, no_observer (progress of starts)
 #include <berth/process/child.hpp>                   // process::child
 #include <berth/services/config.hpp>                 // runtime_service_config
 #include <berth/services/context.hpp>                // service_context, runtime_service_ref
@@ -98,6 +106,7 @@
 #include <optional>            // std::optional
 #include <set>                 // std::set
 #include <span>                // std::span
+#include <stop_token>          // std::stop_token
 #include <string>              // std::string
 #include <string_view>         // std::string_view
 #include <thread>              // std::thread
@@ -145,12 +154,19 @@ struct control_result {
     bool persisted = false;  ///< written to the workspace's config (see supervisor::control)
 };
 
-template <runtime_service_store Store, clock Clock = system_clock>
+/// `Observer` (berth::run_observer, orchestrator/observer.hpp) is told, on the thread that calls
+/// ensure_for_run / start_for_control / control, of each service as a `service` step (started
+/// before it is reused, adopted or started: "service <name>: <command>"; ended "started pid <P>
+/// <url>", "reused ...", "adopted ...", or failed with the error) and, inside it, of its
+/// readiness wait as a `readiness` step ("waiting for service <name>: GET <url> (timeout <N> s)";
+/// ended "ready" or failed with the reason). The default, no_observer, builds no text and calls
+/// nothing.
+template <runtime_service_store Store, clock Clock = system_clock, run_observer Observer = no_observer>
 class supervisor {
 public:
     /// Starts the background thread.
     /// @throws berth::error when the wake-up descriptor cannot be made.
-    explicit supervisor(Store& store, supervisor_options options = {}, Clock clock = {});
+    explicit supervisor(Store& store, supervisor_options options = {}, Clock clock = {}, Observer observer = {});
     supervisor(supervisor const&) = delete;
     supervisor& operator=(supervisor const&) = delete;
     ~supervisor();
@@ -264,13 +280,15 @@ private:
     void persist(entry const& e);
     void persist_row(workspace_runtime_service const& row);
     void terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock);
-    std::optional<std::string> wait_ready(entry_ptr const& e, std::string const& url, readiness_config const& r);
+    std::optional<std::string> wait_ready(entry_ptr const& e, std::string const& url, readiness_config const& r,
+                                          std::stop_token const& stop);
     void wake() noexcept;
     void monitor();
 
     Store& store_;
     supervisor_options options_;
     Clock clock_;
+    [[no_unique_address]] Observer observer_;
     service_registry registry_;
     environment_map base_env_;
     std::string shell_;

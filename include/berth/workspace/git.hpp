@@ -20,6 +20,7 @@
 #include <cstdint>      // std::uint64_t
 #include <memory>       // std::shared_ptr
 #include <optional>     // std::optional
+#include <stop_token>   // std::stop_token (cancelling git)
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 #include <system_error> // std::error_code
@@ -94,15 +95,19 @@ public:
     /// How many git processes this runner (and its copies) started.
     [[nodiscard]] std::uint64_t processes_started() const noexcept { return started_->load(); }
 
-    /// Runs `git args...` in `cwd` and returns how it ended (a non-zero exit is a result).
+    /// Runs `git args...` in `cwd` and returns how it ended (a non-zero exit is a result). A stop
+    /// request on `stop` ends git's process group (its hooks and helpers too): the result then
+    /// says `cancelled`.
     /// @throws workspace_error `git is not available (...)` when the program cannot be found or
     ///         started (git missing from PATH), or `cwd` is not a directory, naming both.
-    [[nodiscard]] command_result run(std::vector<std::string> const& args, std::string const& cwd) const {
+    [[nodiscard]] command_result run(std::vector<std::string> const& args, std::string const& cwd,
+                                     std::stop_token stop = {}) const {
         command cmd{.program = options_.program,
                     .args = args,
                     .cwd = cwd,
                     .env = {{"LC_ALL", "C"}, {"GIT_TERMINAL_PROMPT", "0"}},
-                    .timeout = options_.timeout};
+                    .timeout = options_.timeout,
+                    .stop = std::move(stop)};
         std::error_code ec;
         if (!std::filesystem::is_directory(cwd, ec))
             throw workspace_error("Cannot run \"" + format_command_for_display("git", args) + "\": the directory \"" +
@@ -138,6 +143,7 @@ public:
         std::string details = trim(r.stderr_text);
         if (auto const out = trim(r.stdout_text); !out.empty()) details += (details.empty() ? "" : "\n") + out;
         if (r.timed_out) details = "timed out" + (details.empty() ? std::string() : ": " + details);
+        if (r.cancelled) details = "cancelled" + (details.empty() ? std::string() : ": " + details);
         std::string const message =
             details.empty() ? label + " failed with exit code " + std::to_string(r.exit_code.value_or(-1))
                             : label + " failed: " + details;

@@ -62,8 +62,11 @@ struct realize_workspace_request {
     workspace_strategy strategy{};
     std::optional<workspace_issue> issue{};
     workspace_agent agent{};
-    /// Cancels the provision command (its process group is ended); realize then throws
-    /// workspace_error "... cancelled". The worktree created so far stays, recorded, for cleanup.
+    /// Cancels `git worktree add` and the provision command (their process groups are ended);
+    /// realize then throws workspace_error "... cancelled". A cancelled `git worktree add` leaves
+    /// nothing: what it made (directory, admin entry, the branch it was creating) is discarded
+    /// at once. After a cancelled provision command the worktree created so far stays, recorded,
+    /// for cleanup.
     std::stop_token stop{};
     /// Deadline of the provision command; nullopt: workspace_runtime_options::command_timeout.
     std::optional<std::chrono::milliseconds> provision_timeout{};

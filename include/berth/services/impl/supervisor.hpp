@@ -139,8 +139,8 @@ inline void terminate_foreign(std::int64_t pid, std::optional<std::int64_t> pgid
 
 }  // namespace detail
 
-template <runtime_service_store Store, clock Clock>
-struct supervisor<Store, Clock>::entry {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+struct supervisor<Store, Clock, Observer>::entry {
     workspace_runtime_service row;
     std::string service_key;
     std::string env_fingerprint;
@@ -169,11 +169,13 @@ struct supervisor<Store, Clock>::entry {
 
 // ---- construction ----------------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-supervisor<Store, Clock>::supervisor(Store& store, supervisor_options options, Clock clock)
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+supervisor<Store, Clock, Observer>::supervisor(Store& store, supervisor_options options, Clock clock,
+                                               Observer observer)
     : store_(store),
       options_(std::move(options)),
       clock_(std::move(clock)),
+      observer_(std::move(observer)),
       registry_(options_.registry_dir),
       base_env_(options_.base_environment ? *options_.base_environment : service_base_environment()),
       shell_(options_.shell ? *options_.shell : resolve_shell()) {
@@ -182,8 +184,8 @@ supervisor<Store, Clock>::supervisor(Store& store, supervisor_options options, C
     monitor_ = std::thread([this] { monitor(); });
 }
 
-template <runtime_service_store Store, clock Clock>
-supervisor<Store, Clock>::~supervisor() {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+supervisor<Store, Clock, Observer>::~supervisor() {
     {
         std::unique_lock lock(mutex_);
         if (options_.stop_on_destroy) {
@@ -208,26 +210,26 @@ supervisor<Store, Clock>::~supervisor() {
     ::close(wake_fd_);
 }
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::wake() noexcept {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::wake() noexcept {
     std::uint64_t one = 1;
     [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
 }
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::persist(entry const& e) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::persist(entry const& e) {
     store_.upsert_runtime_service(e.row, clock_.now());
 }
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::persist_row(workspace_runtime_service const& row) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::persist_row(workspace_runtime_service const& row) {
     store_.upsert_runtime_service(row, clock_.now());
 }
 
 // ---- runs and manual control ------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure_for_run(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::vector<runtime_service_ref> supervisor<Store, Clock, Observer>::ensure_for_run(
     std::string const& run_id, service_context const& ctx, std::span<runtime_service_config const> services) {
     {
         std::lock_guard lock(mutex_);
@@ -241,15 +243,15 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure_for_run(
     }
 }
 
-template <runtime_service_store Store, clock Clock>
-std::vector<runtime_service_ref> supervisor<Store, Clock>::start_for_control(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::vector<runtime_service_ref> supervisor<Store, Clock, Observer>::start_for_control(
     service_context const& ctx, std::span<runtime_service_config const> services,
     std::optional<std::string> invocation_id) {
     return ensure(invocation_id ? *invocation_id : new_id(), std::nullopt, ctx, services, false);
 }
 
-template <runtime_service_store Store, clock Clock>
-std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string const& run_id,
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::vector<runtime_service_ref> supervisor<Store, Clock, Observer>::ensure(std::string const& run_id,
                                                                   std::optional<std::string> const& lease_run,
                                                                   service_context const& ctx,
                                                                   std::span<runtime_service_config const> services,
@@ -260,6 +262,12 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string co
         // Runs leave `manual` and `stopped` services alone (upstream: only desired `running` ones).
         if (for_run && service_state(service, runtime_desired_state::running) != runtime_desired_state::running)
             continue;
+        if (ctx.stop.stop_requested())
+            throw error("Failed to start runtime service \"" + service.name + "\": cancelled before it started");
+        // The step's text is built only for an observer that reports it (no_observer: nothing).
+        std::string what;
+        if constexpr (observes<Observer>) what = "service " + service.name + ": " + service.command;
+        berth::detail::step_note<Observer> note{observer_, run_step::service, run_id, what};
         auto const scope = resolve_scope(service, ctx, run_id);
         // Remembered per exact input: recomputing it was ≈ 75% of a reuse hit (docs/services.md).
         auto const identity_ptr = identities_.get(service, ctx, scope);
@@ -289,6 +297,9 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string co
                     }
                     persist(*e);
                     refs.push_back({e->row, true});
+                    lock.unlock();  // the observer is never called with the supervisor's lock held
+                    if constexpr (observes<Observer>)
+                        note.done("reused pid " + e->row.provider_ref.value_or("?") + " " + e->row.url.value_or("(no url)"));
                     continue;
                 }
             }
@@ -307,18 +318,29 @@ std::vector<runtime_service_ref> supervisor<Store, Clock>::ensure(std::string co
                 self->changed_.notify_all();
             }
         } guard{this, identity.reuse_key};
-        auto e = start_local(run_id, lease_run, ctx, service, scope, identity);
-        std::lock_guard relock(mutex_);
-        if (lease_run) leases_by_run_[*lease_run].push_back(e->row.id);
-        refs.push_back({e->row, !e->child});
+        entry_ptr e;
+        try {
+            e = start_local(run_id, lease_run, ctx, service, scope, identity);
+        } catch (std::exception const& ex) {
+            note.failed(ex.what());
+            throw;
+        }
+        {
+            std::lock_guard relock(mutex_);
+            if (lease_run) leases_by_run_[*lease_run].push_back(e->row.id);
+            refs.push_back({e->row, !e->child});
+        }
+        if constexpr (observes<Observer>)
+            note.done(std::string(e->child ? "started" : "adopted") + " pid " + std::to_string(e->pid) + " " +
+                      e->row.url.value_or("(no url)"));
     }
     return refs;
 }
 
 // ---- start -------------------------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_local(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+typename supervisor<Store, Clock, Observer>::entry_ptr supervisor<Store, Clock, Observer>::start_local(
     std::string const& run_id, std::optional<std::string> const& lease_run, service_context const& ctx,
     runtime_service_config const& service, service_scope const& scope, reuse_identity const& identity) {
     auto const& name = service.name;
@@ -361,7 +383,6 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
                                   .health_status = runtime_service_health::unknown,
                                   .created_at = now,
                                   .updated_at = now};
-    (void)run_id;
 
     // The store's rows of this reuse key that no supervisor here runs: a stopped one donates its
     // id (and its port, below) — upstream findStoppedRuntimeServiceReuseCandidate; a live one whose
@@ -558,7 +579,17 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
     e->last_touch = steady::now();
 
     if (service.readiness && url) {
-        if (auto why = wait_ready(e, *url, *service.readiness)) throw fail(*why);
+        std::string what;
+        if constexpr (observes<Observer>)
+            what = "waiting for service " + name + ": GET " + *url + " (timeout " +
+                   std::to_string(service.readiness->timeout_sec) + " s)";
+        berth::detail::step_note<Observer> note{observer_, run_step::readiness, run_id, what};
+        if (auto why = wait_ready(e, *url, *service.readiness, ctx.stop)) {
+            auto failure = fail(*why);
+            note.failed(failure.what());
+            throw failure;
+        }
+        note.done("ready");
     }
 
     std::unique_lock lock(mutex_);
@@ -580,8 +611,8 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::start_loc
 /// Adoption needs the listener, and a second start would overwrite the record and leave the first
 /// instance running, tracked by nothing; so wait for the listener until `health_timeout` after the
 /// record's start (measured on the steady clock from here: an injected clock need not advance).
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::wait_for_young_listener(std::string const& service_key) const {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::wait_for_young_listener(std::string const& service_key) const {
     auto const rec = registry_.read(service_key);
     if (!rec || !rec->port || rec->started_at.empty()) return;
     timestamp started{};
@@ -600,8 +631,8 @@ void supervisor<Store, Clock>::wait_for_young_listener(std::string const& servic
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
-template <runtime_service_store Store, clock Clock>
-typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::try_adopt(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+typename supervisor<Store, Clock, Observer>::entry_ptr supervisor<Store, Clock, Observer>::try_adopt(
     registry_record const& rec, workspace_runtime_service row, std::string const& service_key,
     std::string const& env_fingerprint, runtime_service_config const* config, bool healthy) {
     auto const url = rec.url ? rec.url : row.url;
@@ -664,16 +695,26 @@ typename supervisor<Store, Clock>::entry_ptr supervisor<Store, Clock>::try_adopt
     return e;
 }
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::register_entry(entry_ptr const& e) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::register_entry(entry_ptr const& e) {
     e->registered = true;
     by_id_[e->row.id] = e;
     if (e->row.reuse_key) by_reuse_key_[*e->row.reuse_key] = e->row.id;
 }
 
-template <runtime_service_store Store, clock Clock>
-std::optional<std::string> supervisor<Store, Clock>::wait_ready(entry_ptr const& e, std::string const& url,
-                                                                readiness_config const& r) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::optional<std::string> supervisor<Store, Clock, Observer>::wait_ready(entry_ptr const& e, std::string const& url,
+                                                                          readiness_config const& r,
+                                                                          std::stop_token const& stop) {
+    // A stop request wakes the wait below at once (under the mutex, so that it cannot slip in
+    // between the predicate's check and the wait).
+    std::stop_callback const on_stop(stop, [this] {
+        { std::lock_guard lock(mutex_); }
+        changed_.notify_all();
+    });
+    auto cancelled = [&] {
+        return "cancelled while waiting for readiness of " + url;
+    };
     auto const started = steady::now();
     auto const deadline = started + std::chrono::seconds(r.timeout_sec);
     auto const longest = std::chrono::milliseconds(r.interval_ms);
@@ -681,6 +722,7 @@ std::optional<std::string> supervisor<Store, Clock>::wait_ready(entry_ptr const&
     while (true) {
         auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
         if (left.count() <= 0) break;
+        if (stop.stop_requested()) return cancelled();
         auto const res = http_get(url, std::min<std::chrono::milliseconds>(left, std::chrono::seconds(2)));
         if (res.ok()) return std::nullopt;
         last = res.status ? "received HTTP " + std::to_string(*res.status) : res.error;
@@ -690,7 +732,9 @@ std::optional<std::string> supervisor<Store, Clock>::wait_ready(entry_ptr const&
         auto const gap = std::clamp<std::chrono::milliseconds>(waited / 4, std::chrono::milliseconds(1), longest);
         std::unique_lock lock(mutex_);
         auto const wake_at = std::min(deadline, steady::now() + gap);
-        if (changed_.wait_until(lock, wake_at, [&] { return e->state == entry::phase::exited; })) {
+        if (changed_.wait_until(lock, wake_at,
+                                [&] { return e->state == entry::phase::exited || stop.stop_requested(); })) {
+            if (e->state != entry::phase::exited) return cancelled();
             // Its output is read to the end before the message quotes its stderr.
             changed_.wait_for(lock, std::chrono::milliseconds(500), [&] { return !e->out && !e->err; });
             std::string how = "exited";
@@ -706,8 +750,8 @@ std::optional<std::string> supervisor<Store, Clock>::wait_ready(entry_ptr const&
 
 // ---- stop ------------------------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::initiate_stop(entry_ptr const& e) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::initiate_stop(entry_ptr const& e) {
     if (e->registered) {
         e->registered = false;
         by_id_.erase(e->row.id);
@@ -731,8 +775,8 @@ void supervisor<Store, Clock>::initiate_stop(entry_ptr const& e) {
 }
 
 /// Terminates a process during a failed start and waits for its exit (the lock is released while waiting).
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::terminate_and_wait(entry_ptr const& e, std::unique_lock<std::mutex>& lock) {
     if (e->state != entry::phase::exited) {
         if (e->child) e->child->signal_group(SIGTERM);
         e->kill_at = steady::now() + options_.kill_grace;
@@ -743,8 +787,8 @@ void supervisor<Store, Clock>::terminate_and_wait(entry_ptr const& e, std::uniqu
 }
 
 /// Records the end of a service whose process is gone: row, registry, port, persistence.
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::finalize(entry_ptr const& e) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::finalize(entry_ptr const& e) {
     if (e->finalized) return;
     e->finalized = true;
     bool const stopping = e->state == entry::phase::stopping;
@@ -783,8 +827,8 @@ void supervisor<Store, Clock>::finalize(entry_ptr const& e) {
     changed_.notify_all();
 }
 
-template <runtime_service_store Store, clock Clock>
-bool supervisor<Store, Clock>::stop(std::string const& service_id) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+bool supervisor<Store, Clock, Observer>::stop(std::string const& service_id) {
     std::unique_lock lock(mutex_);
     auto it = by_id_.find(service_id);
     if (it == by_id_.end()) return false;
@@ -794,8 +838,8 @@ bool supervisor<Store, Clock>::stop(std::string const& service_id) {
     return true;
 }
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::release_for_run(std::string const& run_id) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::release_for_run(std::string const& run_id) {
     std::vector<entry_ptr> to_stop;
     {
         std::unique_lock lock(mutex_);
@@ -823,8 +867,8 @@ void supervisor<Store, Clock>::release_for_run(std::string const& run_id) {
     wake();
 }
 
-template <runtime_service_store Store, clock Clock>
-std::size_t supervisor<Store, Clock>::stop_for_execution_workspace(std::string const& execution_workspace_id,
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::size_t supervisor<Store, Clock, Observer>::stop_for_execution_workspace(std::string const& execution_workspace_id,
                                                                    std::optional<std::string> const& workspace_cwd) {
     std::vector<entry_ptr> hit;
     {
@@ -845,8 +889,8 @@ std::size_t supervisor<Store, Clock>::stop_for_execution_workspace(std::string c
     return hit.size();
 }
 
-template <runtime_service_store Store, clock Clock>
-std::size_t supervisor<Store, Clock>::stop_for_project_workspace(std::string const& project_workspace_id) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::size_t supervisor<Store, Clock, Observer>::stop_for_project_workspace(std::string const& project_workspace_id) {
     std::vector<entry_ptr> hit;
     {
         std::unique_lock lock(mutex_);
@@ -867,8 +911,8 @@ std::size_t supervisor<Store, Clock>::stop_for_project_workspace(std::string con
 
 // ---- startup -------------------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+reconcile_result supervisor<Store, Clock, Observer>::reconcile_on_startup() {
     reconcile_result out;
     auto const rows = store_.list_runtime_services(
         {.provider = runtime_service_provider::local_process,
@@ -1008,8 +1052,8 @@ reconcile_result supervisor<Store, Clock>::reconcile_on_startup() {
 /// service's cwd, its command line naming the command or the service (registry adoption's
 /// checks), and no other service's process — no live registry record of another service names
 /// its pid or group, and no other live row of another workspace names its pid. Else nullopt.
-template <runtime_service_store Store, clock Clock>
-std::optional<registry_record> supervisor<Store, Clock>::port_adoption_record(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::optional<registry_record> supervisor<Store, Clock, Observer>::port_adoption_record(
     std::int64_t port, std::optional<std::int64_t> owner, workspace_runtime_service const& row,
     std::string const& service_key, std::string const& fingerprint,
     std::span<workspace_runtime_service const> live_rows, std::span<registry_record const> records) const {
@@ -1064,8 +1108,8 @@ std::optional<registry_record> supervisor<Store, Clock>::port_adoption_record(
 /// Runs the workspace's runtime provision command once (upstream: under a mutex, before the first
 /// service start, retried after a failure): the row is persisted `provisioning` first; a failure
 /// persists it `failed`/`unhealthy`, logs the error and throws it.
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::provision_workspace(service_context const& ctx, workspace_runtime_service row) {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::provision_workspace(service_context const& ctx, workspace_runtime_service row) {
     auto const& workspace = ctx.workspace.cwd;
     std::shared_ptr<std::mutex> m;
     {
@@ -1102,9 +1146,11 @@ void supervisor<Store, Clock>::provision_workspace(service_context const& ctx, w
     std::string why;
     try {
         result = process::run(berth::command{.program = shell_, .args = {"-lc", command}, .cwd = workspace,
-                                             .timeout = std::chrono::minutes(5), .max_output_bytes = 64 * 1024},
+                                             .timeout = std::chrono::minutes(5), .max_output_bytes = 64 * 1024,
+                                             .stop = ctx.stop},
                               {.base_environment = std::move(env), .kill_grace = options_.kill_grace});
-        if (result.timed_out) why = "timed out";
+        if (result.cancelled) why = "cancelled";
+        else if (result.timed_out) why = "timed out";
         else if (!result.exit_code) why = "was killed by signal " + std::to_string(result.signal.value_or(0));
         else if (*result.exit_code != 0) why = "exited with code " + std::to_string(*result.exit_code);
     } catch (std::exception const& ex) {
@@ -1148,8 +1194,8 @@ void supervisor<Store, Clock>::provision_workspace(service_context const& ctx, w
     throw failure;
 }
 
-template <runtime_service_store Store, clock Clock>
-control_result supervisor<Store, Clock>::control(runtime_control_action action, service_context const& ctx,
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+control_result supervisor<Store, Clock, Observer>::control(runtime_control_action action, service_context const& ctx,
                                                  workspace_runtime const& runtime,
                                                  std::optional<std::size_t> service_index) {
     control_result out;
@@ -1221,8 +1267,8 @@ control_result supervisor<Store, Clock>::control(runtime_control_action action, 
     return out;
 }
 
-template <runtime_service_store Store, clock Clock>
-restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::string_view company_id)
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+restart_result supervisor<Store, Clock, Observer>::restart_desired_on_startup(std::string_view company_id)
     requires execution_workspace_store<Store> && project_workspace_store<Store>
 {
     restart_result out;
@@ -1290,32 +1336,32 @@ restart_result supervisor<Store, Clock>::restart_desired_on_startup(std::string_
 
 // ---- queries -----------------------------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-std::vector<runtime_service_ref> supervisor<Store, Clock>::running() const {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::vector<runtime_service_ref> supervisor<Store, Clock, Observer>::running() const {
     std::lock_guard lock(mutex_);
     std::vector<runtime_service_ref> out;
     for (auto const& [id, e] : by_id_) out.push_back({e->row, false});
     return out;
 }
 
-template <runtime_service_store Store, clock Clock>
-std::optional<runtime_service_ref> supervisor<Store, Clock>::find(std::string const& service_id) const {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::optional<runtime_service_ref> supervisor<Store, Clock, Observer>::find(std::string const& service_id) const {
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(service_id);
     if (it == by_id_.end()) return std::nullopt;
     return runtime_service_ref{it->second->row, false};
 }
 
-template <runtime_service_store Store, clock Clock>
-std::vector<std::string> supervisor<Store, Clock>::leases_of(std::string const& service_id) const {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::vector<std::string> supervisor<Store, Clock, Observer>::leases_of(std::string const& service_id) const {
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(service_id);
     if (it == by_id_.end()) return {};
     return {it->second->lease_run_ids.begin(), it->second->lease_run_ids.end()};
 }
 
-template <runtime_service_store Store, clock Clock>
-std::optional<std::pair<std::string, std::string>> supervisor<Store, Clock>::output_tails(
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+std::optional<std::pair<std::string, std::string>> supervisor<Store, Clock, Observer>::output_tails(
     std::string const& service_id) const {
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(service_id);
@@ -1325,8 +1371,8 @@ std::optional<std::pair<std::string, std::string>> supervisor<Store, Clock>::out
 
 // ---- the background thread ----------------------------------------------------------------------
 
-template <runtime_service_store Store, clock Clock>
-void supervisor<Store, Clock>::monitor() {
+template <runtime_service_store Store, clock Clock, run_observer Observer>
+void supervisor<Store, Clock, Observer>::monitor() {
     std::array<char, 16 * 1024> buffer;
     std::vector<std::pair<output_stream, std::string>> lines;
     while (true) {

@@ -84,12 +84,12 @@ inline void check_ref_argument(std::string const& ref, std::string_view field) {
 inline command_result run_git_recorded(git_runner const& git, operation_recorder* recorder,
                                        workspace_operation_phase phase, std::vector<std::string> const& args,
                                        std::string const& cwd, json_object metadata,
-                                       std::optional<std::string> success_message) {
-    if (!recorder) return git.run(args, cwd);
+                                       std::optional<std::string> success_message, std::stop_token stop = {}) {
+    if (!recorder) return git.run(args, cwd, std::move(stop));
     command_result result;
     recorder->record(phase, format_command_for_display("git", args), cwd, std::move(metadata), [&] {
-        result = git.run(args, cwd);
-        bool const ok = result.exit_code == 0 && !result.timed_out;
+        result = git.run(args, cwd, stop);
+        bool const ok = result.exit_code == 0 && !result.timed_out && !result.cancelled;
         return operation_outcome{.status = ok ? workspace_operation_status::succeeded
                                               : workspace_operation_status::failed,
                                  .exit_code = result.exit_code,
@@ -540,10 +540,19 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
     // What a recovery needs if this run dies before its execution workspace record exists.
     if (base_sha) md["baseSha"] = *base_sha;
     if (request.remove_when_run_ends) md["removeWhenRunEnds"] = true;
+    // A stop request ends `git worktree add` (its checkout and hooks with it) and discards what it
+    // made, under this run's lock: nothing half-made stays to be taken for a complete worktree.
+    auto cancelled = [&](std::vector<std::string> const& args, command_result const& r) {
+        auto const failed = git_runner::failure(args, r, "git worktree add " + worktree_path);
+        dw::discard_unfinished_worktree(git_, repo_root, worktree, marker, ws.warnings);
+        return workspace_error(failed.what());
+    };
+    std::vector<std::string> const add_args{"worktree", "add", "-b", branch, worktree_path, base_ref};
     dw::write_creation_marker(marker, branch, true, base_sha);
-    auto const add = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
-                                          {"worktree", "add", "-b", branch, worktree_path, base_ref}, repo_root, md,
-                                          "Created git worktree at " + worktree_path + "\n");
+    auto const add = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare, add_args,
+                                          repo_root, md, "Created git worktree at " + worktree_path + "\n",
+                                          request.stop);
+    if (add.cancelled) throw cancelled(add_args, add);
     if (add.exit_code == 0 && !add.timed_out) {
         ws.branch_created = true;
         ws.branch_head_sha = base_sha;
@@ -560,9 +569,12 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
         md["created"] = false;
         md["reusedExistingBranch"] = true;
         dw::write_creation_marker(marker, branch, false, std::nullopt);
+        std::vector<std::string> const attach_args{"worktree", "add", worktree_path, branch};
         auto const attach = dw::run_git_recorded(git_, recorder, workspace_operation_phase::worktree_prepare,
-                                                 {"worktree", "add", worktree_path, branch}, repo_root, md,
-                                                 "Attached existing branch " + branch + " at " + worktree_path + "\n");
+                                                 attach_args, repo_root, md,
+                                                 "Attached existing branch " + branch + " at " + worktree_path + "\n",
+                                                 request.stop);
+        if (attach.cancelled) throw cancelled(attach_args, attach);
         if (attach.exit_code != 0 || attach.timed_out)
             throw git_runner::failure({"worktree", "add", worktree_path, branch}, attach,
                                       "git worktree add " + worktree_path);
