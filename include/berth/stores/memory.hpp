@@ -83,7 +83,10 @@ namespace berth {
 /// Not copyable or movable (it owns its lock); hold it by reference or in a smart pointer.
 class memory_store {
 public:
-    memory_store() = default;
+    // Defined with the other members (impl/memory_store.hpp), so that under
+    // BERTH_SEPARATE_COMPILATION a TU that owns a store does not compile its containers' code.
+    memory_store();
+    ~memory_store();
     memory_store(memory_store const&) = delete;
     memory_store& operator=(memory_store const&) = delete;
 

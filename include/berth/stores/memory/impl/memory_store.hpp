@@ -153,6 +153,9 @@ namespace berth {
 
 // ---- private helpers ---------------------------------------------------------------------------
 
+BERTH_DECL memory_store::memory_store() = default;
+BERTH_DECL memory_store::~memory_store() = default;
+
 BERTH_DECL memory_store::environment_row const* memory_store::find_local(std::string_view company_id,
                                                                     std::string_view except_id) const {
     auto const it = environments_by_company_.find(company_id);
