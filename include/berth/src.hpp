@@ -10,7 +10,7 @@
 #ifdef BERTH_SEPARATE_COMPILATION
 #include <berth/detail/config.hpp>
 #include <berth/orchestrator/detail/run_support.hpp>
-#include <berth/orchestrator/detail/impl/run_support.ipp>
+#include <berth/orchestrator/detail/impl/run_support.hpp>
 #include <berth/stores/memory.hpp>
 #include <berth/workspace/runtime.hpp>
 #include <berth/workspace/impl/runtime.hpp>

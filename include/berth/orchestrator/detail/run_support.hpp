@@ -43,5 +43,5 @@ namespace berth::detail {
 }  // namespace berth::detail
 
 #ifndef BERTH_SEPARATE_COMPILATION
-#include <berth/orchestrator/detail/impl/run_support.ipp>
+#include <berth/orchestrator/detail/impl/run_support.hpp>
 #endif
