@@ -13,7 +13,7 @@ set -euo pipefail
 # Debian 12 (bookworm) package names; each one exists in bookworm or bookworm-security.
 # NEVER add libboost-dev: that is Boost 1.74, which conflicts with libboost1.81-dev and lacks Describe.
 base_packages=(cmake g++ git)
-demo_packages=(libboost1.81-dev librange-v3-dev libfmt-dev libsqlite3-dev libssl-dev libcli11-dev ninja-build ccache)
+demo_packages=(libboost1.81-dev libfmt-dev libsqlite3-dev libssl-dev libcli11-dev ninja-build ccache)
 # python3-matplotlib: the performance report's chart (tests/bench/perf_report.py) and its test.
 test_packages=(catch2 libbenchmark-dev sqlite3 python3-matplotlib)
 # Needed by the SSH driver, the PostgreSQL store and the sandbox driver (later issues). Small, so

@@ -19,6 +19,7 @@
 //! auto env = store.ensure_local_environment("company-1", clock.now());
 //! @endcode
 
+#include <berth/detail/config.hpp>                 // BERTH_DECL, BERTH_SEPARATE_COMPILATION
 #include <berth/concepts/persistence_backend.hpp>  // the concept memory_store models
 #include <berth/error.hpp>                         // store_error, store_errc
 #include <berth/model/activity.hpp>                // activity_event, activity_filter
@@ -82,7 +83,10 @@ namespace berth {
 /// Not copyable or movable (it owns its lock); hold it by reference or in a smart pointer.
 class memory_store {
 public:
-    memory_store() = default;
+    // Defined with the other members (impl/memory_store.hpp), so that under
+    // BERTH_SEPARATE_COMPILATION a TU that owns a store does not compile its containers' code.
+    memory_store();
+    ~memory_store();
     memory_store(memory_store const&) = delete;
     memory_store& operator=(memory_store const&) = delete;
 
@@ -392,9 +396,13 @@ private:
 
 }  // namespace berth
 
+// The members' definitions: here in header-only mode, compiled once in <berth/src.hpp> under
+// BERTH_SEPARATE_COMPILATION (berth/detail/config.hpp).
+#ifndef BERTH_SEPARATE_COMPILATION
 #include <berth/stores/memory/impl/memory_store.hpp>
 #include <berth/stores/memory/impl/runtime_services.hpp>
 #include <berth/stores/memory/impl/project_workspaces.hpp>
+#endif
 
 static_assert(berth::persistence_backend<berth::memory_store>);
 static_assert(berth::project_workspace_store<berth::memory_store>);

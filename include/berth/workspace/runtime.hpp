@@ -42,6 +42,7 @@
 //! Thread safety: const members, safe to call from many threads; two realizations of the same
 //! worktree at once are serialised by its lock.
 
+#include <berth/detail/config.hpp>              // BERTH_DECL, BERTH_SEPARATE_COMPILATION
 #include <berth/model/record.hpp>                // json_object
 #include <berth/model/workspace.hpp>             // execution_workspace, the workspace enums
 #include <berth/process/environment.hpp>         // environment_map, sanitized_environment
@@ -133,4 +134,8 @@ private:
 
 }  // namespace berth
 
+// The definitions: here in header-only mode, compiled once in <berth/src.hpp> under
+// BERTH_SEPARATE_COMPILATION (berth/detail/config.hpp).
+#ifndef BERTH_SEPARATE_COMPILATION
 #include <berth/workspace/impl/runtime.hpp>
+#endif

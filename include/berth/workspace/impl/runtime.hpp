@@ -27,7 +27,7 @@ namespace berth::detail::workspace {
 namespace fs = std::filesystem;
 
 
-[[nodiscard]] inline std::optional<std::string> string_member(json_object const& o, std::string_view key,
+[[nodiscard]] BERTH_DECL std::optional<std::string> string_member(json_object const& o, std::string_view key,
                                                               std::string_view field) {
     auto const* v = o.if_contains(key);
     if (!v || v->is_null()) return std::nullopt;
@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 }
 
 /// A non-empty value after trimming, else nullopt.
-[[nodiscard]] inline std::optional<std::string> non_empty(std::optional<std::string> const& s) {
+[[nodiscard]] BERTH_DECL std::optional<std::string> non_empty(std::optional<std::string> const& s) {
     if (!s) return std::nullopt;
     auto t = git_runner::trim(*s);
     if (t.empty()) return std::nullopt;
@@ -44,7 +44,7 @@ namespace fs = std::filesystem;
 }
 
 /// The lines of git's stdout.
-[[nodiscard]] inline std::vector<std::string> lines_of(std::string_view text) {
+[[nodiscard]] BERTH_DECL std::vector<std::string> lines_of(std::string_view text) {
     std::vector<std::string> out;
     while (!text.empty()) {
         auto const nl = text.find('\n');
@@ -57,23 +57,23 @@ namespace fs = std::filesystem;
 }
 
 /// The same directory, as far as the file system can tell (symlinks resolved where they exist).
-[[nodiscard]] inline fs::path canonical_or_normal(fs::path const& p) {
+[[nodiscard]] BERTH_DECL fs::path canonical_or_normal(fs::path const& p) {
     std::error_code ec;
     auto c = fs::weakly_canonical(p, ec);
     return ec ? p.lexically_normal() : c.lexically_normal();
 }
 
-[[nodiscard]] inline bool same_path(fs::path const& a, fs::path const& b) {
+[[nodiscard]] BERTH_DECL bool same_path(fs::path const& a, fs::path const& b) {
     return canonical_or_normal(a) == canonical_or_normal(b);
 }
 
-[[nodiscard]] inline bool is_directory(std::string const& p) {
+[[nodiscard]] BERTH_DECL bool is_directory(std::string const& p) {
     std::error_code ec;
     return fs::is_directory(p, ec);
 }
 
 /// A ref from the config must not look like an option to git.
-inline void check_ref_argument(std::string const& ref, std::string_view field) {
+BERTH_DECL void check_ref_argument(std::string const& ref, std::string_view field) {
     if (ref.starts_with("-") || ref.find('\0') != std::string::npos || ref.find('\n') != std::string::npos)
         throw workspace_error("Unexpected " + std::string(field) + " value: " + ref +
                               " (a git ref must not start with '-' or contain newlines)");
@@ -81,7 +81,7 @@ inline void check_ref_argument(std::string const& ref, std::string_view field) {
 
 /// Runs one git command, recorded when there is a recorder (upstream recordGitOperation), and
 /// returns its result without throwing for a non-zero exit.
-inline command_result run_git_recorded(git_runner const& git, operation_recorder* recorder,
+BERTH_DECL command_result run_git_recorded(git_runner const& git, operation_recorder* recorder,
                                        workspace_operation_phase phase, std::vector<std::string> const& args,
                                        std::string const& cwd, json_object metadata,
                                        std::optional<std::string> success_message, std::stop_token stop = {}) {
@@ -104,7 +104,7 @@ inline command_result run_git_recorded(git_runner const& git, operation_recorder
 /// `cwd` with `env`, recorded when there is a recorder.
 /// @throws workspace_error `<label> failed: <stderr>\n<stdout>`, each its last 20 lines (or `... failed
 ///         with exit code N`; `timed out` / `cancelled` first when it was ended).
-inline void run_workspace_command(workspace_runtime_options const& options, std::string const& shell,
+BERTH_DECL void run_workspace_command(workspace_runtime_options const& options, std::string const& shell,
                                   operation_recorder* recorder, workspace_operation_phase phase,
                                   std::string const& command_text, std::string const& cwd,
                                   process::environment_map const& env, std::string const& label,
@@ -154,7 +154,7 @@ inline void run_workspace_command(workspace_runtime_options const& options, std:
 
 /// The base environment of workspace commands: the configured one or this process's minus
 /// secrets, without any BERTH_* variable.
-[[nodiscard]] inline process::environment_map command_base_env(workspace_runtime_options const& options) {
+[[nodiscard]] BERTH_DECL process::environment_map command_base_env(workspace_runtime_options const& options) {
     auto env = options.command_environment ? *options.command_environment : process::sanitized_environment();
     std::erase_if(env, [](auto const& kv) { return kv.first.starts_with("BERTH_"); });
     return env;
@@ -163,7 +163,7 @@ inline void run_workspace_command(workspace_runtime_options const& options, std:
 /// Adds `/.berth/` to the repository's `info/exclude` (once), so that the default worktree parent
 /// inside the checkout is not an untracked directory that a `git add -A` there would pick up as
 /// embedded repositories. Best effort: a failure to write changes nothing else.
-inline void exclude_berth_dir(std::string const& common_dir) {
+BERTH_DECL void exclude_berth_dir(std::string const& common_dir) {
     namespace fs = std::filesystem;
     auto const file = fs::path(common_dir) / "info" / "exclude";
     std::error_code ec;
@@ -182,7 +182,7 @@ inline void exclude_berth_dir(std::string const& common_dir) {
 /// can be detected), decided from the files alone: a `refs/remotes/origin` directory (loose refs),
 /// a `refs/remotes/origin/` line in `packed-refs`, or a reftable store (not read: assumed yes).
 /// When this is false there is nothing for-each-ref could find, and its process is saved.
-[[nodiscard]] inline bool may_have_origin_refs(std::string const& common_dir) {
+[[nodiscard]] BERTH_DECL bool may_have_origin_refs(std::string const& common_dir) {
     namespace fs = std::filesystem;
     std::error_code ec;
     fs::path const dir(common_dir);
@@ -201,7 +201,7 @@ struct detected_base {
     std::string ref;
     std::string sha;
 };
-[[nodiscard]] inline std::optional<detected_base> detect_default_branch(git_runner const& git,
+[[nodiscard]] BERTH_DECL std::optional<detected_base> detect_default_branch(git_runner const& git,
                                                                         std::string const& repo_root) {
     auto const r = git.run({"for-each-ref", "--format=%(refname) %(objectname) %(symref)",
                             "refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master",
@@ -234,11 +234,11 @@ struct detected_base {
 /// berth's marker of a worktree being created, beside its lock file: written before `git worktree
 /// add`, removed once it succeeded. Lines `key=value`: branch, branchCreated (1 when berth runs
 /// `worktree add -b`), baseSha (the new branch's expected tip).
-[[nodiscard]] inline fs::path creation_marker_of(fs::path const& lock_file) {
+[[nodiscard]] BERTH_DECL fs::path creation_marker_of(fs::path const& lock_file) {
     return fs::path(lock_file).replace_extension(".creating");
 }
 
-inline void write_creation_marker(fs::path const& marker, std::string const& branch, bool branch_created,
+BERTH_DECL void write_creation_marker(fs::path const& marker, std::string const& branch, bool branch_created,
                                   std::optional<std::string> const& base_sha) {
     std::ofstream out(marker, std::ios::trunc);
     out << "branch=" << branch << "\nbranchCreated=" << (branch_created ? 1 : 0)
@@ -249,7 +249,7 @@ inline void write_creation_marker(fs::path const& marker, std::string const& bra
                               "\" (is the disk full?).");
 }
 
-[[nodiscard]] inline std::map<std::string, std::string> read_creation_marker(fs::path const& marker) {
+[[nodiscard]] BERTH_DECL std::map<std::string, std::string> read_creation_marker(fs::path const& marker) {
     std::map<std::string, std::string> out;
     std::ifstream in(marker);
     std::string line;
@@ -260,7 +260,7 @@ inline void write_creation_marker(fs::path const& marker, std::string const& bra
 
 /// git's own sign of a creation that did not finish: `<worktree>/.git` names an admin directory
 /// whose `locked` file still says "initializing" (git writes it first and removes it last).
-[[nodiscard]] inline bool git_creation_unfinished(fs::path const& worktree) {
+[[nodiscard]] BERTH_DECL bool git_creation_unfinished(fs::path const& worktree) {
     std::ifstream dotgit(worktree / ".git");
     std::string line;
     if (!std::getline(dotgit, line) || !line.starts_with("gitdir: ")) return false;
@@ -276,7 +276,7 @@ inline void write_creation_marker(fs::path const& marker, std::string const& bra
 /// --hard` child) are killed first, or they would go on writing into (or remove) the new worktree.
 /// The branch is deleted only when the marker says berth was creating it and its tip is the one
 /// berth started it at. Returns false when the worktree shows no unfinished creation.
-inline bool discard_unfinished_worktree(git_runner const& git, std::string const& repo_root, fs::path const& worktree,
+BERTH_DECL bool discard_unfinished_worktree(git_runner const& git, std::string const& repo_root, fs::path const& worktree,
                                         fs::path const& marker, std::vector<std::string>& warnings) {
     std::error_code ec;
     bool const marked = fs::exists(marker, ec);
@@ -311,7 +311,7 @@ inline bool discard_unfinished_worktree(git_runner const& git, std::string const
 
 namespace berth {
 
-inline workspace_strategy workspace_strategy_from_json(json_object const& config) {
+BERTH_DECL workspace_strategy workspace_strategy_from_json(json_object const& config) {
     using detail::workspace::string_member;
     workspace_strategy s;
     json_object strategy;
@@ -334,7 +334,7 @@ inline workspace_strategy workspace_strategy_from_json(json_object const& config
     return s;
 }
 
-inline std::string workspace_runtime::shell() const {
+BERTH_DECL std::string workspace_runtime::shell() const {
     if (options_.shell && !options_.shell->empty()) return *options_.shell;
     if (char const* sh = std::getenv("SHELL")) {
         auto t = git_runner::trim(sh);
@@ -343,7 +343,7 @@ inline std::string workspace_runtime::shell() const {
     return "/bin/sh";
 }
 
-inline process::environment_map workspace_runtime::workspace_command_env(realize_workspace_request const& request,
+BERTH_DECL process::environment_map workspace_runtime::workspace_command_env(realize_workspace_request const& request,
                                                                          realized_workspace const& ws) const {
     auto env = detail::workspace::command_base_env(options_);
     auto const& base = request.base;
@@ -370,7 +370,7 @@ inline process::environment_map workspace_runtime::workspace_command_env(realize
     return env;
 }
 
-inline process::environment_map workspace_runtime::cleanup_env(cleanup_workspace_request const& request) const {
+BERTH_DECL process::environment_map workspace_runtime::cleanup_env(cleanup_workspace_request const& request) const {
     auto env = detail::workspace::command_base_env(options_);
     auto const& w = request.workspace;
     env["BERTH_WORKSPACE_CWD"] = w.cwd.value_or("");
@@ -387,7 +387,7 @@ inline process::environment_map workspace_runtime::cleanup_env(cleanup_workspace
     return env;
 }
 
-inline realized_workspace workspace_runtime::realize(realize_workspace_request const& request,
+BERTH_DECL realized_workspace workspace_runtime::realize(realize_workspace_request const& request,
                                                      operation_recorder* recorder) const {
     namespace dw = detail::workspace;
     namespace fs = std::filesystem;
@@ -586,7 +586,7 @@ inline realized_workspace workspace_runtime::realize(realize_workspace_request c
     return ws;
 }
 
-inline bool workspace_runtime::discard_unfinished(std::string const& repo_root, std::string const& worktree_path,
+BERTH_DECL bool workspace_runtime::discard_unfinished(std::string const& repo_root, std::string const& worktree_path,
                                                   std::vector<std::string>& warnings) const {
     namespace dw = detail::workspace;
     if (!dw::is_directory(repo_root)) return false;
@@ -600,7 +600,7 @@ inline bool workspace_runtime::discard_unfinished(std::string const& repo_root, 
                                            warnings);
 }
 
-inline cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const& request,
+BERTH_DECL cleanup_result workspace_runtime::cleanup(cleanup_workspace_request const& request,
                                                  operation_recorder* recorder) const {
     namespace dw = detail::workspace;
     namespace fs = std::filesystem;

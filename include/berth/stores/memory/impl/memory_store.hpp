@@ -23,7 +23,7 @@
 
 namespace berth::detail::memory {
 
-[[nodiscard]] inline std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+[[nodiscard]] BERTH_DECL std::string dquoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 /// Makes room for one more element, so that the push_back that follows cannot throw.
 template <class Vec>
@@ -40,14 +40,14 @@ bool newest_environment_first(Row const* a, Row const* b) noexcept {
 }
 
 /// Whether `l` comes after the cursor in the lease list order.
-[[nodiscard]] inline bool after_cursor(lease_row const& l, std::optional<lease_cursor> const& c) noexcept {
+[[nodiscard]] BERTH_DECL bool after_cursor(lease_row const& l, std::optional<lease_cursor> const& c) noexcept {
     if (!c) return true;
     if (l.last_used_at != c->last_used_at) return l.last_used_at < c->last_used_at;
     return l.id.view() < compact_view::of(c->id);
 }
 
 /// Whether `e` comes after the cursor in the activity list order (oldest created_at, then id).
-[[nodiscard]] inline bool after_cursor(event_row const& e, std::optional<activity_cursor> const& c) noexcept {
+[[nodiscard]] BERTH_DECL bool after_cursor(event_row const& e, std::optional<activity_cursor> const& c) noexcept {
     if (!c) return true;
     if (e.created_at != c->created_at) return e.created_at > c->created_at;
     return e.id.view() > compact_view::of(c->id);
@@ -61,7 +61,7 @@ template <class Row>
     return out;
 }
 
-[[nodiscard]] inline std::vector<environment_lease> leases_of(std::vector<lease_row const*> const& rows) {
+[[nodiscard]] BERTH_DECL std::vector<environment_lease> leases_of(std::vector<lease_row const*> const& rows) {
     std::vector<environment_lease> out;
     out.reserve(rows.size());
     for (auto const* r : rows) out.push_back(public_lease(*r));
@@ -153,7 +153,10 @@ namespace berth {
 
 // ---- private helpers ---------------------------------------------------------------------------
 
-inline memory_store::environment_row const* memory_store::find_local(std::string_view company_id,
+BERTH_DECL memory_store::memory_store() = default;
+BERTH_DECL memory_store::~memory_store() = default;
+
+BERTH_DECL memory_store::environment_row const* memory_store::find_local(std::string_view company_id,
                                                                     std::string_view except_id) const {
     auto const it = environments_by_company_.find(company_id);
     if (it == environments_by_company_.end()) return nullptr;
@@ -162,13 +165,13 @@ inline memory_store::environment_row const* memory_store::find_local(std::string
     return nullptr;
 }
 
-inline memory_store::lease_set& memory_store::status_set(lease_row const* row) noexcept {
+BERTH_DECL memory_store::lease_set& memory_store::status_set(lease_row const* row) noexcept {
     // Every stored lease is in its environment's entry (acquire_lease made it).
     return leases_by_environment_.find(detail::memory::text_of(row->environment_id))
         ->second.by_status[detail::index(row->status)];
 }
 
-inline void memory_store::check_capacity(environment const& env) const {
+BERTH_DECL void memory_store::check_capacity(environment const& env) const {
     auto const limit = lease_rules::max_active_leases(env);
     if (!limit) return;
     std::int64_t active = 0;
@@ -177,7 +180,7 @@ inline void memory_store::check_capacity(environment const& env) const {
     lease_rules::check_capacity(env.name, env.id, limit, active);
 }
 
-inline void memory_store::check_reuse_scope(std::string_view environment_id,
+BERTH_DECL void memory_store::check_reuse_scope(std::string_view environment_id,
                                             std::optional<std::string> const& scope) const {
     // Only the environment's active leases can hold a scope; the store compares keys, nothing more.
     if (!scope) return;
@@ -190,7 +193,7 @@ inline void memory_store::check_reuse_scope(std::string_view environment_id,
 // Stores an event and indexes it. Strong guarantee: when it throws — conflict for an id already
 // logged, or std::bad_alloc — the store has not changed (an index entry it made is empty, and an
 // empty entry lists nothing; a pooled name no row uses is harmless).
-inline void memory_store::append_event(activity_event const& event) {
+BERTH_DECL void memory_store::append_event(activity_event const& event) {
     using namespace detail::memory;
     auto const key = compact_view::of(event.id);
     if (events_.contains(key))
@@ -215,7 +218,7 @@ inline void memory_store::append_event(activity_event const& event) {
     by_entity.push_back(r);
 }
 
-inline void memory_store::erase_event(event_row* row, bool from_entity_index) noexcept {
+BERTH_DECL void memory_store::erase_event(event_row* row, bool from_entity_index) noexcept {
     using namespace detail::memory;
     if (auto const it = events_by_company_.find(text_of(row->company_id)); it != events_by_company_.end()) {
         it->second.erase(row);
@@ -234,7 +237,7 @@ inline void memory_store::erase_event(event_row* row, bool from_entity_index) no
     events_.erase(events_.find(row->id.view()));  // frees the row: last
 }
 
-inline void memory_store::erase_lease(lease_row* row, prune_result& counts) noexcept {
+BERTH_DECL void memory_store::erase_lease(lease_row* row, prune_result& counts) noexcept {
     using namespace detail::memory;
     if (auto const it = events_by_entity_.find(row->id.view()); it != events_by_entity_.end()) {
         auto& about = it->second;
@@ -261,7 +264,7 @@ inline void memory_store::erase_lease(lease_row* row, prune_result& counts) noex
     ++counts.leases;
 }
 
-inline void memory_store::insert_environment(environment env) {
+BERTH_DECL void memory_store::insert_environment(environment env) {
     auto& by_company = detail::memory::entry(environments_by_company_, detail::memory::hashed(env.company_id));
     detail::memory::reserve_one(by_company);
     std::string id = env.id;
@@ -275,7 +278,7 @@ inline void memory_store::insert_environment(environment env) {
 
 // ---- environments ------------------------------------------------------------------------------
 
-inline std::vector<environment> memory_store::list_environments(std::string_view company_id,
+BERTH_DECL std::vector<environment> memory_store::list_environments(std::string_view company_id,
                                                                 environment_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<environment_row const*> rows;
@@ -290,14 +293,14 @@ inline std::vector<environment> memory_store::list_environments(std::string_view
                                     filter.limit, detail::memory::newest_environment_first<environment_row>);
 }
 
-inline std::optional<environment> memory_store::get_environment(std::string_view id) const {
+BERTH_DECL std::optional<environment> memory_store::get_environment(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto const it = environments_.find(id);
     if (it == environments_.end()) return std::nullopt;
     return it->second.value;
 }
 
-inline environment memory_store::create_environment(new_environment const& input, timestamp now) {
+BERTH_DECL environment memory_store::create_environment(new_environment const& input, timestamp now) {
     using namespace detail::memory;
     if (input.company_id.empty())
         throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
@@ -322,7 +325,7 @@ inline environment memory_store::create_environment(new_environment const& input
     return result;
 }
 
-inline std::optional<environment> memory_store::update_environment(std::string_view id,
+BERTH_DECL std::optional<environment> memory_store::update_environment(std::string_view id,
                                                                    environment_patch const& patch, timestamp now) {
     using namespace detail::memory;
     if (patch.name && patch.name->empty())
@@ -346,7 +349,7 @@ inline std::optional<environment> memory_store::update_environment(std::string_v
     return result;
 }
 
-inline environment memory_store::ensure_local_environment(std::string_view company_id, timestamp now) {
+BERTH_DECL environment memory_store::ensure_local_environment(std::string_view company_id, timestamp now) {
     if (company_id.empty())
         throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
     {
@@ -374,14 +377,14 @@ inline environment memory_store::ensure_local_environment(std::string_view compa
 
 // ---- leases ------------------------------------------------------------------------------------
 
-inline std::optional<environment_lease> memory_store::get_lease(std::string_view id) const {
+BERTH_DECL std::optional<environment_lease> memory_store::get_lease(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
     return detail::memory::public_lease(*it->second);
 }
 
-inline std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
+BERTH_DECL std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
                                                                 lease_filter const& filter) const {
     using namespace detail::memory;
     std::shared_lock lock(mutex_);
@@ -407,7 +410,7 @@ inline std::vector<environment_lease> memory_store::list_leases(std::string_view
     return out;
 }
 
-inline std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
+BERTH_DECL std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
                                                                     lease_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<lease_row const*> rows;
@@ -418,7 +421,7 @@ inline std::vector<environment_lease> memory_store::list_run_leases(std::string_
     return detail::memory::first_page(rows, filter.limit, newest_lease_first{});
 }
 
-inline environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
+BERTH_DECL environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
                                                      std::optional<activity_event> event) {
     using namespace detail::memory;
     lease_rules::validate(input);
@@ -465,7 +468,7 @@ inline environment_lease memory_store::acquire_lease(new_lease const& input, tim
     return result;
 }
 
-inline environment_lease memory_store::transition_lease(lease_transition const& t, timestamp now,
+BERTH_DECL environment_lease memory_store::transition_lease(lease_transition const& t, timestamp now,
                                                         std::optional<activity_event> event) {
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
@@ -503,7 +506,7 @@ inline environment_lease memory_store::transition_lease(lease_transition const& 
     return result;
 }
 
-inline std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
+BERTH_DECL std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
                                                                             std::optional<json_object> metadata,
                                                                             timestamp now) {
     using namespace detail::memory;
@@ -525,7 +528,7 @@ inline std::optional<environment_lease> memory_store::update_lease_metadata(std:
     return result;
 }
 
-inline environment_lease memory_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
+BERTH_DECL environment_lease memory_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
                                                    std::optional<timestamp> expires_at, timestamp now) {
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
@@ -550,7 +553,7 @@ inline environment_lease memory_store::renew_lease(std::string_view id, std::uin
     return result;
 }
 
-inline std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
+BERTH_DECL std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
                                                                            lease_status to, timestamp now) {
     using namespace detail::memory;
     lease_rules::check_release_target(to);
@@ -586,11 +589,11 @@ inline std::vector<environment_lease> memory_store::release_leases_for_run(std::
     return result;
 }
 
-inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
+BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
     return list_expired_leases(now, list_page{.limit = no_limit});
 }
 
-inline std::vector<environment_lease> memory_store::list_expired_leases(timestamp now, list_page const& page) const {
+BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now, list_page const& page) const {
     std::shared_lock lock(mutex_);
     std::vector<environment_lease> out;
     auto from = expiring_.begin();
@@ -610,7 +613,7 @@ inline std::vector<environment_lease> memory_store::list_expired_leases(timestam
     return out;
 }
 
-inline prune_result memory_store::prune_history(history_retention const& r) {
+BERTH_DECL prune_result memory_store::prune_history(history_retention const& r) {
     using namespace detail::memory;
     if (r.batch == 0) throw store_error(store_errc::invalid_argument, "prune_history: batch is 0; it must be positive.");
     prune_result total;
@@ -658,7 +661,7 @@ inline prune_result memory_store::prune_history(history_retention const& r) {
     return total;
 }
 
-inline std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
+BERTH_DECL std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
                                                                            timestamp now) const {
     std::shared_lock lock(mutex_);
     // The per-environment status sets: only active and pending_cleanup rows are read, however long
@@ -679,12 +682,12 @@ inline std::vector<environment_lease> memory_store::list_recoverable_leases(std:
 
 // ---- activity ----------------------------------------------------------------------------------
 
-inline void memory_store::record_activity(activity_event const& event) {
+BERTH_DECL void memory_store::record_activity(activity_event const& event) {
     std::unique_lock lock(mutex_);
     append_event(event);
 }
 
-inline std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
+BERTH_DECL std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
     using namespace detail::memory;
     std::shared_lock lock(mutex_);
     auto matches = [&](event_row const& e) {
@@ -735,14 +738,14 @@ inline std::vector<activity_event> memory_store::list_activity(activity_filter c
 
 // ---- execution workspaces ----------------------------------------------------------------------
 
-inline std::optional<execution_workspace> memory_store::get_execution_workspace(std::string_view id) const {
+BERTH_DECL std::optional<execution_workspace> memory_store::get_execution_workspace(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = workspaces_.find(id);
     if (it == workspaces_.end()) return std::nullopt;
     return it->second.value;
 }
 
-inline std::vector<execution_workspace> memory_store::list_execution_workspaces(
+BERTH_DECL std::vector<execution_workspace> memory_store::list_execution_workspaces(
     std::string_view company_id, execution_workspace_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<workspace_row const*> rows;
@@ -769,7 +772,7 @@ inline std::vector<execution_workspace> memory_store::list_execution_workspaces(
                                     filter.limit, before);
 }
 
-inline execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
+BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
                                                                     timestamp now) {
     auto w = make_execution_workspace(input, new_id(), now);
     std::unique_lock lock(mutex_);
@@ -778,7 +781,7 @@ inline execution_workspace memory_store::create_execution_workspace(new_executio
     return w;
 }
 
-inline std::optional<execution_workspace> memory_store::update_execution_workspace(
+BERTH_DECL std::optional<execution_workspace> memory_store::update_execution_workspace(
     std::string_view id, execution_workspace_patch const& patch, timestamp now) {
     std::unique_lock lock(mutex_);
     auto it = workspaces_.find(id);
@@ -791,7 +794,7 @@ inline std::optional<execution_workspace> memory_store::update_execution_workspa
 
 // ---- workspace operations ----------------------------------------------------------------------
 
-inline workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
+BERTH_DECL workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
     auto op = make_operation(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = op.id;
@@ -799,7 +802,7 @@ inline workspace_operation memory_store::begin_operation(new_workspace_operation
     return op;
 }
 
-inline std::optional<workspace_operation> memory_store::update_operation(std::string_view id,
+BERTH_DECL std::optional<workspace_operation> memory_store::update_operation(std::string_view id,
                                                                          workspace_operation_patch const& patch,
                                                                          timestamp now) {
     std::unique_lock lock(mutex_);
@@ -811,14 +814,14 @@ inline std::optional<workspace_operation> memory_store::update_operation(std::st
     return it->second.value;
 }
 
-inline std::optional<workspace_operation> memory_store::get_operation(std::string_view id) const {
+BERTH_DECL std::optional<workspace_operation> memory_store::get_operation(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = operations_.find(id);
     if (it == operations_.end()) return std::nullopt;
     return it->second.value;
 }
 
-inline std::vector<workspace_operation> memory_store::list_operations(workspace_operation_filter const& filter) const {
+BERTH_DECL std::vector<workspace_operation> memory_store::list_operations(workspace_operation_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<operation_row const*> rows;
     for (auto const& [id, row] : operations_) {

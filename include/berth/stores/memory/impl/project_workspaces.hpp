@@ -11,14 +11,14 @@
 
 namespace berth {
 
-inline std::optional<project_workspace> memory_store::get_project_workspace(std::string_view id) const {
+BERTH_DECL std::optional<project_workspace> memory_store::get_project_workspace(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = project_workspaces_.find(id);
     if (it == project_workspaces_.end()) return std::nullopt;
     return it->second.value;
 }
 
-inline std::vector<project_workspace> memory_store::list_project_workspaces(
+BERTH_DECL std::vector<project_workspace> memory_store::list_project_workspaces(
     std::string_view company_id, project_workspace_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<project_workspace_row const*> rows;
@@ -35,7 +35,7 @@ inline std::vector<project_workspace> memory_store::list_project_workspaces(
     return detail::memory::values_of(rows);
 }
 
-inline project_workspace memory_store::create_project_workspace(new_project_workspace const& input, timestamp now) {
+BERTH_DECL project_workspace memory_store::create_project_workspace(new_project_workspace const& input, timestamp now) {
     auto w = make_project_workspace(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = w.id;
@@ -43,7 +43,7 @@ inline project_workspace memory_store::create_project_workspace(new_project_work
     return w;
 }
 
-inline std::optional<project_workspace> memory_store::update_project_workspace(std::string_view id,
+BERTH_DECL std::optional<project_workspace> memory_store::update_project_workspace(std::string_view id,
                                                                                project_workspace_patch const& patch,
                                                                                timestamp now) {
     std::unique_lock lock(mutex_);

@@ -12,7 +12,7 @@
 
 namespace berth::detail::memory {
 
-[[nodiscard]] inline bool matches(workspace_runtime_service const& r, runtime_service_filter const& f) {
+[[nodiscard]] BERTH_DECL bool matches(workspace_runtime_service const& r, runtime_service_filter const& f) {
     if (f.company_id && r.company_id != *f.company_id) return false;
     if (f.provider && r.provider != *f.provider) return false;
     if (!f.statuses.empty() && std::find(f.statuses.begin(), f.statuses.end(), r.status) == f.statuses.end())
@@ -24,7 +24,7 @@ namespace berth::detail::memory {
     return true;
 }
 
-inline void validate_service_row(workspace_runtime_service const& row) {
+BERTH_DECL void validate_service_row(workspace_runtime_service const& row) {
     if (row.id.empty()) throw store_error(store_errc::invalid_argument, "A runtime service needs an id.");
     if (row.company_id.empty())
         throw store_error(store_errc::invalid_argument, "Runtime service \"" + row.id + "\" needs a company id.");
@@ -36,14 +36,14 @@ inline void validate_service_row(workspace_runtime_service const& row) {
 
 namespace berth {
 
-inline std::optional<workspace_runtime_service> memory_store::get_runtime_service(std::string_view id) const {
+BERTH_DECL std::optional<workspace_runtime_service> memory_store::get_runtime_service(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = services_.find(id);
     if (it == services_.end()) return std::nullopt;
     return it->second.value;
 }
 
-inline workspace_runtime_service memory_store::upsert_runtime_service(workspace_runtime_service const& row,
+BERTH_DECL workspace_runtime_service memory_store::upsert_runtime_service(workspace_runtime_service const& row,
                                                                       timestamp now) {
     detail::memory::validate_service_row(row);
     workspace_runtime_service stored = row;
@@ -64,7 +64,7 @@ inline workspace_runtime_service memory_store::upsert_runtime_service(workspace_
     return stored;
 }
 
-inline std::vector<workspace_runtime_service> memory_store::list_runtime_services(
+BERTH_DECL std::vector<workspace_runtime_service> memory_store::list_runtime_services(
     runtime_service_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<service_row const*> rows;
@@ -79,7 +79,7 @@ inline std::vector<workspace_runtime_service> memory_store::list_runtime_service
                                     filter.limit, before);
 }
 
-inline std::vector<std::string> memory_store::stop_runtime_services(runtime_service_filter const& filter,
+BERTH_DECL std::vector<std::string> memory_store::stop_runtime_services(runtime_service_filter const& filter,
                                                                     timestamp now) {
     std::unique_lock lock(mutex_);
     std::vector<service_row*> hit;
