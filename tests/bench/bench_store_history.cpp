@@ -10,7 +10,10 @@
 // (list_leases(env, {limit: 50}) and the next page after its cursor), run_leases
 // (list_run_leases(run, {active})), expired (list_expired_leases(now), nothing due),
 // company_activity (list_activity({company, limit: 50})), run_activity, lease_activity (by entity),
-// get_lease. Then:
+// get_lease; and over N execution workspaces with one operation each (history_fill.hpp's
+// fill_workspaces_through_api): workspace_page (list_execution_workspaces(company, {limit: 50}) and
+// the next page), active_workspaces (the company's 3 active ones), run_operations (a run's
+// operations, what recover() reads for a dead run). Then:
 //   info history_sqlite_active_leases_at_<N>_us — list_leases(env, {active}) in µs on SQLite at the
 //        largest N (1M with --full: the "<= 1 ms at 1M");
 //   ratio history_memory_bytes_per_lease_over_1536 — heap a filled memory_store holds per past
@@ -94,6 +97,7 @@ struct history_fixture {
     std::string path;  // SQLite only
     std::unique_ptr<Store> store;
     ts::history h;
+    ts::workspace_history wh;  // `size` execution workspaces, one operation each (not at 1M: see workspace_fill_max)
     std::unique_ptr<berth::run_orchestrator<stack_of<Store>>> orch;
     int size = 0;
 
@@ -103,6 +107,10 @@ struct history_fixture {
         if (!path.empty()) remove_db(path);
     }
 };
+
+/// The 1M SQLite fixture serves only the active_leases info line: its workspaces would take the
+/// store's own calls minutes to write.
+constexpr int workspace_fill_max = 100'000;
 
 std::unique_ptr<history_fixture<berth::memory_store>> memory_fixture;
 std::unique_ptr<history_fixture<berth::sqlite_store>> sqlite_fixture;
@@ -114,6 +122,7 @@ history_fixture<berth::memory_store>& fixture_for(berth::memory_store*, int size
         f->size = size;
         f->store = std::make_unique<berth::memory_store>();
         f->h = ts::fill_through_api(*f->store, size);
+        if (size <= workspace_fill_max) f->wh = ts::fill_workspaces_through_api(*f->store, size);
         f->orch = std::make_unique<berth::run_orchestrator<stack_of<berth::memory_store>>>(*f->store,
                                                                                            berth::local_driver{});
         memory_fixture = std::move(f);
@@ -131,6 +140,7 @@ history_fixture<berth::sqlite_store>& fixture_for(berth::sqlite_store*, int size
         remove_db(f->path);
         f->store = std::make_unique<berth::sqlite_store>(f->path);
         f->h = ts::fill_sqlite_raw(*f->store, f->path, size);
+        if (size <= workspace_fill_max) f->wh = ts::fill_workspaces_through_api(*f->store, size);
         f->orch = std::make_unique<berth::run_orchestrator<stack_of<berth::sqlite_store>>>(*f->store,
                                                                                            berth::local_driver{});
         sqlite_fixture = std::move(f);
@@ -203,6 +213,24 @@ std::vector<std::pair<std::string, op_fn<Store>>> operations() {
         {"get_lease",
          [](F& f, benchmark::State& state) {
              if (!f.store->get_lease(f.h.some_lease)) state.SkipWithError("lease not found");
+         }},
+        {"workspace_page",
+         [](F& f, benchmark::State& state) {
+             auto const first = f.store->list_execution_workspaces("company-3", {.limit = 50});
+             if (first.size() != 50) state.SkipWithError("expected a full page");
+             auto const next = f.store->list_execution_workspaces("company-3", {.limit = 50, .after = first.back().id});
+             benchmark::DoNotOptimize(next.data());
+         }},
+        {"active_workspaces",
+         [](F& f, benchmark::State& state) {
+             auto const page =
+                 f.store->list_execution_workspaces("company-3", {.status = berth::execution_workspace_status::active});
+             if (page.size() != 3) state.SkipWithError("expected 3 active workspaces");
+         }},
+        {"run_operations",
+         [](F& f, benchmark::State& state) {
+             if (f.store->list_operations({.heartbeat_run_id = f.wh.some_run}).size() != 1)
+                 state.SkipWithError("expected 1 operation");
          }},
     };
 }
@@ -354,7 +382,7 @@ int main(int argc, char** argv) {
     register_store("sqlite", static_cast<berth::sqlite_store*>(nullptr));
     auto const active_at_huge = std::string("sqlite/active_leases/") + std::to_string(huge);
     if (huge != large) {
-        auto const fns = operations<berth::sqlite_store>();
+        auto const fns = operations<berth::sqlite_store>();  // [1] is active_leases
         benchmark::RegisterBenchmark(active_at_huge.c_str(),
                                      [huge, fn = fns[1].second](benchmark::State& st) {
                                          run_op<berth::sqlite_store>(st, huge, fn);

@@ -14,6 +14,7 @@
 #include <berth/model/environment.hpp>
 #include <berth/model/ids.hpp>
 #include <berth/model/lease.hpp>
+#include <berth/model/workspace.hpp>
 
 #include <chrono>
 #include <optional>
@@ -85,6 +86,50 @@ history fill_through_api(Store& store, int leases) {
         if (i == leases / 2) h.some_run = run, h.some_lease = id;
     }
     h.end = history_start() + std::chrono::seconds(leases);
+    return h;
+}
+
+/// The execution workspaces and operations of a long history: `count` workspaces over the 10
+/// companies, one a second from history_start, each with one worktree_prepare operation of its
+/// own run ("ws-run-<i>"). All but the newest 3 of each company are archived; every 7th never
+/// had a last_used_at (a null sorts last in the list order).
+struct workspace_history {
+    std::string some_run;        ///< the run of one operation in the middle
+    std::string some_workspace;  ///< that operation's workspace
+};
+
+/// Whether workspace i (of `count`, company i % 10) is one of its company's newest 3.
+inline bool workspace_is_recent(int i, int count) { return i / 10 >= count / 10 - 3; }
+
+inline new_execution_workspace history_workspace(int i, int count) {
+    return new_execution_workspace{
+        .company_id = "company-" + std::to_string(i % 10),
+        .project_id = "project-" + std::to_string(i % 3),
+        .source_issue_id = "issue-" + std::to_string(i),
+        .name = "ws-" + std::to_string(i),
+        .status = workspace_is_recent(i, count) ? execution_workspace_status::active : execution_workspace_status::archived,
+        .cwd = "/tmp/ws-" + std::to_string(i),
+        .branch_name = "branch-" + std::to_string(i)};
+}
+
+/// Fills `store` with the workspace history through its public API (a store modelling
+/// execution_workspace_store and operation_store).
+template <class Store>
+workspace_history fill_workspaces_through_api(Store& store, int count) {
+    workspace_history h;
+    for (int i = 0; i < count; ++i) {
+        auto const at = history_start() + std::chrono::seconds(i);
+        auto const w = store.create_execution_workspace(history_workspace(i, count), at);
+        if (i % 7 == 0) store.update_execution_workspace(w.id, {.last_used_at = std::make_optional(std::optional<timestamp>{})}, at);
+        auto const run = "ws-run-" + std::to_string(i);
+        store.begin_operation({.company_id = w.company_id,
+                               .execution_workspace_id = w.id,
+                               .heartbeat_run_id = run,
+                               .issue_id = w.source_issue_id,
+                               .command = "git worktree add"},
+                              at);
+        if (i == count / 2) h.some_run = run, h.some_workspace = w.id;
+    }
     return h;
 }
 

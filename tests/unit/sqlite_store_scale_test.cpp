@@ -276,4 +276,122 @@ TEST_CASE("sqlite_store: with 100k past leases every list seeks the index that m
     }
 }
 
+TEST_CASE("sqlite_store: with 100k execution workspaces and operations every list seeks its order's index",
+          "[sqlite_store][store_scale]") {
+    scale_dir dir;
+    auto const path = dir.file("workspaces.db");
+    auto store = sqlite_store::open(path);
+    raw_db db(path);
+    // 100k workspaces over 10 companies (the newest 3 of each active, the rest archived, every 7th
+    // without a last_used_at) and one operation each, written raw in one transaction.
+    db.exec(R"(BEGIN;
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
+             t(i, at) AS (SELECT i, strftime('%Y-%m-%dT%H:%M:%S', '2026-01-01', '+' || i || ' seconds') || '.000000Z' FROM n)
+        INSERT INTO execution_workspaces (id, company_id, project_id, source_issue_id, mode, strategy_type, name,
+                                          status, cwd, branch_name, provider_type, last_used_at, opened_at,
+                                          created_at, updated_at)
+        SELECT printf('ew-%06d', i), 'company-' || (i % 10), 'project-' || (i % 3), 'issue-' || i, 'shared_workspace',
+               'project_primary', 'ws-' || i, CASE WHEN i / 10 >= 9997 THEN 'active' ELSE 'archived' END,
+               '/tmp/ws-' || i, 'branch-' || i, 'local_fs', CASE WHEN i % 7 = 0 THEN NULL ELSE at END, at, at, at
+        FROM t;
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
+             t(i, at) AS (SELECT i, strftime('%Y-%m-%dT%H:%M:%S', '2026-01-01', '+' || i || ' seconds') || '.000000Z' FROM n)
+        INSERT INTO workspace_operations (id, company_id, execution_workspace_id, heartbeat_run_id, issue_id, phase,
+                                          status, log_compressed, started_at, created_at, updated_at)
+        SELECT printf('op-%06d', i), 'company-' || (i % 10), printf('ew-%06d', i), 'ws-run-' || i, 'issue-' || i,
+               'worktree_prepare', 'succeeded', 0, at, at, at
+        FROM t;
+        COMMIT;)");
+    detail::sqlite::statements const sql;
+    using detail::sqlite::execution_workspace_list_sql;
+    using detail::sqlite::operation_list_sql;
+    auto no_sort = !Catch::Contains("TEMP B-TREE");
+
+    {  // the plans: each seeks the index whose columns are the filter then the list order
+        std::string const by_company = "USING INDEX execution_workspaces_company_last_used_idx (company_id=? AND ";
+        CHECK_THAT(db.plan(execution_workspace_list_sql(sql, {}, false, false)),
+                   Catch::Contains(by_company + "last_used_at>?)") && no_sort);
+        CHECK_THAT(db.plan(execution_workspace_list_sql(sql, {}, false, true)),
+                   Catch::Contains(by_company + "(last_used_at,created_at)<(?,?))") && no_sort);
+        CHECK_THAT(db.plan(execution_workspace_list_sql(sql, {}, true, false)),
+                   Catch::Contains(by_company + "last_used_at=?)") && no_sort);
+        CHECK_THAT(db.plan(execution_workspace_list_sql(sql, {}, true, true)),
+                   Catch::Contains(by_company + "last_used_at=? AND created_at<?)") && no_sort);
+        CHECK_THAT(db.plan(execution_workspace_list_sql(sql, {.status = execution_workspace_status::active}, false, false)),
+                   Catch::Contains("execution_workspaces_company_status_last_used_idx (company_id=? AND status=? AND "
+                                   "last_used_at>?)") &&
+                       no_sort);
+        CHECK_THAT(db.plan(execution_workspace_list_sql(
+                       sql, {.project_id = "p", .status = execution_workspace_status::active}, true, true)),
+                   Catch::Contains("execution_workspaces_company_project_status_idx (company_id=? AND project_id=? AND "
+                                   "status=? AND last_used_at=? AND created_at<?)") &&
+                       no_sort);
+        // The workspace manager's look-up of an active worktree by branch: a handful of rows.
+        CHECK_THAT(db.plan(execution_workspace_list_sql(
+                       sql, {.project_id = "p", .status = execution_workspace_status::active, .branch_name = "b"}, false,
+                       false)),
+                   Catch::Contains("(company_id=? AND branch_name=?)") ||
+                       Catch::Contains("(company_id=? AND project_id=? AND status=? AND last_used_at>?)"));
+        // What recover() reads for a dead run: its operations, by the run id alone.
+        CHECK_THAT(db.plan(operation_list_sql(sql, {.heartbeat_run_id = "r", .limit = no_limit})),
+                   Catch::Contains("workspace_operations_run_started_idx (heartbeat_run_id=?)") && no_sort);
+        CHECK_THAT(db.plan(operation_list_sql(sql, {.company_id = "c"})),
+                   Catch::Contains("workspace_operations_company_started_idx (company_id=?)") && no_sort);
+        CHECK_THAT(db.plan(operation_list_sql(sql, {.company_id = "c", .after = "x"})),
+                   Catch::Contains("workspace_operations_company_started_idx (company_id=? AND started_at>?)") && no_sort);
+        CHECK_THAT(db.plan(operation_list_sql(sql, {.company_id = "c", .heartbeat_run_id = "r"})),
+                   Catch::Contains("workspace_operations_company_run_started_idx (company_id=? AND heartbeat_run_id=?)") &&
+                       no_sort);
+        CHECK_THAT(db.plan(operation_list_sql(sql, {.company_id = "c", .execution_workspace_id = "w"})),
+                   Catch::Contains("(company_id=? AND execution_workspace_id=?)") && no_sort);
+    }
+
+    {  // what the lists cost: their page, not the company's 10,000 workspaces
+        std::vector<execution_workspace> page;
+        CHECK(steps_of(store, [&] { page = store.list_execution_workspaces("company-4", {.limit = 50}); }) < 20'000);
+        REQUIRE(page.size() == 50);
+        CHECK(page.front().id == "ew-099994");  // the newest (99,994 is not a multiple of 7: it has a last_used_at)
+        CHECK(steps_of(store, [&] {
+                  page = store.list_execution_workspaces("company-4", {.limit = 50, .after = page.back().id});
+              }) < 20'000);
+        CHECK(page.size() == 50);
+        CHECK(steps_of(store, [&] {
+                  page = store.list_execution_workspaces("company-4", {.status = execution_workspace_status::active});
+              }) < 2'000);
+        CHECK(page.size() == 3);
+        std::vector<workspace_operation> ops;
+        CHECK(steps_of(store, [&] { ops = store.list_operations({.heartbeat_run_id = "ws-run-50000", .limit = no_limit}); }) <
+              2'000);
+        REQUIRE(ops.size() == 1);
+        CHECK(ops.front().execution_workspace_id == "ew-050000");
+        CHECK(steps_of(store, [&] { ops = store.list_operations({.company_id = "company-4", .limit = 50}); }) < 20'000);
+        REQUIRE(ops.size() == 50);
+        CHECK(steps_of(store, [&] {
+                  ops = store.list_operations({.company_id = "company-4", .limit = 50, .after = ops.back().id});
+              }) < 20'000);
+        CHECK(ops.size() == 50);
+        CHECK(ops.front().id == "op-000504");
+    }
+
+    {  // paging walks the whole order once, across the null boundary: pages of 999 == one list
+        auto const all = store.list_execution_workspaces("company-7", {.limit = no_limit});
+        REQUIRE(all.size() == 10'000);
+        std::vector<execution_workspace> paged;
+        std::optional<std::string> after;
+        for (;;) {
+            auto const page = store.list_execution_workspaces("company-7", {.limit = 999, .after = after});
+            if (page.empty()) break;
+            paged.insert(paged.end(), page.begin(), page.end());
+            after = page.back().id;
+        }
+        REQUIRE(paged.size() == all.size());
+        bool same = true;
+        for (std::size_t i = 0; i < all.size(); ++i) same = same && paged[i].id == all[i].id;
+        CHECK(same);
+        CHECK(all.front().last_used_at.has_value());
+        CHECK(!all.back().last_used_at.has_value());
+        CHECK(all.back().id == "ew-000007");  // the oldest without a last_used_at comes last
+    }
+}
+
 #endif  // BERTH_TEST_SQLITE

@@ -34,6 +34,7 @@
 #include <berth/stores/memory/id_table.hpp>         // id_table (the environment-keyed indexes)
 #include <berth/stores/memory/rows.hpp>             // lease_row, event_row (the compact records)
 
+#include <boost/describe/enumerators.hpp>  // describe_enumerators (the status count)
 #include <boost/container/small_vector.hpp>  // boost::container::small_vector (a run's or entity's rows)
 #include <boost/unordered/unordered_flat_map.hpp>  // boost::unordered_flat_map (rows and indexes by id)
 
@@ -385,13 +386,53 @@ private:
         workspace_operation value;
         std::uint64_t seq;
     };
+    /// list_execution_workspaces' order: newest last_used_at first (a null last), then newest
+    /// created_at, then newest inserted.
+    struct newest_workspace_first {
+        bool operator()(workspace_row const* a, workspace_row const* b) const noexcept {
+            auto const& x = a->value;
+            auto const& y = b->value;
+            if (x.last_used_at != y.last_used_at) {
+                if (!x.last_used_at || !y.last_used_at) return x.last_used_at.has_value();
+                return *x.last_used_at > *y.last_used_at;
+            }
+            if (x.created_at != y.created_at) return x.created_at > y.created_at;
+            return a->seq > b->seq;
+        }
+    };
+    /// list_operations' order: oldest started_at first, then oldest inserted.
+    struct oldest_operation_first {
+        bool operator()(operation_row const* a, operation_row const* b) const noexcept {
+            if (a->value.started_at != b->value.started_at) return a->value.started_at < b->value.started_at;
+            return a->seq < b->seq;
+        }
+    };
+    using workspace_set = std::set<workspace_row const*, newest_workspace_first>;
+    using operation_set = std::set<operation_row const*, oldest_operation_first>;
+    static constexpr std::size_t workspace_status_count =
+        boost::describe::describe_enumerators<execution_workspace_status>::size;
+    /// A company's execution workspaces in list order, all of them and by status (issue 22: the
+    /// startup restart reads the unarchived ones, a dashboard pages them).
+    struct company_workspaces {
+        workspace_set all;
+        std::array<workspace_set, workspace_status_count> by_status;
+    };
+    void index_workspace(workspace_row const* row);
+    void index_operation(operation_row const* row);
+
     id_map<workspace_row> workspaces_;
+    id_map<company_workspaces> workspaces_by_company_;
     struct project_workspace_row {
         project_workspace value;
         std::uint64_t seq;
     };
     id_map<project_workspace_row> project_workspaces_;
     id_map<operation_row> operations_;
+    // Operations in list order by company, by run (what recovery reads for a dead run) and by
+    // execution workspace: a page is a seek and its rows.
+    id_map<operation_set> operations_by_company_;
+    id_map<operation_set> operations_by_run_;
+    id_map<operation_set> operations_by_workspace_;
 };
 
 }  // namespace berth

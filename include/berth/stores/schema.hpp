@@ -36,6 +36,11 @@
 //!   9. berth (issue 15): each lease's holder (holder_host, holder_pid, holder_start_time) and partial
 //!      indexes of the active leases by holder host and of the pending_cleanup leases, which
 //!      recovery reads (docs/reliability.md).
+//!  10. berth (issue 22): the activity log in list order, whole and by entity type.
+//!  11. berth (issue 22): execution workspaces and workspace operations in list order — upstream's
+//!      workspace indexes gain (last_used_at, created_at), same names; a (company, status) workspace
+//!      index; operations by run id alone (what recovery reads) and by company in start order; a
+//!      company's runtime services in list order.
 //!
 //! Records map to tables by member name (berth/model/record.hpp): every described member of
 //! `environment`, `environment_lease` and `activity_event` is a column of the same name.
@@ -471,12 +476,39 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                 create_index{"activity_log_entity_type_created_idx", "activity_log", "entity_type, created_at, id"},
             },
         },
+        migration{
+            11,
+            "berth: execution workspaces and workspace operations in list order (paging without a sort)",
+            {
+                // list_execution_workspaces pages newest last_used_at first, then created_at: upstream's
+                // (company_id, last_used_at) index gave the first key only, so a page sorted every
+                // row of the company; with a status (the startup restart reads the unarchived ones)
+                // it walked them all. Upstream's indexes keep their names and gain the order.
+                drop_index{"execution_workspaces_company_last_used_idx"},
+                create_index{"execution_workspaces_company_last_used_idx", "execution_workspaces",
+                             "company_id, last_used_at, created_at"},
+                drop_index{"execution_workspaces_company_project_status_idx"},
+                create_index{"execution_workspaces_company_project_status_idx", "execution_workspaces",
+                             "company_id, project_id, status, last_used_at, created_at"},
+                create_index{"execution_workspaces_company_status_last_used_idx", "execution_workspaces",
+                             "company_id, status, last_used_at, created_at"},
+                // recover() reads a dead run's operations by its run id alone (upstream's index
+                // starts with the company: every operation was read); a dashboard pages a company's.
+                create_index{"workspace_operations_run_started_idx", "workspace_operations", "heartbeat_run_id, started_at",
+                             false, "heartbeat_run_id IS NOT NULL"},
+                create_index{"workspace_operations_company_started_idx", "workspace_operations", "company_id, started_at"},
+                // A company's runtime services page newest updated_at, then created_at, first.
+                drop_index{"workspace_runtime_services_company_updated_idx"},
+                create_index{"workspace_runtime_services_company_updated_idx", "workspace_runtime_services",
+                             "company_id, updated_at, created_at"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 10;
+inline constexpr int current_version = 11;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {

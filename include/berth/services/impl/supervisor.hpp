@@ -1312,9 +1312,17 @@ restart_result supervisor<Store, Clock, Observer>::restart_desired_on_startup(st
         ctx.agent = {.id = std::nullopt, .name = "berth", .company_id = w.company_id};
         restart(*config, std::move(ctx));
     }
-    for (auto const& w : store_.list_execution_workspaces(company_id, {.limit = no_limit})) {
+    // Every unarchived execution workspace, one status at a time: each list is a seek in the
+    // store's (company, status) order, not a walk of the company's whole history (issue 22).
+    std::vector<execution_workspace> workspaces;
+    for (auto const status : {execution_workspace_status::active, execution_workspace_status::idle,
+                              execution_workspace_status::in_review, execution_workspace_status::cleanup_failed}) {
+        auto rows = store_.list_execution_workspaces(company_id, {.status = status, .limit = no_limit});
+        workspaces.insert(workspaces.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+    }
+    for (auto const& w : workspaces) {
         auto const* config = object_at(w.metadata, "config");
-        if (w.status == execution_workspace_status::archived || !config || !w.cwd || w.cwd->empty()) continue;
+        if (!config || !w.cwd || w.cwd->empty()) continue;
         service_context ctx;
         ctx.workspace.cwd = *w.cwd;
         ctx.workspace.strategy =

@@ -748,28 +748,36 @@ BERTH_DECL std::optional<execution_workspace> memory_store::get_execution_worksp
 BERTH_DECL std::vector<execution_workspace> memory_store::list_execution_workspaces(
     std::string_view company_id, execution_workspace_filter const& filter) const {
     std::shared_lock lock(mutex_);
-    std::vector<workspace_row const*> rows;
-    for (auto const& [id, row] : workspaces_) {
-        auto const& w = row.value;
-        if (w.company_id != company_id) continue;
+    std::vector<execution_workspace> out;
+    auto const company = workspaces_by_company_.find(company_id);
+    if (company == workspaces_by_company_.end()) return out;
+    workspace_row const* cursor = nullptr;
+    if (filter.after) {
+        auto const it = workspaces_.find(std::string_view(*filter.after));
+        if (it == workspaces_.end()) return out;  // an id the store does not hold: an empty page
+        cursor = &it->second;
+    }
+    // The company's workspaces (in one status, when asked) in list order: the page starts at the
+    // cursor's place; the other filters are tested as it walks.
+    auto const& set = filter.status ? company->second.by_status[static_cast<std::size_t>(*filter.status)]
+                                    : company->second.all;
+    for (auto i = cursor ? set.upper_bound(cursor) : set.begin(); i != set.end() && out.size() < filter.limit; ++i) {
+        auto const& w = (*i)->value;
         if (filter.project_id && w.project_id != *filter.project_id) continue;
-        if (filter.status && w.status != *filter.status) continue;
         if (filter.source_issue_id && w.source_issue_id != *filter.source_issue_id) continue;
         if (filter.branch_name && w.branch_name != *filter.branch_name) continue;
-        rows.push_back(&row);
+        out.push_back(w);
     }
-    auto const before = [](workspace_row const* a, workspace_row const* b) {
-        auto const& x = a->value;
-        auto const& y = b->value;
-        if (x.last_used_at != y.last_used_at) {
-            if (!x.last_used_at || !y.last_used_at) return x.last_used_at.has_value();  // null last
-            return *x.last_used_at > *y.last_used_at;
-        }
-        if (x.created_at != y.created_at) return x.created_at > y.created_at;
-        return a->seq > b->seq;
-    };
-    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(workspaces_, filter.after),
-                                    filter.limit, before);
+    return out;
+}
+
+BERTH_DECL void memory_store::index_workspace(workspace_row const* row) {
+    // What may throw comes first (the nodes, the company's entry); the insertions cannot.
+    auto all = detail::memory::node_for<workspace_set>(row);
+    auto by_status = detail::memory::node_for<workspace_set>(row);
+    auto& sets = workspaces_by_company_[row->value.company_id];
+    sets.all.insert(std::move(all));
+    sets.by_status[static_cast<std::size_t>(row->value.status)].insert(std::move(by_status));
 }
 
 BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
@@ -777,7 +785,13 @@ BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_exec
     auto w = make_execution_workspace(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = w.id;
-    workspaces_.emplace(id, workspace_row{w, next_seq_++});
+    auto const row = workspaces_.emplace(id, workspace_row{w, next_seq_++}).first;
+    try {
+        index_workspace(&row->second);
+    } catch (...) {
+        workspaces_.erase(row);
+        throw;
+    }
     return w;
 }
 
@@ -788,17 +802,46 @@ BERTH_DECL std::optional<execution_workspace> memory_store::update_execution_wor
     if (it == workspaces_.end()) return std::nullopt;
     auto updated = it->second.value;  // patched on a copy: the stored row changes only on success
     apply_patch(updated, patch, now);
+    // last_used_at and status place the row in its company's sets: it leaves them as nodes and
+    // goes back as the same nodes (nothing to allocate, nothing that throws).
+    auto& sets = workspaces_by_company_.find(it->second.value.company_id)->second;
+    workspace_row const* row = &it->second;
+    auto all = sets.all.extract(row);
+    auto by_status = sets.by_status[static_cast<std::size_t>(row->value.status)].extract(row);
     it->second.value = std::move(updated);
+    sets.all.insert(std::move(all));
+    sets.by_status[static_cast<std::size_t>(row->value.status)].insert(std::move(by_status));
     return it->second.value;
 }
 
 // ---- workspace operations ----------------------------------------------------------------------
 
+BERTH_DECL void memory_store::index_operation(operation_row const* row) {
+    // What may throw comes first (the nodes, the index entries); the insertions cannot.
+    auto const& op = row->value;
+    auto by_company = detail::memory::node_for<operation_set>(row);
+    std::optional<operation_set::node_type> by_run, by_workspace;
+    if (op.heartbeat_run_id) by_run = detail::memory::node_for<operation_set>(row);
+    if (op.execution_workspace_id) by_workspace = detail::memory::node_for<operation_set>(row);
+    auto& company = operations_by_company_[op.company_id];
+    auto* run = op.heartbeat_run_id ? &operations_by_run_[*op.heartbeat_run_id] : nullptr;
+    auto* workspace = op.execution_workspace_id ? &operations_by_workspace_[*op.execution_workspace_id] : nullptr;
+    company.insert(std::move(by_company));
+    if (run) run->insert(std::move(*by_run));
+    if (workspace) workspace->insert(std::move(*by_workspace));
+}
+
 BERTH_DECL workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
     auto op = make_operation(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = op.id;
-    operations_.emplace(id, operation_row{op, next_seq_++});
+    auto const row = operations_.emplace(id, operation_row{op, next_seq_++}).first;
+    try {
+        index_operation(&row->second);
+    } catch (...) {
+        operations_.erase(row);
+        throw;
+    }
     return op;
 }
 
@@ -810,7 +853,21 @@ BERTH_DECL std::optional<workspace_operation> memory_store::update_operation(std
     if (it == operations_.end()) return std::nullopt;
     auto updated = it->second.value;
     apply_patch(updated, patch, now);
+    operation_row const* row = &it->second;
+    auto const& from = row->value.execution_workspace_id;
+    auto const& to = updated.execution_workspace_id;
+    if (from == to) {
+        it->second.value = std::move(updated);
+        return it->second.value;
+    }
+    // The operation moves to another execution workspace's set. What may throw first: the target
+    // set's entry, and a node when the row had none.
+    auto* target = to ? &operations_by_workspace_[*to] : nullptr;
+    operation_set::node_type node;
+    if (from) node = operations_by_workspace_.find(*from)->second.extract(row);
+    else node = detail::memory::node_for<operation_set>(row);
     it->second.value = std::move(updated);
+    if (target) target->insert(std::move(node));
     return it->second.value;
 }
 
@@ -823,21 +880,40 @@ BERTH_DECL std::optional<workspace_operation> memory_store::get_operation(std::s
 
 BERTH_DECL std::vector<workspace_operation> memory_store::list_operations(workspace_operation_filter const& filter) const {
     std::shared_lock lock(mutex_);
-    std::vector<operation_row const*> rows;
-    for (auto const& [id, row] : operations_) {
-        auto const& op = row.value;
-        if (filter.company_id && op.company_id != *filter.company_id) continue;
-        if (filter.execution_workspace_id && op.execution_workspace_id != *filter.execution_workspace_id) continue;
-        if (filter.heartbeat_run_id && op.heartbeat_run_id != *filter.heartbeat_run_id) continue;
-        if (filter.issue_id && op.issue_id != *filter.issue_id) continue;
-        rows.push_back(&row);
+    std::vector<workspace_operation> out;
+    operation_row const* cursor = nullptr;
+    if (filter.after) {
+        auto const it = operations_.find(std::string_view(*filter.after));
+        if (it == operations_.end()) return out;  // an id the store does not hold: an empty page
+        cursor = &it->second;
     }
-    auto const before = [](operation_row const* a, operation_row const* b) {
-        if (a->value.started_at != b->value.started_at) return a->value.started_at < b->value.started_at;
-        return a->seq < b->seq;
+    auto const matches = [&](workspace_operation const& op) {
+        return (!filter.company_id || op.company_id == *filter.company_id) &&
+               (!filter.execution_workspace_id || op.execution_workspace_id == *filter.execution_workspace_id) &&
+               (!filter.heartbeat_run_id || op.heartbeat_run_id == *filter.heartbeat_run_id) &&
+               (!filter.issue_id || op.issue_id == *filter.issue_id);
     };
-    return detail::memory::row_page(rows, filter.after.has_value(), detail::memory::cursor_row(operations_, filter.after),
-                                    filter.limit, before);
+    // The narrowest index the filter names (a run's operations, a workspace's, a company's), or
+    // every company's merged: each is in list order, so a page starts at the cursor's place.
+    using iter = operation_set::const_iterator;
+    std::vector<std::pair<iter, iter>> ranges;
+    auto add = [&](operation_set const& set) {
+        ranges.emplace_back(cursor ? set.upper_bound(cursor) : set.begin(), set.end());
+    };
+    auto add_from = [&](id_map<operation_set> const& index, std::string const& key) {
+        if (auto const it = index.find(key); it != index.end()) add(it->second);
+    };
+    if (filter.heartbeat_run_id) add_from(operations_by_run_, *filter.heartbeat_run_id);
+    else if (filter.execution_workspace_id) add_from(operations_by_workspace_, *filter.execution_workspace_id);
+    else if (filter.company_id) add_from(operations_by_company_, *filter.company_id);
+    else
+        for (auto const& [company, set] : operations_by_company_) add(set);
+    detail::memory::merge_ordered(std::move(ranges), oldest_operation_first{}, [&](operation_row const* row) {
+        if (out.size() >= filter.limit) return false;
+        if (matches(row->value)) out.push_back(row->value);
+        return out.size() < filter.limit;
+    });
+    return out;
 }
 
 }  // namespace berth

@@ -486,6 +486,46 @@ inline void bind_page(sqlite3_stmt* st, lease_filter const& f) {
     return sql;
 }
 
+/// The text of one part of list_execution_workspaces for `filter` (see there): the rows with a
+/// last_used_at (`nulls` false) or without one (`nulls` true); `after` adds the keyset condition
+/// on the cursor row ?30. Bound: ?1 company, ?2 project, ?3 status, ?4 source issue, ?5 branch,
+/// ?30 the cursor's id, ?31 the limit.
+[[nodiscard]] inline std::string execution_workspace_list_sql(statements const& sql_text,
+                                                              execution_workspace_filter const& filter, bool nulls,
+                                                              bool after) {
+    std::string sql = "SELECT " + sql_text.ew_cols + " FROM execution_workspaces WHERE company_id = ?1";
+    if (filter.project_id) sql += " AND project_id = ?2";
+    if (filter.status) sql += " AND status = ?3";
+    if (filter.source_issue_id) sql += " AND source_issue_id = ?4";
+    if (filter.branch_name) sql += " AND branch_name = ?5";
+    if (!nulls) {
+        sql += " AND last_used_at IS NOT NULL";
+        if (after)
+            sql += " AND (last_used_at, created_at, rowid) < (SELECT last_used_at, created_at, rowid FROM "
+                   "execution_workspaces WHERE id = ?30)";
+        sql += " ORDER BY last_used_at DESC, created_at DESC, rowid DESC";
+    } else {
+        sql += " AND last_used_at IS NULL";
+        if (after) sql += " AND (created_at, rowid) < (SELECT created_at, rowid FROM execution_workspaces WHERE id = ?30)";
+        sql += " ORDER BY created_at DESC, rowid DESC";
+    }
+    return sql + " LIMIT ?31";
+}
+
+/// The text of list_operations for `filter`. Bound: ?1 company, ?2 execution workspace, ?3 run,
+/// ?4 issue, ?30 the cursor's id, ?31 the limit.
+[[nodiscard]] inline std::string operation_list_sql(statements const& sql_text, workspace_operation_filter const& filter) {
+    std::string sql = "SELECT " + sql_text.op_cols + " FROM workspace_operations";
+    char const* glue = " WHERE ";
+    if (filter.company_id) (sql += std::exchange(glue, " AND ")) += "company_id = ?1";
+    if (filter.execution_workspace_id) (sql += std::exchange(glue, " AND ")) += "execution_workspace_id = ?2";
+    if (filter.heartbeat_run_id) (sql += std::exchange(glue, " AND ")) += "heartbeat_run_id = ?3";
+    if (filter.issue_id) (sql += std::exchange(glue, " AND ")) += "issue_id = ?4";
+    if (filter.after)
+        (sql += std::exchange(glue, " AND ")) += row_after("workspace_operations", "started_at, rowid", ">");
+    return sql + " ORDER BY started_at ASC, rowid ASC LIMIT ?31";
+}
+
 /// The facts of an environment a lease write needs: its company, its name, its lease limit.
 struct environment_facts {
     std::string company_id;
@@ -1093,25 +1133,35 @@ inline std::vector<execution_workspace> sqlite_store::list_execution_workspaces(
     std::string_view company_id, execution_workspace_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string sql = "SELECT " + s.sql.ew_cols + " FROM execution_workspaces WHERE company_id = ?1";
-    if (filter.project_id) sql += " AND project_id = ?2";
-    if (filter.status) sql += " AND status = ?3";
-    if (filter.source_issue_id) sql += " AND source_issue_id = ?4";
-    if (filter.branch_name) sql += " AND branch_name = ?5";
-    // A null last_used_at sorts last: as the empty text, below every instant.
-    if (filter.after)
-        sql += " AND " + row_after("execution_workspaces", "COALESCE(last_used_at, ''), created_at, rowid", "<");
-    sql += " ORDER BY last_used_at IS NULL, last_used_at DESC, created_at DESC, rowid DESC";
-    sql += row_page_limit;
+    // The order is last_used_at newest first with a null last, then created_at, then rowid, all
+    // descending. SQLite sorts NULL below every value, so a descending walk of an index ending in
+    // (last_used_at, created_at) — and rowid, which every index ends with — yields exactly that
+    // order. A keyset condition on last_used_at excludes the nulls, though, so a page is read in
+    // two parts: the rows with a last_used_at after the cursor, then, while the page is not full,
+    // the rows without one. Each part is an index seek plus its rows (issue 22).
     return with_reader(s, [&](connection& c) {
-        auto st = c.statement(sql);
-        bind_text(st.get(), 1, company_id);
-        bind_row_page(st.get(), filter.limit, filter.after);
-        if (filter.project_id) bind_text(st.get(), 2, *filter.project_id);
-        if (filter.status) bind_value(st.get(), 3, *filter.status);
-        if (filter.source_issue_id) bind_text(st.get(), 4, *filter.source_issue_id);
-        if (filter.branch_name) bind_text(st.get(), 5, *filter.branch_name);
-        return read_all<execution_workspace>(s, st, workspaces_table, "listing execution workspaces");
+        std::vector<execution_workspace> out;
+        bool cursor_in_nulls = false;  // the cursor row has no last_used_at: only the second part remains
+        if (filter.after) {
+            auto cursor = c.statement("SELECT last_used_at IS NULL FROM execution_workspaces WHERE id = ?1");
+            bind_text(cursor.get(), 1, *filter.after);
+            if (!cursor.step("reading an execution workspace cursor")) return out;  // unknown id: an empty page
+            cursor_in_nulls = sqlite3_column_int(cursor.get(), 0) != 0;
+        }
+        auto read = [&](bool nulls, std::size_t limit) {
+            auto st = c.statement(execution_workspace_list_sql(s.sql, filter, nulls, filter.after && nulls == cursor_in_nulls));
+            bind_text(st.get(), 1, company_id);
+            bind_row_page(st.get(), limit, filter.after);
+            if (filter.project_id) bind_text(st.get(), 2, *filter.project_id);
+            if (filter.status) bind_value(st.get(), 3, *filter.status);
+            if (filter.source_issue_id) bind_text(st.get(), 4, *filter.source_issue_id);
+            if (filter.branch_name) bind_text(st.get(), 5, *filter.branch_name);
+            auto rows = read_all<execution_workspace>(s, st, workspaces_table, "listing execution workspaces");
+            out.insert(out.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+        };
+        if (!cursor_in_nulls) read(false, filter.limit);
+        if (out.size() < filter.limit) read(true, filter.limit - out.size());
+        return out;
     });
 }
 
@@ -1172,16 +1222,7 @@ inline std::optional<workspace_operation> sqlite_store::get_operation(std::strin
 inline std::vector<workspace_operation> sqlite_store::list_operations(workspace_operation_filter const& filter) {
     using namespace detail::sqlite;
     auto& s = *state_;
-    std::string sql = "SELECT " + s.sql.op_cols + " FROM workspace_operations";
-    char const* glue = " WHERE ";
-    if (filter.company_id) (sql += std::exchange(glue, " AND ")) += "company_id = ?1";
-    if (filter.execution_workspace_id) (sql += std::exchange(glue, " AND ")) += "execution_workspace_id = ?2";
-    if (filter.heartbeat_run_id) (sql += std::exchange(glue, " AND ")) += "heartbeat_run_id = ?3";
-    if (filter.issue_id) (sql += std::exchange(glue, " AND ")) += "issue_id = ?4";
-    if (filter.after)
-        (sql += std::exchange(glue, " AND ")) += row_after("workspace_operations", "started_at, rowid", ">");
-    sql += " ORDER BY started_at ASC, rowid ASC";
-    sql += row_page_limit;
+    std::string const sql = operation_list_sql(s.sql, filter);
     return with_reader(s, [&](connection& c) {
         auto st = c.statement(sql);
         bind_row_page(st.get(), filter.limit, filter.after);
