@@ -35,6 +35,7 @@
 #include <berth/stores/memory/rows.hpp>             // lease_row, event_row (the compact records)
 
 #include <boost/describe/enumerators.hpp>  // describe_enumerators (the status count)
+#include <boost/mp11/list.hpp>              // mp_size
 #include <boost/container/small_vector.hpp>  // boost::container::small_vector (a run's or entity's rows)
 #include <boost/unordered/unordered_flat_map.hpp>  // boost::unordered_flat_map (rows and indexes by id)
 
@@ -410,7 +411,7 @@ private:
     using workspace_set = std::set<workspace_row const*, newest_workspace_first>;
     using operation_set = std::set<operation_row const*, oldest_operation_first>;
     static constexpr std::size_t workspace_status_count =
-        boost::describe::describe_enumerators<execution_workspace_status>::size;
+        boost::mp11::mp_size<boost::describe::describe_enumerators<execution_workspace_status>>::value;
     /// A company's execution workspaces in list order, all of them and by status (issue 22: the
     /// startup restart reads the unarchived ones, a dashboard pages them).
     struct company_workspaces {
