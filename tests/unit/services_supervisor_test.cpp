@@ -168,7 +168,9 @@ TEST_CASE("supervisor: readiness failure kills the service and quotes its stderr
     memory_store store;
     supervisor sup{store, options(d)};
     auto svc = web("web", "--health-status 500 --stderr boom-on-stderr");
-    svc.readiness->timeout_sec = 1;
+    // 3 s, not 1: on a loaded machine (the fresh-clone suite, 2 cores) the server was not yet
+    // listening after 1 s, and the reason was "Connection refused" instead of its HTTP 500.
+    svc.readiness->timeout_sec = 3;
     std::vector<runtime_service_config> const services{svc};
     std::string message;
     try {
