@@ -208,6 +208,10 @@ void interrupt_and_recover(mode m, int sig, std::string const& at, bool keep = f
     // Nothing of the interrupted run runs on: its command died with it or was stopped, its
     // services were stopped by it or by the next run's recovery.
     CHECK(wait_for([&] { return processes_with(c.token).empty(); }, 5s));
+    // Nor anything that does not carry the token: a runtime service gets a clean environment, and
+    // works in the run's worktree (once, each SIGKILL case left its service running in a removed one).
+    auto const working_here = [&] { return process::processes_working_in(c.dir.path()).empty(); };
+    CHECK(wait_for(working_here, 5s));
 
     auto store = sqlite_store::open(c.db.string());
     auto const far_future = system_clock{}.now() + std::chrono::hours(24 * 365);

@@ -6,6 +6,7 @@
 #if BERTH_TEST_SERVICES
 #include <catch2/catch.hpp>
 
+#include "recording_observer.hpp"
 #include "services_fixture.hpp"
 
 #include <berth/orchestrator/observer.hpp>
@@ -30,40 +31,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Every event as one line: "started service run-1 service web: ...", "ended readiness ok ready", ...
-struct recording_observer {
-    using observer_concept = berth::observer_tag;
-    struct log {
-        std::mutex mutex;
-        std::vector<std::string> lines;
-        void add(std::string s) {
-            std::lock_guard lock(mutex);
-            lines.push_back(std::move(s));
-        }
-        std::vector<std::string> all() {
-            std::lock_guard lock(mutex);
-            return lines;
-        }
-        bool has_prefix(std::string const& p) {
-            std::lock_guard lock(mutex);
-            for (auto const& l : lines)
-                if (l.starts_with(p)) return true;
-            return false;
-        }
-    };
-    std::shared_ptr<log> events = std::make_shared<log>();
-
-    void on_step_started(berth::step_started const& s) const noexcept {
-        events->add("started " + std::string(berth::to_string(s.step)) + " " + std::string(s.run_id) + " " +
-                    std::string(s.what));
-    }
-    void on_step_ended(berth::step_ended const& e) const noexcept {
-        events->add("ended " + std::string(berth::to_string(e.step)) + (e.ok ? " ok " : " failed ") +
-                    std::string(e.outcome));
-    }
-    void on_step_output(berth::step_output const&) const noexcept {}
-};
-static_assert(berth::run_observer<recording_observer>);
+using berth::test::recording_observer;
 
 // No observer unless one is asked for: the supervisor every caller already names reports nothing.
 static_assert(std::is_same_v<supervisor<memory_store>, supervisor<memory_store, system_clock, no_observer>>);
@@ -96,23 +64,23 @@ TEST_CASE("supervisor observer: each service's start and its readiness wait are 
                                    "ended service ok started pid " + *refs[0].service.provider_ref + " " + url});
 
     // A second run reuses it: a service step, no readiness wait.
-    obs.events->lines.clear();
+    obs.events->clear();
     (void)sup.ensure_for_run("run-2", context(d.ws()), services);
     CHECK(obs.events->all() ==
           std::vector<std::string>{"started service run-2 service web: " + svc.command,
                                    "ended service ok reused pid " + *refs[0].service.provider_ref + " " + url});
 
     // A readiness failure ends both steps failed, with the error.
-    obs.events->lines.clear();
+    obs.events->clear();
     auto bad = web("bad", "--health-status 500");
-    bad.readiness->timeout_sec = 1;
+    bad.readiness->timeout_sec = 3;  // under load the server may take over 1 s to listen: "Connection refused", not HTTP 500
     std::vector<runtime_service_config> const bad_services{bad};
     CHECK_THROWS(sup.ensure_for_run("run-3", context(d.ws()), bad_services));
     auto const events = obs.events->all();
     REQUIRE(events.size() == 4);
     CHECK(events[0] == "started service run-3 service bad: " + bad.command);
     CHECK_THAT(events[1], Catch::StartsWith("started readiness run-3 waiting for service bad: GET http://127.0.0.1:") &&
-                              Catch::EndsWith("/health (timeout 1 s)"));
+                              Catch::EndsWith("/health (timeout 3 s)"));
     CHECK_THAT(events[2], Catch::StartsWith("ended readiness failed Failed to start runtime service \"bad\": "
                                             "Readiness check failed for ") &&
                               Catch::Contains("received HTTP 500"));
@@ -215,5 +183,45 @@ TEST_CASE("supervisor: a runtime provision command cancelled through the stop to
     CHECK(eventually([&] { return gone(pid); }));
     CHECK(sup.running().empty());
     for (auto const& row : store.list_runtime_services({})) CHECK(row.status != runtime_service_status::running);
+}
+
+TEST_CASE("supervisor observer: a runtime provision command is a provision step with its output as it comes, "
+          "its failure with the error",
+          "[services][observer]") {
+    temp_dir d;
+    memory_store store;
+    recording_observer obs;
+    observed<memory_store> sup{store, options(d), system_clock{}, obs};
+    auto ctx = context(d.ws());
+    ctx.workspace.runtime_provision_command = "echo preparing; echo prepared >&2";
+    std::vector<runtime_service_config> const services{web("web")};
+    (void)sup.ensure_for_run("run-1", ctx, services);
+    auto const events = obs.events->all();
+    REQUIRE(events.size() >= 6);
+    CHECK(events[0] == "started service run-1 service web: " + services[0].command);
+    CHECK(events[1] == "started provision run-1 runtime provision of " + d.ws() + ": " +
+                           *ctx.workspace.runtime_provision_command);
+    std::string out, err;
+    std::size_t i = 2;
+    for (; i < events.size() && events[i].starts_with("output provision "); ++i) out += events[i].substr(17);
+    CHECK(out.find("preparing\n") != std::string::npos);
+    CHECK(out.find("prepared\n") != std::string::npos);
+    REQUIRE(i < events.size());
+    CHECK(events[i] == "ended provision ok provisioned");
+    CHECK(events.back().starts_with("ended service ok started pid "));
+
+    // Another workspace whose provisioning fails: the step ends failed with the service's error.
+    temp_dir other;
+    fs::create_directories(other.ws());
+    obs.events->clear();
+    auto bad = context(other.ws(), "ew-2");
+    bad.workspace.runtime_provision_command = "echo the real error >&2; exit 3";
+    CHECK_THROWS(sup.ensure_for_run("run-2", bad, services));
+    bool failed = false;
+    for (auto const& e : obs.events->all())
+        failed = failed || (e.starts_with("ended provision failed Failed to start runtime service \"web\": runtime "
+                                          "provision command ") &&
+                            e.find("exited with code 3 | stderr: the real error") != std::string::npos);
+    CHECK(failed);
 }
 #endif

@@ -9,6 +9,7 @@
 
 #include <berth/model/ids.hpp>
 #include <berth/process/child.hpp>
+#include <berth/process/lease_processes.hpp>
 #include <berth/services/ports.hpp>
 #include <berth/services/supervisor.hpp>
 #include <berth/stores/memory.hpp>
@@ -668,6 +669,48 @@ TEST_CASE("startup: no service process is left unowned after its owner is SIGKIL
     CHECK(owned.contains(alpha_pid));
     CHECK(gone(beta_pid));
     for (auto const& rec : sup.registry().list()) CHECK(rec.owner_pid == ::getpid());
+}
+
+TEST_CASE("startup: the ephemeral services of a SIGKILLed owner are ended with what they forked, not adopted, "
+          "even without a registry record", "[services]") {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    // Each service leaves a daemon outside its process group, as a dev server's watcher may.
+    std::string const forks = "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300";
+    owner_process owner(d, db,
+                        R"({"services": [{"name": "kept", "command": ")" + forks + R"(", "lifecycle": "ephemeral"},
+                                         {"name": "lost", "command": ")" + forks + R"(", "lifecycle": "ephemeral"}]})");
+    REQUIRE(owner.services.size() == 2);
+    owner.sigkill();
+    auto const [kept_id, kept_pid, kept_port] = owner.services[0];
+    auto const [lost_id, lost_pid, lost_port] = owner.services[1];
+    auto const carriers = [](std::string const& id) {
+        std::size_t n = 0;
+        for (auto const& [value, pids] : process::scan_environments(services::service_variable).carrying)
+            if (value.starts_with(id + " ")) n += pids.size();
+        return n;
+    };
+    // Both survived their owner, each with its daemon.
+    REQUIRE(eventually([&] { return carriers(kept_id) == 2 && carriers(lost_id) == 2; }));
+
+    auto store = sqlite_store::open(db);
+    supervisor sup{store, options(d)};
+    // "lost": its registry record is gone (the next run has another $HOME, or the registry was wiped).
+    auto const lost_record = sup.registry().find_by_runtime_service_id(lost_id);
+    REQUIRE(lost_record);
+    sup.registry().remove(lost_record->service_key);
+
+    auto const r = sup.reconcile_on_startup();
+    CHECK(r.adopted == 0);  // no later run can reuse an ephemeral service
+    CHECK(r.stopped == 2);
+    CHECK(sup.running().empty());
+    CHECK(store.get_runtime_service(kept_id)->status == runtime_service_status::stopped);
+    CHECK(store.get_runtime_service(lost_id)->status == runtime_service_status::stopped);
+    CHECK(carriers(kept_id) == 0);
+    CHECK(carriers(lost_id) == 0);
+    CHECK(gone(kept_pid));
+    CHECK(gone(lost_pid));
+    CHECK(sup.registry().list().empty());
 }
 
 TEST_CASE("startup: after the owner and its services are killed, reconcile stops the rows and restart_desired "

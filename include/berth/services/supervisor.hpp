@@ -114,6 +114,14 @@
 
 namespace berth::services {
 
+/// The variable every service process carries: `BERTH_RUNTIME_SERVICE=<row id> <owner pid>
+/// <owner start time>` (the supervisor's process, its start in clock ticks since boot). Its
+/// descendants inherit it however they detach, so reconcile_on_startup finds, in one pass over
+/// /proc, what a dead owner's service left, even when the registry record is gone (another
+/// `$HOME`, a wiped registry) or the service forked a daemon; the owner's identity keeps it from
+/// ending a live supervisor's service. The services' own environment cannot override it.
+inline constexpr std::string_view service_variable = "BERTH_RUNTIME_SERVICE";
+
 struct supervisor_options {
     /// Where registry records and port reservations live (default_registry_dir()).
     std::filesystem::path registry_dir = default_registry_dir();
@@ -136,7 +144,9 @@ struct reconcile_result {
     std::size_t reconciled = 0;          ///< live local_process rows looked at
     std::size_t adopted = 0;             ///< now supervised by this process
     std::size_t stopped = 0;             ///< rows marked stopped
-    std::size_t orphans_stopped = 0;     ///< registry records of dead owners whose process was ended
+    /// registry records of dead owners whose process was ended, and rows stopped here whose
+    /// processes (found by service_variable) were ended
+    std::size_t orphans_stopped = 0;
     std::size_t left_to_live_owner = 0;  ///< rows whose registry record names another live supervisor
     std::size_t adopted_by_port = 0;     ///< of `adopted`: no registry record, found as the owner of the row's port
 };

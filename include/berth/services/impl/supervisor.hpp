@@ -9,12 +9,15 @@
 #include <berth/services/ports.hpp>        // port_reserver
 #include <berth/services/template.hpp>     // build_template_data, render_template, render_service_env
 #include <berth/process/spawn.hpp>         // process::run (the runtime provision command)
+#include <berth/process/lease_processes.hpp>  // scan_environments, end_processes_carrying (service_variable)
+#include <berth/process/proc.hpp>          // pid_start_time, process_alive
 
 #include <algorithm>  // std::find, std::min, std::erase
 #include <array>      // std::array
 #include <atomic>     // std::atomic (parallel health checks)
 #include <cerrno>     // errno, EINTR, EAGAIN
 #include <csignal>    // kill, SIGTERM, SIGKILL
+#include <cstdlib>    // std::strtoll
 #include <cstring>    // std::strerror
 
 #include <poll.h>          // poll, pollfd
@@ -104,6 +107,33 @@ inline std::string trimmed(std::string s) {
     if (b == std::string::npos) return {};
     auto const e = s.find_last_not_of(" \t\r\n");
     return s.substr(b, e - b + 1);
+}
+
+/// This process as a service's owner in service_variable: `<pid> <start time>`.
+inline std::string const& owner_mark() {
+    static std::string const mark = [] {
+        auto const self = static_cast<std::int64_t>(::getpid());
+        return std::to_string(self) + " " + std::to_string(process::pid_start_time(self).value_or(0));
+    }();
+    return mark;
+}
+
+/// A service_variable value: the row id, and whether the owner it names is gone (not this
+/// process, and no process with that pid and start time runs).
+struct service_mark {
+    std::string row_id;
+    bool owner_gone = false;
+};
+[[nodiscard]] inline std::optional<service_mark> parse_service_mark(std::string const& value) {
+    auto const a = value.find(' ');
+    if (a == std::string::npos || a == 0) return std::nullopt;
+    auto const b = value.find(' ', a + 1);
+    if (b == std::string::npos) return std::nullopt;
+    auto const owner = value.substr(a + 1);
+    if (owner == owner_mark()) return service_mark{value.substr(0, a), false};
+    auto const pid = std::strtoll(value.c_str() + a + 1, nullptr, 10);
+    auto const start = std::strtoll(value.c_str() + b + 1, nullptr, 10);
+    return service_mark{value.substr(0, a), !process::process_alive(pid, start)};
 }
 
 /// Sends `sig` to the process group `pgid` (when `pid` still leads or belongs to it) and to `pid`.
@@ -497,6 +527,8 @@ typename supervisor<Store, Clock, Observer>::entry_ptr supervisor<Store, Clock, 
     for (auto const& [k, v] : ctx.adapter_env) env[k] = v;
     for (auto const& [k, v] : render_service_env(service, data)) env[k] = v;
     if (port) env[service.port.env_key] = std::to_string(*port);
+    // Last, so that no configured env hides the process from reconcile_on_startup.
+    env[std::string(service_variable)] = row.id + " " + detail::owner_mark();
     std::optional<std::string> url;
     if (auto t = service.url_template()) url = render_template(*t, data);
     row.cwd = cwd;
@@ -928,8 +960,9 @@ reconcile_result supervisor<Store, Clock, Observer>::reconcile_on_startup() {
         else unnamed.push_back(std::move(r));
     }
     auto const self = static_cast<std::int64_t>(::getpid());
+    // A zombie owner is dead (pid_running): it was killed and not yet reaped.
     auto owned_by_live_other = [&](registry_record const& r) {
-        return r.owner_pid && *r.owner_pid != self && detail::pid_alive(*r.owner_pid);
+        return r.owner_pid && *r.owner_pid != self && detail::pid_running(*r.owner_pid);
     };
     // Held by a live supervisor of this process (being started or supervised): not ours to take.
     // A record naming this pid that no live supervisor holds was left by one that is gone.
@@ -959,16 +992,20 @@ reconcile_result supervisor<Store, Clock, Observer>::reconcile_on_startup() {
             bool const alive =
                 detail::pid_running(r.pid) &&
                 command_matches(r, r.command, r.service_name, r.port ? detail::port_owner(*r.port) : std::nullopt);
-            if (alive) {
+            // An ephemeral service served only its run, whose supervisor is gone, and no later run
+            // can reuse it (it has no reuse key): it is ended below, not adopted. (Upstream adopts
+            // it with no run holding it, and then nothing ever stops it.)
+            bool const ephemeral = row.lifecycle == runtime_service_lifecycle::ephemeral;
+            if (alive && !ephemeral) {
                 auto adopted = try_adopt(r, row, r.service_key, r.env_fingerprint, nullptr);
                 if (adopted) {
                     ++out.adopted;
                     continue;
                 }
-            } else {
+            } else if (!alive) {
                 registry_.remove(r.service_key);
             }
-        } else if (row.port && row.cwd && row.command) {
+        } else if (row.port && row.cwd && row.command && row.lifecycle != runtime_service_lifecycle::ephemeral) {
             no_record.push_back(&row);
             continue;
         }
@@ -1023,13 +1060,19 @@ reconcile_result supervisor<Store, Clock, Observer>::reconcile_on_startup() {
         }
     }
     if (!to_stop.empty()) out.stopped = store_.stop_runtime_services({.ids = to_stop}, clock_.now()).size();
+    // The services whose processes are ended below, and then by their service_variable (what left
+    // their group: a daemon, a double fork; or a row whose registry record is gone).
+    std::set<std::string> ended(to_stop.begin(), to_stop.end());
+    std::set<std::string> counted;  // of ended: those counted in orphans_stopped
     // Orphans: records of dead supervisors that no live row adopted.
     auto end_orphan = [&](registry_record const& r) {
         if (held_here(r) || owned_by_live_other(r)) return;
         if (detail::pid_running(r.pid)) {
             detail::terminate_foreign(r.pid, r.process_group_id, options_.kill_grace);
             ++out.orphans_stopped;
+            if (r.runtime_service_id) counted.insert(*r.runtime_service_id);
         }
+        if (r.runtime_service_id) ended.insert(*r.runtime_service_id);
         registry_.remove(r.service_key);
     };
     for (auto const& [id, r] : by_service) {
@@ -1043,6 +1086,17 @@ reconcile_result supervisor<Store, Clock, Observer>::reconcile_on_startup() {
             end_orphan(r);  // a live process whose row could not adopt it
     }
     for (auto const& r : unnamed) end_orphan(r);
+    if (!ended.empty()) {
+        // Only processes whose owner is gone: a row stopped here may still be served by a live
+        // supervisor whose registry this one cannot see (another $HOME).
+        auto const scan = process::scan_environments(service_variable);
+        for (auto const& [value, pids] : scan.carrying) {
+            auto const mark = detail::parse_service_mark(value);
+            if (!mark || !mark->owner_gone || !ended.contains(mark->row_id)) continue;
+            (void)process::end_processes_carrying(service_variable, value, pids);
+            if (counted.insert(mark->row_id).second) ++out.orphans_stopped;
+        }
+    }
     return out;
 }
 
@@ -1142,12 +1196,20 @@ void supervisor<Store, Clock, Observer>::provision_workspace(service_context con
     }
     environment_map env = base_env_;
     for (auto const& [k, v] : ctx.adapter_env) env[k] = v;
+    // A `provision` step with the command's live output (one line per chunk as it comes).
+    std::string what;
+    if constexpr (observes<Observer>) what = "runtime provision of " + workspace + ": " + command;
+    std::string const run_id = row.started_by_run_id.value_or(std::string());
+    berth::detail::step_note<Observer> note{observer_, run_step::provision, run_id, what};
+    std::function<void(output_stream, std::string_view)> on_output;
+    if constexpr (observes<Observer>)
+        on_output = [&note](output_stream stream, std::string_view chunk) { note.output(stream, chunk, run_step::provision); };
     command_result result;
     std::string why;
     try {
         result = process::run(berth::command{.program = shell_, .args = {"-lc", command}, .cwd = workspace,
                                              .timeout = std::chrono::minutes(5), .max_output_bytes = 64 * 1024,
-                                             .stop = ctx.stop},
+                                             .on_output = std::move(on_output), .stop = ctx.stop},
                               {.base_environment = std::move(env), .kill_grace = options_.kill_grace});
         if (result.cancelled) why = "cancelled";
         else if (result.timed_out) why = "timed out";
@@ -1171,6 +1233,7 @@ void supervisor<Store, Clock, Observer>::provision_workspace(service_context con
         }
     }
     if (why.empty()) {
+        note.done("provisioned");
         std::lock_guard lock(provision_mutex_);
         provisioned_.insert(workspace);
         return;
@@ -1178,6 +1241,7 @@ void supervisor<Store, Clock, Observer>::provision_workspace(service_context con
     auto const err_tail = tail(result.stderr_text);
     error const failure("Failed to start runtime service \"" + row.service_name + "\": runtime provision command \"" +
                         command + "\" " + why + (err_tail.empty() ? std::string() : " | stderr: " + err_tail));
+    note.failed(failure.what());
     row.status = runtime_service_status::failed;
     row.health_status = runtime_service_health::unhealthy;
     row.stopped_at = clock_.now();
