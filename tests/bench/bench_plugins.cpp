@@ -10,6 +10,10 @@
 //   ratio plugin_execute_true = berth / raw       (target <= 1.2)
 //       an `environmentExecute` of `true` (the worker spawns it) through worker_host::call against
 //       the same request line written raw.
+//   ratio plugin_sandbox_execute_true = berth / raw   (target <= 1.2; with berth::sandbox only)
+//       the same execute through berth::sandbox_driver<plugin_sandbox_provider<"bench">>::execute
+//       (the driver's lease view, the provider's plugin resolution and params, the result read
+//       back into a command_result) against the request line that provider sends, written raw.
 //
 // Each ratio comes from one loop that alternates a berth call and a raw exchange (so both see the
 // same load) and times every call. The ratio is the median berth call over the median raw exchange
@@ -27,6 +31,10 @@
 #include <berth/plugins/detail/worker_process.hpp>
 #include <berth/plugins/worker_host.hpp>
 #include <berth/src.hpp>  // Boost.JSON's implementation: this executable's one TU
+#ifdef BERTH_BENCH_PLUGIN_SANDBOX
+#include <berth/drivers/sandbox/driver.hpp>
+#include <berth/drivers/sandbox/plugin_provider.hpp>
+#endif
 
 #include <boost/json/serialize.hpp>
 
@@ -130,24 +138,18 @@ json::object const execute_params{{"driverKey", "bench"},
                                   {"command", "true"},
                                   {"args", json::array{}}};
 
-void paired(benchmark::State& state, std::string_view method, json::object const& params) {
-    plugins::worker_options o;
-    o.command = worker_command();
-    o.plugin_id = "bench";
-    plugins::worker_host host(std::move(o));
+/// Times `call` (berth's side) against the raw exchange of `method` with `params`, alternately.
+template <class Call>
+void paired_with(benchmark::State& state, Call&& call, std::string_view method, json::object const& params) {
     raw_worker raw;
     std::int64_t raw_id = 100;
     for (int i = 0; i < 50; ++i) {  // warm up both (V8's JIT, the page cache)
-        (void)host.call(method, params);
+        call();
         ++raw_id;
         (void)raw.exchange(request_line(raw_id, method, params), R"({"jsonrpc":"2.0","id":)" + std::to_string(raw_id));
     }
     auto const [berth_times, raw_times] = berth::bench::time_alternately(
-        state,
-        [&] {
-            auto r = host.call(method, params);
-            benchmark::DoNotOptimize(r);
-        },
+        state, call,
         [&] {
             ++raw_id;
             auto const line = request_line(raw_id, method, params);
@@ -161,18 +163,89 @@ void paired(benchmark::State& state, std::string_view method, json::object const
     state.counters["raw_median_us"] = berth::bench::median(raw_times) / 1e3;
 }
 
+void paired(benchmark::State& state, std::string_view method, json::object const& params) {
+    plugins::worker_options o;
+    o.command = worker_command();
+    o.plugin_id = "bench";
+    plugins::worker_host host(std::move(o));
+    paired_with(
+        state,
+        [&] {
+            auto r = host.call(method, params);
+            benchmark::DoNotOptimize(r);
+        },
+        method, params);
+}
+
 void paired_noop_call(benchmark::State& state) { paired(state, "health", noop_params); }
 void paired_execute_true(benchmark::State& state) { paired(state, "environmentExecute", execute_params); }
+
+#ifdef BERTH_BENCH_PLUGIN_SANDBOX
+void paired_sandbox_execute_true(benchmark::State& state) {
+    auto const registry = std::make_shared<plugins::registry>();
+    plugins::worker_options o;
+    o.command = worker_command();
+    o.plugin_id = "bench";
+    o.manifest = {{"id", "bench"},
+                  {"environmentDrivers", json::array{json::object{{"driverKey", "bench"}, {"kind", "sandbox_provider"}}}}};
+    registry->add(std::move(o));
+    using provider = plugin_sandbox_provider<"bench">;
+    sandbox_driver<provider> const driver{provider{registry}};
+    environment env;
+    env.id = "e1";
+    env.company_id = "c1";
+    env.driver = driver_kind::sandbox;
+    env.config = {{"provider", "bench"}};
+    json_object const metadata{{"driver", "sandbox"},
+                               {"provider", "bench"},
+                               {"sandboxConfig", json_object{{"provider", "bench"}}},
+                               {"pluginId", "bench"},
+                               {"pluginKey", "bench"},
+                               {"sandboxProviderPlugin", true}};
+    environment_lease lease;
+    lease.id = "l1";
+    lease.company_id = "c1";
+    lease.environment_id = "e1";
+    lease.provider = "bench";
+    lease.provider_lease_id = "L";
+    lease.metadata = metadata;
+    command const cmd{.program = "true"};
+    // What the provider sends for that execute (tests/unit/plugin_sandbox_test.cpp checks the fields).
+    json::object const params{{"driverKey", "bench"},
+                              {"companyId", "c1"},
+                              {"environmentId", "e1"},
+                              {"issueId", nullptr},
+                              {"config", json::object{}},
+                              {"lease", json::object{{"providerLeaseId", "L"}, {"metadata", metadata}, {"expiresAt", nullptr}}},
+                              {"command", "true"},
+                              {"args", json::array{}},
+                              {"timeoutMs", cmd.timeout.count()}};
+    paired_with(
+        state,
+        [&] {
+            auto r = driver.execute(env, lease, cmd);
+            benchmark::DoNotOptimize(r);
+        },
+        "environmentExecute", params);
+    registry->stop_all();
+}
+#endif
 
 }  // namespace
 
 BENCHMARK(paired_noop_call)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
 BENCHMARK(paired_execute_true)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+#ifdef BERTH_BENCH_PLUGIN_SANDBOX
+BENCHMARK(paired_sandbox_execute_true)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+#endif
 
 int main(int argc, char** argv) {
     if (auto const why = sdk_unavailable()) {
         std::printf("ratio plugin_noop_call = n/a (skipped: %s)\n", why->c_str());
         std::printf("ratio plugin_execute_true = n/a (skipped: %s)\n", why->c_str());
+#ifdef BERTH_BENCH_PLUGIN_SANDBOX
+        std::printf("ratio plugin_sandbox_execute_true = n/a (skipped: %s)\n", why->c_str());
+#endif
         return 0;
     }
     return berth::bench::run_and_report(
@@ -181,6 +254,14 @@ int main(int argc, char** argv) {
           .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
          {.metric = "plugin_execute_true", .numerator = "paired_execute_true/min_time:2.000/real_time",
           .denominator = "", .target = 1.2, .counter = "berth_over_raw"},
+#ifdef BERTH_BENCH_PLUGIN_SANDBOX
+         {.metric = "plugin_sandbox_execute_true",
+          .numerator = "paired_sandbox_execute_true/min_time:2.000/real_time", .denominator = "", .target = 1.2,
+          .counter = "berth_over_raw"},
+         {.metric = "plugin_sandbox_execute_true_of_means",
+          .numerator = "paired_sandbox_execute_true/min_time:2.000/real_time", .denominator = "", .target = -1,
+          .counter = "berth_over_raw_of_means"},
+#endif
          {.metric = "plugin_noop_call_of_means", .numerator = "paired_noop_call/min_time:2.000/real_time",
           .denominator = "", .target = -1, .counter = "berth_over_raw_of_means"},
          {.metric = "plugin_execute_true_of_means", .numerator = "paired_execute_true/min_time:2.000/real_time",

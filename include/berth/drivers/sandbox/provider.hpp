@@ -26,6 +26,13 @@
 //!   - probe           `probe_result probe(json_object const& config) const noexcept`
 //!   - sync            `sandbox_sync_result sync_in(sandbox_lease_params const&, std::string const& local_dir) const`
 //!                     and `sync_out(...)` with the same signature (both or neither)
+//!   - reuse check     `bool reusable_leases() const` — for a provider whose offer of reuse is
+//!                     known only at run time (a plugin's manifest says it): with
+//!                     `supports_reusable_leases = true` ("may offer"), the driver treats a
+//!                     lease as reusable only when this also says so
+//!   - probe in its environment `probe_result probe(json_object const& config, environment const& env) const noexcept`
+//!                     preferred to the one-argument probe when present (a plugin's probe names
+//!                     the company and environment)
 //!
 //! Semantics: every member is const and safe to call from many threads at once. Errors are
 //! exceptions (the driver turns release/destroy failures into cleanup status `failed`). A
@@ -36,6 +43,7 @@
 #include <berth/error.hpp>           // berth::error
 #include <berth/model/command.hpp>   // command, command_result
 #include <berth/model/driver_io.hpp> // probe_result
+#include <berth/model/environment.hpp>  // environment (probe in its environment)
 #include <berth/model/record.hpp>    // json_object
 #include <berth/model/time.hpp>      // timestamp
 
@@ -94,6 +102,12 @@ struct sandbox_lease_params {
     json_object config{};
     std::string lease_id{};  ///< berth's lease id (for names and logs)
     bool reusable = false;   ///< the lease is kept for reuse: release must not delete the sandbox
+    // The lease's context, which upstream's plugin protocol sends with every lease call
+    // (`{companyId, environmentId, issueId}`, and the lease's `expiresAt` with execute/realize).
+    std::string company_id{};
+    std::string environment_id{};
+    std::optional<std::string> issue_id{};
+    std::optional<timestamp> expires_at{};
 };
 
 /// Input of realize (upstream environmentRealizeWorkspace: `{lease, workspace}`).
@@ -182,6 +196,31 @@ concept provider_with_sync = sandbox_provider<P> && requires(P const& p, sandbox
     { p.sync_in(l, dir) } -> std::same_as<sandbox_sync_result>;
     { p.sync_out(l, dir) } -> std::same_as<sandbox_sync_result>;
 };
+
+template <class P>
+concept provider_with_reuse_check = sandbox_provider<P> && requires(P const& p) {
+    { p.reusable_leases() } -> std::convertible_to<bool>;
+};
+
+template <class P>
+concept provider_with_environment_probe = sandbox_provider<P> && requires(P const& p, json_object const& c,
+                                                                          environment const& e) {
+    { p.probe(c, e) } noexcept -> std::same_as<probe_result>;
+};
+
+/// Whether `p` offers reusable leases now: its static capability, narrowed by its run-time check.
+template <sandbox_provider P>
+[[nodiscard]] bool provider_offers_reuse(P const& p) {
+    if constexpr (!P::supports_reusable_leases) {
+        (void)p;
+        return false;
+    } else if constexpr (provider_with_reuse_check<P>) {
+        return static_cast<bool>(p.reusable_leases());
+    } else {
+        (void)p;
+        return true;
+    }
+}
 
 /// Upstream #11463: a provider may offer reusable leases only if it can also resume and destroy
 /// them (release keeps the sandbox, so something else must end it).

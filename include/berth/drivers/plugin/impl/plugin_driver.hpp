@@ -2,6 +2,7 @@
 // Definitions of berth/drivers/plugin.hpp (included at its bottom; include that header instead).
 
 #include <berth/drivers/plugin.hpp>  // the declarations (a no-op when included from there)
+#include <berth/drivers/plugin/detail/calls.hpp>  // worker_lease, read_lease_reply, the execute JSON
 
 #include <berth/error.hpp>      // berth::error
 #include <berth/model/time.hpp> // to_iso8601
@@ -17,10 +18,6 @@ namespace berth {
 
 namespace detail::plugin {
 
-inline boost::json::value string_or_null(std::optional<std::string> const& s) {
-    return s ? boost::json::value(*s) : boost::json::value(nullptr);
-}
-
 /// The worker has to be up for a call: start it now if it is not (berth's workers start on demand).
 inline void ensure_worker(plugins::installed_plugin const& p, std::string const& provider_key) {
     try {
@@ -31,32 +28,9 @@ inline void ensure_worker(plugins::installed_plugin const& p, std::string const&
     }
 }
 
-/// `{providerLeaseId, metadata?, expiresAt}` of a lease, as the worker's execute/realize/sync see it.
 inline boost::json::object worker_lease(environment_lease const& lease) {
-    boost::json::object o;
-    o["providerLeaseId"] = string_or_null(lease.provider_lease_id);
-    if (lease.metadata) o["metadata"] = *lease.metadata;
-    o["expiresAt"] = lease.expires_at ? boost::json::value(to_iso8601(*lease.expires_at)) : boost::json::value(nullptr);
-    return o;
+    return worker_lease(lease.provider_lease_id, lease.metadata ? &*lease.metadata : nullptr, lease.expires_at);
 }
-
-/// What a worker returned as a lease: providerLeaseId (string or null), metadata, expiresAt.
-struct worker_lease_reply {
-    std::optional<std::string> provider_lease_id;
-    boost::json::object metadata;
-    std::optional<timestamp> expires_at;
-};
-
-inline worker_lease_reply read_lease_reply(boost::json::value const& v) {
-    worker_lease_reply r;
-    auto const* o = v.if_object();
-    if (o == nullptr) return r;
-    r.provider_lease_id = plugins::detail::read_string(o, "providerLeaseId");
-    if (auto const* m = o->if_contains("metadata"); m && m->is_object()) r.metadata = m->get_object();
-    r.expires_at = plugins::detail::parse_expires_at(o->if_contains("expiresAt"));
-    return r;
-}
-
 
 }  // namespace detail::plugin
 
@@ -209,53 +183,18 @@ inline command_result plugin_driver::execute(environment const& env, environment
     auto const r = resolve_for_lease(env, lease);
     auto params = base_params(r, env, lease);
     params["lease"] = detail::plugin::worker_lease(lease);
-    params["command"] = cmd.program;
-    boost::json::array args;
-    for (auto const& a : cmd.args) args.emplace_back(a);
-    params["args"] = std::move(args);
-    if (cmd.cwd) params["cwd"] = *cmd.cwd;
-    if (!cmd.env.empty()) {
-        boost::json::object e;
-        for (auto const& [k, v] : cmd.env) e[k] = v;
-        params["env"] = std::move(e);
-    }
-    if (cmd.stdin_data) params["stdin"] = *cmd.stdin_data;
-    if (cmd.timeout.count() > 0) params["timeoutMs"] = cmd.timeout.count();
+    detail::plugin::add_execute_params(params, cmd);
 
     // The worker enforces the command's timeout; the call waits a little longer for its answer.
     plugins::call_options options;
     options.timeout = cmd.timeout.count() > 0 ? std::optional(cmd.timeout + std::chrono::seconds(5))
                                               : plugins::detail::rpc_timeout_of(r.driver_config);
-    if (cmd.on_output)
-        options.on_log = [&](std::string_view stream, std::string_view chunk) {
-            cmd.on_output(stream == "stderr" ? output_stream::stderr_stream : output_stream::stdout_stream, chunk);
-        };
+    detail::plugin::stream_execute_log(options, cmd);
     auto const started = std::chrono::steady_clock::now();
     auto const reply = r.plugin.worker->call(plugins::methods::environment_execute, params, options);
-
-    command_result out;
+    auto out = detail::plugin::read_execute_result(
+        reply, cmd, "Plugin environment driver \"" + r.plugin_key + ":" + r.driver_key + "\"");
     out.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-    auto const* o = reply.if_object();
-    if (o == nullptr)
-        throw berth::error("Plugin environment driver \"" + r.plugin_key + ":" + r.driver_key +
-                           "\" returned no execute result: " + boost::json::serialize(reply));
-    if (auto const* c = o->if_contains("exitCode"); c && c->is_number()) {
-        boost::system::error_code ec;
-        auto const n = c->to_number<int>(ec);
-        if (!ec) out.exit_code = n;
-    }
-    if (auto const* s = o->if_contains("signal"); s && s->is_string())
-        out.signal = plugins::detail::signal_number(s->get_string());
-    if (auto const* t = o->if_contains("timedOut"); t && t->is_bool()) out.timed_out = t->get_bool();
-    auto take = [&](char const* key, std::string& text, bool& truncated) {
-        auto const* v = o->if_contains(key);
-        if (v == nullptr || !v->is_string()) return;
-        std::string_view const s = v->get_string();
-        truncated = s.size() > cmd.max_output_bytes;
-        text.assign(s.substr(0, std::min(s.size(), cmd.max_output_bytes)));
-    };
-    take("stdout", out.stdout_text, out.stdout_truncated);
-    take("stderr", out.stderr_text, out.stderr_truncated);
     return out;
 }
 

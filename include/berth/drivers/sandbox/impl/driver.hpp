@@ -66,6 +66,10 @@ auto sandbox_driver<Ps...>::view_of(environment const& env, environment_lease co
     v.params.lease_metadata = md;
     v.params.config = cfg.provider_config;
     v.params.lease_id = lease.id;
+    v.params.company_id = lease.company_id;
+    v.params.environment_id = lease.environment_id.empty() ? env.id : lease.environment_id;
+    v.params.issue_id = lease.issue_id;
+    v.params.expires_at = lease.expires_at;
     auto const* scope = md.if_contains(reusable_sandbox_lease_key);
     v.params.reusable = reuses_sandboxes(lease.lease_policy) && scope != nullptr && scope->is_object();
     return v;
@@ -82,8 +86,8 @@ lease_grant sandbox_driver<Ps...>::acquire(acquire_request const& request) const
         using P = std::remove_cvref_t<decltype(p)>;
         json_object provider_config = cfg.provider_config;
         if constexpr (provider_with_validate_config<P>) provider_config = p.validate_config(provider_config);
-        bool const reusable = P::supports_reusable_leases && sandbox_reuse_gate(true, cfg, request) &&
-                              reuses_sandboxes(request.lease_policy);
+        bool const reusable = sandbox_reuse_gate(true, cfg, request) && reuses_sandboxes(request.lease_policy) &&
+                              provider_offers_reuse(p);
 
         sandbox_acquire_params params{
             .company_id = request.company_id,
@@ -128,8 +132,8 @@ std::optional<json_object> sandbox_driver<Ps...>::reuse_scope(acquire_request co
     std::optional<json_object> scope;
     with_provider(cfg.provider, [&](auto const& p) {
         using P = std::remove_cvref_t<decltype(p)>;
-        if (!(P::supports_reusable_leases && sandbox_reuse_gate(true, cfg, request) &&
-              reuses_sandboxes(request.lease_policy)))
+        if (!(sandbox_reuse_gate(true, cfg, request) && reuses_sandboxes(request.lease_policy) &&
+              provider_offers_reuse(p)))
             return;
         if constexpr (provider_with_validate_config<P>) (void)p.validate_config(cfg.provider_config);
         scope = sandbox_reuse_scope(request, P::name, cfg.provider_config, request.adapter_type);
@@ -282,7 +286,9 @@ probe_result sandbox_driver<Ps...>::probe(environment const& env) const noexcept
             using P = std::remove_cvref_t<decltype(p)>;
             json_object provider_config = cfg.provider_config;
             if constexpr (provider_with_validate_config<P>) provider_config = p.validate_config(provider_config);
-            if constexpr (provider_with_probe<P>) {
+            if constexpr (provider_with_environment_probe<P>) {
+                result = p.probe(provider_config, env);
+            } else if constexpr (provider_with_probe<P>) {
                 result = p.probe(provider_config);
             } else {
                 result = probe_result{.ok = true,
