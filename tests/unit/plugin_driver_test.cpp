@@ -99,7 +99,8 @@ TEST_CASE("plugin driver: a run's lease lifecycle through the orchestrator", "[p
                                              .heartbeat_run_id = "run-1",
                                              .issue_id = "issue-7",
                                              .execution_workspace_id = "ew-1",
-                                             .execution_workspace_mode = "isolated_workspace"});
+                                             .execution_workspace_mode = "isolated_workspace",
+                                             .adapter_type = "claude_local"});
     CHECK(acq.lease.provider == "plugin:berth.test:vm");
     CHECK(acq.lease.provider_lease_id == "lease-run-1");
     CHECK(acq.lease.lease_policy == lease_policy_kind::ephemeral);
@@ -127,7 +128,8 @@ TEST_CASE("plugin driver: a run's lease lifecycle through the orchestrator", "[p
                                        {"runId", "run-1"},
                                        {"workspaceMode", "isolated_workspace"},
                                        {"agentId", "agent-1"},
-                                       {"executionWorkspaceId", "ew-1"}}));
+                                       {"executionWorkspaceId", "ew-1"},
+                                       {"adapterType", "claude_local"}}));
 
     // No realize from the orchestrator: the cwd is the workspace's, the worker is not asked.
     auto const real = f.orch.realize_for_run({.env = acq.env, .lease = acq.lease, .workspace_cwd = "/w"});
@@ -182,6 +184,7 @@ TEST_CASE("plugin driver: a null agent and workspace are omitted from the payloa
     CHECK_FALSE(acquire->contains("agentId"));
     CHECK_FALSE(acquire->contains("executionWorkspaceId"));
     CHECK_FALSE(acquire->contains("workspaceMode"));
+    CHECK_FALSE(acquire->contains("adapterType"));
     CHECK(acquire->at("issueId").is_null());
     auto const run_id = std::string(acquire->at("runId").as_string());
     CHECK(run_id.size() == 36);  // a UUID

@@ -118,6 +118,7 @@ inline lease_grant plugin_driver::acquire(acquire_request const& r) const {
     if (r.execution_workspace_mode) params["workspaceMode"] = *r.execution_workspace_mode;
     if (r.agent_id.has_value()) params["agentId"] = *r.agent_id;
     if (r.execution_workspace_id) params["executionWorkspaceId"] = *r.execution_workspace_id;
+    if (r.adapter_type) params["adapterType"] = *r.adapter_type;
 
     auto const reply = detail::plugin::read_lease_reply(
         plugin.worker->call(plugins::methods::environment_acquire_lease, params,
