@@ -114,7 +114,7 @@ inline berth::services::runtime_service_config svc(std::string const& json) {
 /// A shared service running the test server on an automatic port, with an HTTP readiness check;
 /// `extra` is appended to the server's command line.
 inline berth::services::runtime_service_config web(std::string const& name = "web", std::string const& extra = "") {
-    return svc(R"({"name": ")" + name + R"(", "command": ")" + server + " " + extra + R"(", "port": {"type": "auto"},
+    return svc(R"({"name": ")" + name + R"(", "lifecycle": "shared", "command": ")" + server + " " + extra + R"(", "port": {"type": "auto"},
         "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10,
                       "intervalMs": 100}})");
 }

@@ -7,12 +7,14 @@
 
 #include <berth/orchestrator/run_orchestrator.hpp>
 #include <berth/policies/ephemeral.hpp>
+#include <berth/process/spawn.hpp>
 #include <berth/policies/retain_on_failure.hpp>
 #include <berth/stores/memory.hpp>
 #include <berth/testing/fake_driver.hpp>
 #include <berth/testing/manual_clock.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 
 using namespace berth;
@@ -248,4 +250,49 @@ TEST_CASE("a driver without realize keeps the workspace's cwd and is provisioned
     CHECK(gpu.ran->at(0).program == "bash");
     CHECK(gpu.ran->at(0).args == std::vector<std::string>{"-lc", "make deps"});
     CHECK(gpu.ran->at(0).cwd == std::optional<std::string>("/w"));
+}
+
+namespace {
+
+/// An ssh-family driver defined only here whose execute runs the command for real on this machine,
+/// so that a provision command can really be killed by a signal.
+struct host_shell {
+    using driver_concept = driver_tag;
+    static constexpr std::string_view name = "host-shell";
+    static constexpr driver_kind family = driver_kind::ssh;
+    lease_grant acquire(acquire_request const&) const { return {.provider = "host"}; }
+    release_outcome release(environment const&, environment_lease const&, lease_status) const { return {}; }
+    workspace_realization realize_workspace(realize_request const& r) const {
+        return {.cwd = r.local_path.value_or("/")};
+    }
+    command_result execute(environment const&, environment_lease const&, command const& c) const {
+        return process::run(c, {.inherit_sanitized_environment = true});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a provision command killed by a signal is named as the seed names it (signal SIGKILL)", "[open_seams]") {
+    memory_store store;
+    testing::manual_clock clock;
+    run_orchestrator<stack<drivers<host_shell>, policies<ephemeral>, memory_store, testing::manual_clock>> orch{
+        store, clock, host_shell{}};
+    auto const env = store.create_environment({.company_id = "acme", .name = "host", .driver = driver_kind::ssh},
+                                              clock.now());
+    auto const acq = orch.acquire_for_run({.company_id = "acme", .environment_id = env.id, .agent_id = std::nullopt,
+                                           .heartbeat_run_id = "run-provision-signal"});
+    auto const tmp = std::filesystem::temp_directory_path().string();
+    auto provision = [&](std::string cmd) {
+        return run_error_of([&] {
+            (void)orch.realize_for_run(
+                {.env = acq.env, .lease = acq.lease, .workspace_cwd = tmp, .provision_command = std::move(cmd)});
+        });
+    };
+    std::string const prefix = "Failed to provision workspace for environment \"host\" (ssh): ";
+    auto const killed = provision("kill -KILL $$");
+    CHECK(killed.code() == environment_error_code::workspace_realization_failed);
+    CHECK(std::string(killed.what()) == prefix + "exit code null (signal SIGKILL)");
+    CHECK(std::string(provision("echo dying >&2; kill -TERM $$").what()) ==
+          prefix + "exit code null (signal SIGTERM): dying");
+    CHECK(std::string(provision("exit 4").what()) == prefix + "exit code 4");
 }

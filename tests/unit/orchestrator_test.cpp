@@ -421,7 +421,7 @@ TEST_CASE("provision failures: workspace_realization_failed with the seed's deta
     }
     SECTION("killed by a signal, no output") {
         f.ssh_state->set_execute_result({.exit_code = std::nullopt, .signal = 9});
-        CHECK(std::string(run_error_of(provision).what()) == prefix + "exit code null (signal 9)");
+        CHECK(std::string(run_error_of(provision).what()) == prefix + "exit code null (signal SIGKILL)");
     }
     SECTION("timed out") {
         f.ssh_state->set_execute_result({.exit_code = std::nullopt, .timed_out = true, .stderr_text = "x"});

@@ -60,7 +60,7 @@ TEST_CASE("service config: defaults and every field", "[services]") {
     CHECK(d.name == "service");
     CHECK(d.cwd == ".");
     CHECK(d.lifecycle == runtime_service_lifecycle::shared);
-    CHECK(d.scope() == runtime_service_scope_type::project_workspace);
+    CHECK(d.scope() == runtime_service_scope_type::run);  // the seed: no lifecycle given, scope run
     CHECK(d.stop_type() == stop_policy_type::manual);
     CHECK(d.port.mode == port_config::kind::none);
     CHECK_FALSE(d.readiness);
@@ -96,6 +96,20 @@ TEST_CASE("service config: defaults and every field", "[services]") {
     CHECK(v.port.value == 4200);
     CHECK(v.port.env_key == "P");
     CHECK(parse_one(R"({"command": "x", "readiness": {"type": "http", "urlTemplate": "u"}})").url_template() == "u");
+}
+
+TEST_CASE("service config: without lifecycle a service is shared within its run, as the seed scopes it", "[services]") {
+    // The seed's resolveServiceScopeId: reuseScope ?? (service.lifecycle === "shared" ? project_workspace : run),
+    // read on the lifecycle as written; its lifecycle defaults to shared (so a reuse key, manual stop).
+    auto const bare = parse_one(R"({"command": "x"})");
+    CHECK(bare.lifecycle == runtime_service_lifecycle::shared);
+    CHECK(bare.scope() == runtime_service_scope_type::run);
+    CHECK(bare.stop_type() == stop_policy_type::manual);
+    CHECK(resolve_scope(bare, context(), "run-9").id == "run-9");
+    CHECK(parse_one(R"({"command": "x", "lifecycle": null})").scope() == runtime_service_scope_type::run);
+    CHECK(parse_one(R"({"command": "x", "lifecycle": "shared"})").scope() == runtime_service_scope_type::project_workspace);
+    CHECK(parse_one(R"({"command": "x", "lifecycle": "ephemeral"})").scope() == runtime_service_scope_type::run);
+    CHECK(parse_one(R"({"command": "x", "reuseScope": "agent"})").scope() == runtime_service_scope_type::agent);
 }
 
 TEST_CASE("service config: the document shapes", "[services]") {
@@ -162,7 +176,7 @@ TEST_CASE("service identity: stable serialisation, SHA-256, scopes and the reuse
           R"({"a":1,"b":[2,{"a":"x\"y","z":null}]})");
 
     auto ctx = context();
-    auto svc = parse_one(R"({"name": "web", "command": "serve", "env": {"E": "{{issue.identifier}}"}})");
+    auto svc = parse_one(R"({"name": "web", "lifecycle": "shared", "command": "serve", "env": {"E": "{{issue.identifier}}"}})");
     CHECK(resolve_scope(svc, ctx, "run-1").id == "pw-1");
     ctx.workspace.project_workspace_id.reset();
     CHECK(resolve_scope(svc, ctx, "run-1").id == "project-1");
@@ -176,7 +190,7 @@ TEST_CASE("service identity: stable serialisation, SHA-256, scopes and the reuse
     CHECK(resolve_scope(svc, ctx, "run-1").id == "run-1");
 
     ctx = context();
-    svc = parse_one(R"({"name": "web", "command": "serve", "cwd": "app", "env": {"E": "{{issue.identifier}}"}})");
+    svc = parse_one(R"({"name": "web", "lifecycle": "shared", "command": "serve", "cwd": "app", "env": {"E": "{{issue.identifier}}"}})");
     auto const scope = resolve_scope(svc, ctx, "run-1");
     auto const id = resolve_reuse_identity(svc, ctx, scope);
     CHECK(id.service_cwd == "/srv/ws/app");
@@ -210,7 +224,7 @@ TEST_CASE("service identity: stable serialisation, SHA-256, scopes and the reuse
 TEST_CASE("service identity memo: what resolve_reuse_identity returns, and every input counts", "[services]") {
     // Every template datum in the env and the cwd: an input the memo's key forgot would return the
     // base identity for the changed input, and the comparison with a fresh computation fails.
-    auto const svc = parse_one(R"({"name": "web", "command": "serve", "cwd": "{{workspace.branchName}}/app",
+    auto const svc = parse_one(R"({"name": "web", "lifecycle": "shared", "command": "serve", "cwd": "{{workspace.branchName}}/app",
         "env": {"A": "{{workspace.cwd}} {{workspace.worktreePath}} {{workspace.repoUrl}} {{workspace.repoRef}}",
                 "B": "{{workspace.env.ADAPTER_VAR}} {{issue.id}} {{issue.identifier}} {{issue.title}}",
                 "C": "{{agent.id}} {{agent.name}} {{port}}"}})");

@@ -175,11 +175,11 @@ TEMPLATE_TEST_CASE("services: manual services are left alone by runs, controls a
     auto const ws = f.dir.ws();
     auto const config = boost::json::parse(R"({"desiredState": "running", "serviceStates": {"1": "manual"},
         "workspaceRuntime": {"services": [
-          {"name": "api", "command": ")" + server + R"(", "port": {"type": "auto"},
+          {"name": "api", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
            "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}},
-          {"name": "storybook", "command": ")" + server + R"(", "port": {"type": "auto"},
+          {"name": "storybook", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
            "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}},
-          {"name": "worker", "command": ")" + server + R"(", "port": {"type": "auto"},
+          {"name": "worker", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
            "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}}]}})")
                             .as_object();
     auto const now = system_clock{}.now();
@@ -279,7 +279,7 @@ TEMPLATE_TEST_CASE("services: an explicit port held by another workspace is refu
     supervisor sup{f.store, sh_options(f.dir)};
     auto const ws = f.dir.ws();
     auto const port = free_port(f.dir);
-    auto const fixed = svc(R"({"name": "api", "command": ")" + server + R"(", "port": )" + std::to_string(port) + "}");
+    auto const fixed = svc(R"({"name": "api", "lifecycle": "shared", "command": ")" + server + R"(", "port": )" + std::to_string(port) + "}");
     std::vector<runtime_service_config> const services{fixed};
     {
         foreign_server other(f.dir.ws("ws-b"), port);  // a sibling workspace, never inside this one
@@ -355,7 +355,7 @@ TEMPLATE_TEST_CASE("services: a live service whose registry record is gone is ad
 
     // The start path too: an explicit-port service left running, its record removed.
     auto const fixed_port = free_port(f.dir);
-    std::vector<runtime_service_config> const fixed{svc(R"({"name": "fixed", "command": ")" + server +
+    std::vector<runtime_service_config> const fixed{svc(R"({"name": "fixed", "lifecycle": "shared", "command": ")" + server +
                                                         R"(", "port": )" + std::to_string(fixed_port) + "}")};
     runtime_service_ref left;
     {

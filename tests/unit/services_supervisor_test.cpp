@@ -61,7 +61,7 @@ runtime_service_config with(runtime_service_config c, std::string const& json_pa
 /// A service without a readiness check, exposing /health on its automatic port.
 runtime_service_config exposed(std::string const& name, std::string const& server_args) {
     return parse_runtime_service(boost::json::parse(
-        R"({"name": ")" + name + R"(", "command": ")" + server + " " + server_args + R"(", "port": {"type": "auto"},
+        R"({"name": ")" + name + R"(", "lifecycle": "shared", "command": ")" + server + " " + server_args + R"(", "port": {"type": "auto"},
             "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}})"));
 }
 
@@ -277,6 +277,30 @@ TEST_CASE("supervisor: reuse by key, leases, and the stop policies of release_fo
 
     // the run's release also persisted last_used_at
     CHECK(store.get_runtime_service(a[0].service.id)->last_used_at);
+}
+
+TEST_CASE("supervisor: a service without lifecycle is reused within its run only (the seed's run scope)", "[services]") {
+    temp_dir d;
+    memory_store store;
+    supervisor sup{store, options(d)};
+    auto const ctx = context(d.ws());
+    std::vector<runtime_service_config> const bare{svc(R"({"name": "bare", "command": ")" + server +
+                                                       R"(", "port": {"type": "auto"},
+        "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10}})")};
+    auto const a = sup.ensure_for_run("run-bare-a", ctx, bare);
+    auto const again = sup.ensure_for_run("run-bare-a", ctx, bare);
+    auto const b = sup.ensure_for_run("run-bare-b", ctx, bare);
+    REQUIRE(a.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK(a[0].service.scope_type == runtime_service_scope_type::run);
+    CHECK(a[0].service.scope_id == std::optional<std::string>("run-bare-a"));
+    CHECK(again[0].reused);
+    CHECK(again[0].service.id == a[0].service.id);
+    CHECK_FALSE(b[0].reused);  // another run: its own process, not run-bare-a's
+    CHECK(b[0].service.id != a[0].service.id);
+    CHECK(b[0].service.provider_ref != a[0].service.provider_ref);
+    CHECK(sup.stop(a[0].service.id));
+    CHECK(sup.stop(b[0].service.id));
 }
 
 TEST_CASE("supervisor: a failed start releases the run's other services", "[services]") {
@@ -581,9 +605,9 @@ struct owner_process {
 
 std::string two_services_config() {
     return R"({"services": [
-        {"name": "alpha", "command": ")" + server + R"(", "port": {"type": "auto"},
+        {"name": "alpha", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
          "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health"}},
-        {"name": "beta", "command": ")" + server + R"(", "port": {"type": "auto"},
+        {"name": "beta", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
          "expose": {"urlTemplate": "http://127.0.0.1:{{port}}/health"}}]})";
 }
 
@@ -757,7 +781,7 @@ TEST_CASE("startup: restart_desired_on_startup starts the services of workspaces
     auto project_workspace = [&](std::string const& name, std::string const& command, std::string const& desired) {
         auto const runtime = boost::json::parse(R"({"desiredState": ")" + desired +
                                                 R"(", "workspaceRuntime": {"services": [{"name": ")" + name +
-                                                R"(", "command": ")" + command + R"(", "port": {"type": "auto"},
+                                                R"(", "lifecycle": "shared", "command": ")" + command + R"(", "port": {"type": "auto"},
             "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10}}]}})");
         return store.create_project_workspace({.company_id = "company-1",
                                                .project_id = "project-1",

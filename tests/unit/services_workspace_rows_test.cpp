@@ -267,7 +267,7 @@ using namespace berth::test::services;
 
 /// A workspaceRuntime service entry (JSON) running the test server on an automatic port.
 std::string service_json(std::string const& name) {
-    return R"({"name": ")" + name + R"(", "command": ")" + server + R"(", "port": {"type": "auto"},
+    return R"({"name": ")" + name + R"(", "lifecycle": "shared", "command": ")" + server + R"(", "port": {"type": "auto"},
         "readiness": {"type": "http", "urlTemplate": "http://127.0.0.1:{{port}}/health", "timeoutSec": 10,
                       "intervalMs": 100}})";
 }

@@ -10,7 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <cstdlib>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace berth;
 namespace fs = std::filesystem;
@@ -359,4 +363,96 @@ TEST_CASE("git_worktree: loose remote-tracking refs are detected, not only packe
     auto const ws = rt.realize(worktree_request(repo));
     CHECK(ws.base_ref == "origin/master");
     CHECK_FALSE(fs::exists(*ws.worktree_path + "/other.txt"));
+}
+
+namespace {
+
+/// Sets variables in this process for one test and restores them (tests run one at a time; the
+/// children read the environment at spawn).
+struct scoped_env {
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+    explicit scoped_env(std::vector<std::pair<std::string, std::string>> const& vars) {
+        for (auto const& [k, v] : vars) {
+            char const* old = std::getenv(k.c_str());
+            saved.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+            ::setenv(k.c_str(), v.c_str(), 1);
+        }
+    }
+    ~scoped_env() {
+        for (auto const& [k, v] : saved)
+            if (v) ::setenv(k.c_str(), v->c_str(), 1);
+            else ::unsetenv(k.c_str());
+    }
+};
+
+bool has_line(std::string const& text, std::string const& line) {
+    return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
+}
+bool has_var(std::string const& text, std::string const& name) {
+    return ("\n" + text).find("\n" + name + "=") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("provision and cleanup commands get the seed's environment, secrets stripped only on request", "[workspace]") {
+    // The seed: provision gets {...process.env} plus its workspace variables (nothing dropped);
+    // cleanup/teardown get sanitizeRuntimeServiceBaseEnv(process.env) (host variables, DATABASE_URL
+    // and two npm auth settings dropped) plus theirs.
+    scoped_env const vars({{"FID16_API_TOKEN", "tok-fid16"},
+                           {"DATABASE_URL", "postgres://u:p@db/fid16"},
+                           {"npm_config_tailscale_auth", "ts-fid16"},
+                           {"BERTH_FID16_HOST_VAR", "host-fid16"},
+                           {"BERTH_LEASE_ID", "lease-inherited-fid16"}});
+    test::temp_dir dir("berth-ws");
+    auto const repo = dir / "repo";
+    test::make_repo(repo);
+    auto const provision_env = [&](bool strip, std::string const& id) {
+        workspace_runtime rt(workspace_runtime_options{.git = {.environment = test::git_test_env()},
+                                                       .shell = "/bin/sh",
+                                                       .strip_secret_environment = strip});
+        auto req = worktree_request(repo, id);
+        req.lease_id = "lease-env-" + id;
+        req.strategy.provision_command = "env > env.txt";
+        return read(rt.realize(req).cwd + "/env.txt");
+    };
+
+    auto const seeded = provision_env(false, "ENV-1");
+    CHECK(has_line(seeded, "FID16_API_TOKEN=tok-fid16"));
+    CHECK(has_line(seeded, "DATABASE_URL=postgres://u:p@db/fid16"));
+    CHECK(has_line(seeded, "npm_config_tailscale_auth=ts-fid16"));
+    CHECK(has_line(seeded, "BERTH_FID16_HOST_VAR=host-fid16"));
+    CHECK(has_line(seeded, "BERTH_LEASE_ID=lease-env-ENV-1"));  // its own lease, never the inherited one
+    CHECK(has_line(seeded, "BERTH_ISSUE_IDENTIFIER=ENV-1"));
+    CHECK(has_var(seeded, "PATH"));
+
+    auto const stripped = provision_env(true, "ENV-2");
+    CHECK_FALSE(has_var(stripped, "FID16_API_TOKEN"));
+    CHECK_FALSE(has_var(stripped, "DATABASE_URL"));
+    CHECK(has_line(stripped, "BERTH_LEASE_ID=lease-env-ENV-2"));
+    CHECK(has_var(stripped, "PATH"));
+
+    auto const cleanup_env = [&](bool strip) {
+        workspace_runtime rt(workspace_runtime_options{.git = {.environment = test::git_test_env()},
+                                                       .shell = "/bin/sh",
+                                                       .strip_secret_environment = strip});
+        auto const scratch = dir / (strip ? "scratch-stripped" : "scratch");
+        fs::create_directories(scratch);
+        execution_workspace w{};
+        w.id = "ew-env";
+        w.project_id = "proj-1";
+        w.provider_type = workspace_provider_type::local_fs;
+        w.cwd = scratch.string();
+        auto const out = (dir / (strip ? "cleanup-stripped.txt" : "cleanup.txt")).string();
+        auto const r = rt.cleanup({.workspace = w, .cleanup_command = "env > " + out});
+        CHECK(r.warnings.empty());
+        return read(out);
+    };
+    auto const cleaned = cleanup_env(false);
+    CHECK(has_line(cleaned, "FID16_API_TOKEN=tok-fid16"));  // the seed keeps it
+    CHECK_FALSE(has_var(cleaned, "DATABASE_URL"));
+    CHECK_FALSE(has_var(cleaned, "npm_config_tailscale_auth"));
+    CHECK_FALSE(has_var(cleaned, "BERTH_FID16_HOST_VAR"));
+    CHECK_FALSE(has_var(cleaned, "BERTH_LEASE_ID"));
+    CHECK(has_line(cleaned, "BERTH_PROJECT_ID=proj-1"));
+    CHECK_FALSE(has_var(cleanup_env(true), "FID16_API_TOKEN"));
 }

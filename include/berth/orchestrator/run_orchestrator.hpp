@@ -71,6 +71,10 @@ template <conforming_driver... Ds, conforming_policy... Ps, orchestrator_store S
 class run_orchestrator<stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>> {
 public:
     using stack_type = stack<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer>;
+    // Matching the specialisation does not instantiate the stack: this does, so that its checks
+    // (distinct names, realize for a realizing family, ...) fire for an orchestrator that is only
+    // constructed, not only once a member that reads the stack is called.
+    static_assert(sizeof(stack_type) > 0);
     using observer_type = Observer;
     using store_type = Store;
     using clock_type = Clock;

@@ -120,13 +120,18 @@ struct stack_diagnosis<drivers<Ds...>, policies<Ps...>, Store, Clock, Observer> 
                   "berth::stack: the observer must model berth::run_observer (orchestrator/observer.hpp)");
 };
 
-/// Instantiated per driver, so that the failure names it.
+/// Instantiated per driver, so that the failure names it. Upstream's realizeForRun calls
+/// realizeWorkspace for every local, ssh and sandbox environment, and a driver without the hook
+/// fails each run with `Environment driver "<d>" does not support workspace realization.`
+/// (workspace_realization_failed); the family being static here, berth refuses such a driver when
+/// the stack is named instead, with upstream's sentence in the message.
 template <class D>
 struct realizes_if_its_family_does {
     static_assert(!family_realizes_workspace(D::family) || driver_with_realize_workspace<D>,
-                  "berth::drivers<...>: a driver of a family whose workspaces are realized (local, ssh, sandbox: "
-                  "model/driver_family.hpp) must model berth::driver_with_realize_workspace; the driver is the "
-                  "template argument of this realizes_if_its_family_does<D>");
+                  "berth::drivers<...>: Environment driver does not support workspace realization. A driver of "
+                  "family local, ssh or sandbox (upstream realizes their workspaces: model/driver_family.hpp) "
+                  "must model berth::driver_with_realize_workspace; the driver is the template argument of "
+                  "this realizes_if_its_family_does<D>");
     static constexpr bool value = true;
 };
 

@@ -150,6 +150,22 @@ void for_each_inheritable(F&& f) {
 
 }  // namespace detail
 
+/// The calling process's whole environment (read from `environ`), secrets included: what upstream
+/// hands a workspace provision command (`{...process.env}`). Same rules for malformed entries and
+/// duplicates as sanitized_environment(). Use it only where the seed does (see
+/// docs/workspaces.md); everything else gets sanitized_environment().
+/// @throws std::bad_alloc
+[[nodiscard]] inline environment_map current_environment() {
+    environment_map env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        std::string_view const kv(*entry);
+        auto const eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return env;
+}
+
 /// The calling process's environment (read from `environ`) without the variables whose names are
 /// secrets (is_secret_env_name). Entries without '=' or with an empty name are skipped; if a name
 /// appears twice, the first one wins (as getenv does). process::run can use the same environment

@@ -9,7 +9,7 @@
 //! | `command`             | string, required: `Runtime service "<name>" is missing command`         |
 //! | `cwd`                 | template string ("."), relative to the workspace cwd                    |
 //! | `lifecycle`           | "shared" \| "ephemeral" ("shared")                                      |
-//! | `reuseScope`          | project_workspace \| execution_workspace \| agent \| run (shared: project_workspace, ephemeral: run) |
+//! | `reuseScope`          | project_workspace \| execution_workspace \| agent \| run (`lifecycle: "shared"` given: project_workspace; ephemeral or no lifecycle: run, as the seed) |
 //! | `port`                | a number, or `{type: "auto", envKey ("PORT")}`, or `{value, envKey}`   |
 //! | `env`                 | object of template strings (non-string values are skipped, as upstream) |
 //! | `expose.urlTemplate`  | template string                                                         |
@@ -89,6 +89,8 @@ struct runtime_service_config {
     std::optional<runtime_desired_state> desired_state{};  ///< berth: per-service desired state, if given
 
     /// The reuse scope in effect: `reuseScope`, else project_workspace (shared) / run (ephemeral).
+    /// parse_runtime_service sets `reuse_scope` to run for an entry without `lifecycle` (the seed's
+    /// resolveServiceScopeId reads the lifecycle as given, before its default).
     [[nodiscard]] runtime_service_scope_type scope() const noexcept {
         if (reuse_scope) return *reuse_scope;
         return lifecycle == runtime_service_lifecycle::shared ? runtime_service_scope_type::project_workspace

@@ -68,9 +68,19 @@ struct workspace_runtime_options {
     /// upstream resolveShell, `$SHELL` (trimmed) else `/bin/sh`.
     std::optional<std::string> shell{};
     /// The base environment of those commands, before the BERTH_* workspace variables. nullopt:
-    /// this process's environment minus secrets. `BERTH_*` variables of the base are dropped
-    /// either way (upstream drops PAPERCLIP_*), so a child never sees a stale workspace variable.
+    /// this process's whole environment, as the seed gives them (`{...process.env}` for provision,
+    /// `sanitizeRuntimeServiceBaseEnv(process.env)` for cleanup/teardown). From the base, a
+    /// provision command loses only a stale `BERTH_LEASE_ID` (it gets its lease's, or none); a
+    /// cleanup or teardown command loses what the seed's sanitizeRuntimeServiceBaseEnv drops:
+    /// `BERTH_*` (upstream's PAPERCLIP_*), `DATABASE_URL`, `npm_config_tailscale_auth`,
+    /// `npm_config_authenticated_private`. docs/workspaces.md, "Environment".
     std::optional<process::environment_map> command_environment{};
+    /// Opt-in (berth, not upstream): also drop every variable on berth's secret list
+    /// (process::is_secret_env_name: *TOKEN*, *SECRET*, *PASSWORD*, AWS_*, SSH_AUTH_SOCK, ...) from
+    /// the base of provision, cleanup and teardown commands. Off by default, because the seed
+    /// gives a provision command the whole environment (a `git clone` of a private dependency or
+    /// an `npm ci` against a private registry needs its credentials).
+    bool strip_secret_environment = false;
     /// Deadline of one provision, cleanup or teardown command.
     std::chrono::milliseconds command_timeout{std::chrono::minutes(15)};
     /// How long realize() waits for another run that holds the same worktree (workspace_lock)

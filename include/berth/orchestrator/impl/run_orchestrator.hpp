@@ -6,6 +6,7 @@
 // and the one TU with BERTH_INSTANTIATE_ORCHESTRATOR compiles them all.
 
 #include <berth/orchestrator/run_orchestrator.hpp>  // the declarations (this file is included at its end)
+#include <berth/process/signal_name.hpp>  // signal_name (step summaries)
 #include <berth/recovery/holder.hpp>  // set_holder, this_process_holder (who holds each lease)
 
 #include <boost/json/serialize.hpp>  // serialize (error messages)
@@ -363,7 +364,7 @@ command_result BERTH_RUN_ORCHESTRATOR::execute(environment const& env, environme
             step.done(result.cancelled    ? std::string("cancelled")
                       : result.timed_out  ? std::string("timed out")
                       : result.exit_code  ? "exit " + std::to_string(*result.exit_code)
-                                          : "signal " + std::to_string(result.signal.value_or(0)));
+                                          : "signal " + process::signal_name(result.signal.value_or(0)));
     }
     if (!supported)
         throw environment_run_error(environment_error_code::unsupported_environment,

@@ -90,6 +90,13 @@ inline runtime_service_config parse_runtime_service(boost::json::value const& en
                       .value_or(runtime_service_lifecycle::shared);
     c.reuse_scope = enum_field<runtime_service_scope_type>(o, "reuseScope", n, "reuseScope",
                                                            "project_workspace, execution_workspace, agent, run");
+    // The seed's resolveServiceScopeId defaults the scope on the *given* lifecycle
+    // (`service.lifecycle === "shared" ? "project_workspace" : "run"`) while its lifecycle itself
+    // defaults to shared: a service that names no lifecycle is shared, but within its run.
+    if (!c.reuse_scope) {
+        auto const* l = o.if_contains("lifecycle");
+        if (l == nullptr || l->is_null()) c.reuse_scope = runtime_service_scope_type::run;
+    }
     if (auto const* p = o.if_contains("port"); p && !p->is_null()) {
         if (p->is_object()) {
             auto const& po = p->get_object();

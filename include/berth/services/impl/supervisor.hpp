@@ -8,6 +8,7 @@
 #include <berth/services/identity.hpp>     // resolve_scope, resolve_reuse_identity, service_key, ...
 #include <berth/services/ports.hpp>        // port_reserver
 #include <berth/services/template.hpp>     // build_template_data, render_template, render_service_env
+#include <berth/process/signal_name.hpp>   // signal_name (exit messages)
 #include <berth/process/spawn.hpp>         // process::run (the runtime provision command)
 #include <berth/process/lease_processes.hpp>  // scan_environments, end_processes_carrying (service_variable)
 #include <berth/process/proc.hpp>          // pid_start_time, process_alive
@@ -773,7 +774,7 @@ std::optional<std::string> supervisor<Store, Clock, Observer>::wait_ready(entry_
             if (e->wait_status && WIFEXITED(*e->wait_status))
                 how = "exited with code " + std::to_string(WEXITSTATUS(*e->wait_status));
             else if (e->wait_status && WIFSIGNALED(*e->wait_status))
-                how = "was killed by signal " + std::to_string(WTERMSIG(*e->wait_status));
+                how = "was killed by signal " + process::signal_name(WTERMSIG(*e->wait_status));
             return "Readiness check failed for " + url + ": the service " + how + " before it became ready";
         }
     }
@@ -1213,7 +1214,7 @@ void supervisor<Store, Clock, Observer>::provision_workspace(service_context con
                               {.base_environment = std::move(env), .kill_grace = options_.kill_grace});
         if (result.cancelled) why = "cancelled";
         else if (result.timed_out) why = "timed out";
-        else if (!result.exit_code) why = "was killed by signal " + std::to_string(result.signal.value_or(0));
+        else if (!result.exit_code) why = "was killed by signal " + process::signal_name(result.signal.value_or(0));
         else if (*result.exit_code != 0) why = "exited with code " + std::to_string(*result.exit_code);
     } catch (std::exception const& ex) {
         why = ex.what();

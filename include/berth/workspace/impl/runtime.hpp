@@ -152,12 +152,23 @@ BERTH_DECL void run_workspace_command(workspace_runtime_options const& options, 
                                           : label + " failed: " + details);
 }
 
-/// The base environment of workspace commands: the configured one or this process's minus
-/// secrets, without any BERTH_* variable.
+/// The base environment of workspace commands: the configured one or this process's whole one
+/// (the seed's `process.env`), minus secrets only when `strip_secret_environment` asks for it.
 [[nodiscard]] BERTH_DECL process::environment_map command_base_env(workspace_runtime_options const& options) {
-    auto env = options.command_environment ? *options.command_environment : process::sanitized_environment();
-    std::erase_if(env, [](auto const& kv) { return kv.first.starts_with("BERTH_"); });
+    auto env = options.command_environment ? *options.command_environment : process::current_environment();
+    if (options.strip_secret_environment)
+        std::erase_if(env, [](auto const& kv) { return process::is_secret_env_name(kv.first); });
     return env;
+}
+
+/// The seed's sanitizeRuntimeServiceBaseEnv, applied to the base of cleanup and teardown
+/// commands: the host's own variables (PAPERCLIP_* there, BERTH_* here), DATABASE_URL and the two
+/// npm auth settings, names compared exactly as the seed deletes them.
+BERTH_DECL void drop_host_variables(process::environment_map& env) {
+    std::erase_if(env, [](auto const& kv) {
+        return kv.first.starts_with("BERTH_") || kv.first == "DATABASE_URL" ||
+               kv.first == "npm_config_tailscale_auth" || kv.first == "npm_config_authenticated_private";
+    });
 }
 
 /// Adds `/.berth/` to the repository's `info/exclude` (once), so that the default worktree parent
@@ -346,6 +357,9 @@ BERTH_DECL std::string workspace_runtime::shell() const {
 BERTH_DECL process::environment_map workspace_runtime::workspace_command_env(realize_workspace_request const& request,
                                                                          realized_workspace const& ws) const {
     auto env = detail::workspace::command_base_env(options_);
+    // The seed's provision env is `{...process.env}` plus its workspace variables; an inherited
+    // lease id is not this command's (recovery ends processes by it), so only the request's counts.
+    env.erase(std::string(process::lease_variable));
     auto const& base = request.base;
     std::string const path = ws.worktree_path.value_or(ws.cwd);
     env["BERTH_WORKSPACE_CWD"] = path;
@@ -372,6 +386,7 @@ BERTH_DECL process::environment_map workspace_runtime::workspace_command_env(rea
 
 BERTH_DECL process::environment_map workspace_runtime::cleanup_env(cleanup_workspace_request const& request) const {
     auto env = detail::workspace::command_base_env(options_);
+    detail::workspace::drop_host_variables(env);
     auto const& w = request.workspace;
     env["BERTH_WORKSPACE_CWD"] = w.cwd.value_or("");
     env["BERTH_WORKSPACE_PATH"] = w.cwd.value_or("");

@@ -9,6 +9,7 @@
 #include <berth/drivers/ssh/detail/shell.hpp>    // exec_text, frame_prefix
 #include <berth/drivers/ssh/error.hpp>           // ssh_error, ssh_errc
 #include <berth/model/command.hpp>               // berth::command, berth::command_result
+#include <berth/process/signal_name.hpp>         // signal_number (exit-signal names)
 
 #include <libssh/callbacks.h>  // ssh_channel_callbacks_struct, ssh_set_channel_callbacks
 #include <libssh/libssh.h>     // ssh_channel_*
@@ -27,17 +28,7 @@ namespace berth::detail::ssh {
 
 /// The signal number of an SSH exit-signal name ("TERM", "KILL", ...), or nullopt.
 [[nodiscard]] inline std::optional<int> signal_number(std::string_view name) noexcept {
-    struct entry {
-        char const* name;
-        int number;
-    };
-    static constexpr entry table[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-                                      {"HUP", SIGHUP},   {"ILL", SIGILL},   {"INT", SIGINT},   {"KILL", SIGKILL},
-                                      {"PIPE", SIGPIPE}, {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV}, {"TERM", SIGTERM},
-                                      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TRAP", SIGTRAP}, {"SYS", SIGSYS}};
-    for (auto const& e : table)
-        if (name == e.name) return e.number;
-    return std::nullopt;
+    return berth::process::signal_number(name);
 }
 
 /// Raised when a channel could not be set up on a session (open or exec refused): nothing ran,

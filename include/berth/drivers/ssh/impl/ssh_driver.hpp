@@ -3,6 +3,7 @@
 
 #include <berth/drivers/ssh/detail/channel.hpp>  // run_channel
 #include <berth/drivers/ssh/detail/shell.hpp>    // build_exec, shell_quote
+#include <berth/process/signal_name.hpp>         // signal_name (failure messages)
 #include <berth/process/spawn.hpp>               // process::run (git ls-files, tar for workspace sync)
 
 #include <boost/json/value.hpp>  // boost::json::value (null members)
@@ -36,7 +37,7 @@ inline std::string first_line(std::string_view s) {
 inline std::string failure_detail(command_result const& r) {
     std::string s = r.timed_out ? std::string("timed out")
                     : r.exit_code ? "exit code " + std::to_string(*r.exit_code)
-                                  : "signal " + std::to_string(r.signal.value_or(0));
+                                  : "signal " + process::signal_name(r.signal.value_or(0));
     auto line = first_line(r.stderr_text);
     if (line.empty()) line = first_line(r.stdout_text);
     return line.empty() ? s : s + ": " + line;

@@ -2,7 +2,8 @@
 // Definitions of orchestrator/detail/run_support.hpp: inline in header-only mode, compiled once in
 // <berth/src.hpp> under BERTH_SEPARATE_COMPILATION.
 
-#include <berth/model/ids.hpp>  // new_id
+#include <berth/model/ids.hpp>             // new_id
+#include <berth/process/signal_name.hpp>  // signal_name
 
 #include <algorithm>  // std::min
 #include <utility>    // std::move
@@ -33,7 +34,7 @@ BERTH_DECL std::string provision_failure_detail(command_result const& r) {
     if (r.cancelled) return "provision command cancelled";
     if (r.timed_out) return "provision command timed out";
     std::string status = "exit code " + (r.exit_code ? std::to_string(*r.exit_code) : std::string("null"));
-    if (r.signal) status += " (signal " + std::to_string(*r.signal) + ")";
+    if (r.signal) status += " (signal " + process::signal_name(*r.signal) + ")";  // the seed: (signal SIGKILL)
     auto detail = last_lines(r.stderr_text);
     if (detail.empty()) detail = last_lines(r.stdout_text);
     return detail.empty() ? status : status + ": " + detail;
