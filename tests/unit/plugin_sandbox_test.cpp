@@ -412,7 +412,12 @@ TEST_CASE("plugin sandbox provider: a reusable provider keeps its sandbox betwee
     auto const kept = f.end(first);
     CHECK(kept.status == lease_status::retained);
     CHECK(live(f.root_a.path) == std::set<std::string>{id});
-    CHECK(calls_named(f.root_a.path, "environmentReleaseLease").empty());  // kept: nothing to release
+    // Kept, and the worker is told of the run's end as upstream tells it: it keeps the sandbox.
+    auto const kept_releases = calls_named(f.root_a.path, "environmentReleaseLease");
+    REQUIRE(kept_releases.size() == 1);
+    CHECK(kept_releases[0].at("providerLeaseId").as_string() == id);
+    CHECK(kept_releases[0].at("leaseMetadata").as_object().contains(reusable_sandbox_lease_key));
+    CHECK(kept.cleanup_status == cleanup_status::success);
 
     // The next run of the same agent and workspace resumes it: the file is still there.
     auto const second = f.acquire(env, agent("agent-a"));

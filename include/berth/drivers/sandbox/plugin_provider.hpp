@@ -147,6 +147,10 @@ public:
     static constexpr std::string_view name = Key.view();
     /// "May offer": reusable_leases() says whether the plugin does (its manifest).
     static constexpr bool supports_reusable_leases = true;
+    /// Upstream's plugin path calls environmentReleaseLease at the end of every run, a kept
+    /// (`retained`) lease's too, and leaves keeping the sandbox to the plugin (the lease's
+    /// `reusable` and metadata say it is kept).
+    static constexpr bool releases_kept_leases = true;
     static_assert(valid_sandbox_provider_name(name),
                   "berth::plugin_sandbox_provider<Key>: Key must match ^[a-z0-9][a-z0-9._-]*$ (upstream's provider keys)");
 

@@ -26,6 +26,9 @@
 //!   - probe           `probe_result probe(json_object const& config) const noexcept`
 //!   - sync            `sandbox_sync_result sync_in(sandbox_lease_params const&, std::string const& local_dir) const`
 //!                     and `sync_out(...)` with the same signature (both or neither)
+//!   - kept leases     `static constexpr bool releases_kept_leases = true;` — release is called for
+//!                     a `retained` lease too (a plugin keeps the sandbox itself); its failure is
+//!                     cleanup `failed`, the lease stays `retained`
 //!   - reuse check     `bool reusable_leases() const` — for a provider whose offer of reuse is
 //!                     known only at run time (a plugin's manifest says it): with
 //!                     `supports_reusable_leases = true` ("may offer"), the driver treats a
@@ -167,6 +170,14 @@ concept provider_with_validate_config = sandbox_provider<P> && requires(P const&
 template <class P>
 concept provider_with_resume = sandbox_provider<P> && requires(P const& p, sandbox_lease_params const& l) {
     { p.resume(l) } -> std::same_as<sandbox_lease>;
+};
+
+/// A provider that is told of a kept (`retained`) lease's end of run: its release is called with
+/// `reusable` set as for any release (`static constexpr bool releases_kept_leases = true;`). Others
+/// are not called for a kept lease.
+template <class P>
+concept provider_releasing_kept_leases = sandbox_provider<P> && requires {
+    requires P::releases_kept_leases;
 };
 
 template <class P>

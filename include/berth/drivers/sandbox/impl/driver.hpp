@@ -147,9 +147,26 @@ release_outcome sandbox_driver<Ps...>::release(environment const& env, environme
     auto v = view_of(env, lease);
     // Kept, for reuse (a reuse policy's successful run) or for inspection (retain_on_failure):
     // nothing of the sandbox is touched.
-    if (to == lease_status::retained)
-        return {.cleanup_status = std::nullopt,
-                .failure_reason = v.params.reusable ? std::nullopt : std::optional<std::string>("adapter_or_run_failure")};
+    if (to == lease_status::retained) {
+        release_outcome kept{.cleanup_status = std::nullopt,
+                             .failure_reason = v.params.reusable ? std::nullopt
+                                                                 : std::optional<std::string>("adapter_or_run_failure")};
+        // A provider that keeps the sandbox itself (a plugin) is told of the run's end, as
+        // upstream's plugin path is: cleanup `success`, or `failed` when the call throws; the lease
+        // stays `retained` either way.
+        with_provider(v.provider, [&](auto const& p) {
+            using P = std::remove_cvref_t<decltype(p)>;
+            if constexpr (provider_releasing_kept_leases<P>) {
+                try {
+                    p.release(v.params);
+                    kept.cleanup_status = cleanup_status::success;
+                } catch (...) {
+                    kept.cleanup_status = cleanup_status::failed;
+                }
+            }
+        });
+        return kept;
+    }
     release_outcome out;
     with_provider(v.provider, [&](auto const& p) {
         using P = std::remove_cvref_t<decltype(p)>;
