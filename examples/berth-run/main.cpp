@@ -22,6 +22,7 @@
 
 #include <berth/berth.hpp>
 #include <berth/drivers/local.hpp>
+#include <berth/process/signal_name.hpp>  // signals by name, as the library prints them
 #include <berth/recovery/recover.hpp>
 #include <berth/src.hpp>
 #include <berth/stores/sqlite.hpp>
@@ -94,7 +95,7 @@ std::string ended_text(berth::command_result const& r) {
     if (r.cancelled) return "cancelled";
     if (r.timed_out) return "timed out";
     if (r.exit_code) return fmt::format("exit {}", *r.exit_code);
-    return fmt::format("signal {}", shown(r.signal));
+    return r.signal ? "signal " + berth::process::signal_name(*r.signal) : std::string("signal -");
 }
 
 /// Options that depend on the drivers this berth-run was built with; checked before --db is
@@ -415,7 +416,7 @@ int run_command(Store& store, options const& o, reporter& rep, run_document& doc
             }
             (void)release_step(run, berth::run_outcome::cancelled, rep);
             doc.outcome = berth::to_string(berth::run_outcome::cancelled);
-            rep.always(fmt::format("berth-run: interrupted by signal {}", signal));
+            rep.always("berth-run: interrupted by signal " + berth::process::signal_name(signal));
             return 128 + signal;
         };
         try {
@@ -491,7 +492,7 @@ int run_command(Store& store, options const& o, reporter& rep, run_document& doc
             rep.note("output", fmt::format("{} bytes of the command's output dropped: nobody read them in time",
                                            out.dropped()));
         if (interrupted != 0) {
-            rep.always(fmt::format("berth-run: interrupted by signal {}", interrupted));
+            rep.always("berth-run: interrupted by signal " + berth::process::signal_name(interrupted));
             return 128 + interrupted;
         }
         auto const code = exit_code_of(result);
