@@ -34,6 +34,7 @@
 #include <berth/model/environment.hpp>      // environment, new_environment, environment_patch, environment_filter
 #include <berth/model/lease.hpp>            // environment_lease, new_lease, lease_transition, lease_filter
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter
+#include <berth/model/retention.hpp>        // history_retention, prune_result
 #include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (issue 21)
 #include <berth/model/project_workspace.hpp>  // project_workspace and its inputs
 #include <berth/model/workspace.hpp>        // execution_workspace, workspace_operation and their inputs
@@ -179,6 +180,12 @@ public:
     /// leases; each once, oldest inserted first.
     [[nodiscard]] std::vector<environment_lease> list_recoverable_leases(std::string_view holder_host,
                                                                        timestamp now);
+    /// Removes ended leases (released, expired, failed) and their events, by age and/or beyond a
+    /// count per environment (model/retention.hpp), `r.batch` leases per statement: each batch is
+    /// one statement (its rows taken `FOR UPDATE SKIP LOCKED`, so a lease another host is moving
+    /// is left alone), and runs' writes go between batches.
+    /// @throws store_error invalid_argument when `r.batch` is 0.
+    prune_result prune_history(history_retention const& r);
 
     // ---- berth::activity_sink --------------------------------------------------------------------
 

@@ -1006,6 +1006,66 @@ inline std::vector<environment_lease> postgres_store::list_recoverable_leases(st
     });
 }
 
+inline prune_result postgres_store::prune_history(history_retention const& r) {
+    using namespace detail::postgres;
+    if (r.batch == 0) throw store_error(store_errc::invalid_argument, "prune_history: batch is 0; it must be positive.");
+    prune_result total;
+    if (!r.ended_before && !r.keep_per_environment) return total;
+    auto& s = *state_;
+    // One batch: the leases `doomed` selects (oldest first, in list order: last_used_at, then id),
+    // their events, then them, in one statement. $1 company, $2 environment, $3 the bound, $4 the
+    // batch, $5 the events' entity type.
+    static constexpr char const* ended = "status IN ('released', 'expired', 'failed')";
+    auto const batch_sql = [](std::string const& doomed) {
+        return "WITH " + doomed +
+               ", ev AS (DELETE FROM activity_log WHERE entity_type = $5::text AND entity_id IN (SELECT id FROM "
+               "doomed) RETURNING 1), gone AS (DELETE FROM environment_leases WHERE id IN (SELECT id FROM doomed) "
+               "RETURNING 1) SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM ev)";
+    };
+    static std::string const by_age = batch_sql(
+        std::string("doomed AS (SELECT id FROM environment_leases WHERE company_id = $1::text AND environment_id = "
+                    "$2::text AND ") +
+        ended + " AND last_used_at < $3::timestamptz ORDER BY last_used_at, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED)");
+    // By count: the boundary is the newest ended lease beyond the `keep` newest, read again by each
+    // batch (what the batch before removed is gone; leases that ended since are newer).
+    static std::string const by_count = batch_sql(
+        std::string("b AS (SELECT last_used_at, id FROM environment_leases WHERE company_id = $1::text AND "
+                    "environment_id = $2::text AND ") +
+        ended + " ORDER BY last_used_at DESC, id DESC OFFSET $3::bigint LIMIT 1), doomed AS (SELECT l.id FROM "
+                "environment_leases l, b WHERE l.company_id = $1::text AND l.environment_id = $2::text AND l." +
+        ended + " AND (l.last_used_at, l.id) <= (b.last_used_at, b.id) ORDER BY l.last_used_at, l.id LIMIT "
+                "$4::bigint FOR UPDATE OF l SKIP LOCKED)");
+    s.note_text(by_age);
+    s.note_text(by_count);
+    auto const environments = call(s, [&](connection& c) {
+        auto const res = c.run_one("SELECT company_id, id FROM environments", {}, "listing environments to prune");
+        std::vector<std::pair<std::string, std::string>> out;
+        for (int i = 0; i < res.rows(); ++i) out.emplace_back(std::string(res.text(i, 0)), std::string(res.text(i, 1)));
+        return out;
+    });
+    auto const pass = [&](std::string const& sql, std::string const& company, std::string const& environment,
+                          std::optional<std::string> const& bound) {
+        for (;;) {
+            auto const [leases, events] = call(s, [&](connection& c) {
+                auto const res = c.run_one(sql,
+                                           {company, environment, bound, std::to_string(r.batch),
+                                            std::string(lease_entity_type)},
+                                           "pruning ended leases");
+                return std::pair{static_cast<std::size_t>(std::stoull(std::string(res.text(0, 0)))),
+                                 static_cast<std::size_t>(std::stoull(std::string(res.text(0, 1))))};
+            });
+            total.leases += leases;
+            total.events += events;
+            if (leases < r.batch) break;
+        }
+    };
+    for (auto const& [company, environment] : environments) {
+        if (r.ended_before) pass(by_age, company, environment, to_param(*r.ended_before));
+        if (r.keep_per_environment) pass(by_count, company, environment, std::to_string(*r.keep_per_environment));
+    }
+    return total;
+}
+
 // ---- activity ----------------------------------------------------------------------------------
 
 inline void postgres_store::record_activity(activity_event const& event) {
