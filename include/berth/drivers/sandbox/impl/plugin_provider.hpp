@@ -128,6 +128,20 @@ inline std::optional<std::chrono::milliseconds> sandbox_rpc_timeout(json_object 
     return *t + plugin_rpc_overhead;
 }
 
+/// The lease of an acquire or resume reply. Later calls find the plugin through `pluginId` and
+/// `pluginKey`, written after the worker's metadata so that it cannot redirect them.
+template <class Reply, class Plugin>
+sandbox_lease sandbox_lease_of(Reply reply, Plugin const& plugin) {
+    sandbox_lease lease;
+    lease.provider_lease_id = std::move(reply.provider_lease_id);
+    lease.expires_at = reply.expires_at;
+    lease.metadata = std::move(reply.metadata);
+    lease.metadata["pluginId"] = plugin.id;
+    lease.metadata["pluginKey"] = plugin.key;
+    lease.metadata["sandboxProviderPlugin"] = true;
+    return lease;
+}
+
 inline sandbox_lease sandbox_provider_core::acquire(sandbox_acquire_params const& a) const {
     auto const plugin = resolve_for_acquire();
     auto params = base_params(a.company_id, a.environment_id, a.issue_id, a.config);
@@ -139,29 +153,14 @@ inline sandbox_lease sandbox_provider_core::acquire(sandbox_acquire_params const
     if (a.adapter_type) params["adapterType"] = *a.adapter_type;
     auto reply = read_lease_reply(plugin.worker->call(plugins::methods::environment_acquire_lease, params,
                                                       {.timeout = sandbox_rpc_timeout(a.config)}));
-    sandbox_lease lease;
-    lease.provider_lease_id = std::move(reply.provider_lease_id);
-    lease.expires_at = reply.expires_at;
-    lease.metadata = std::move(reply.metadata);
-    // Later calls find the plugin through these (the worker's metadata cannot redirect them).
-    lease.metadata["pluginId"] = plugin.id;
-    lease.metadata["pluginKey"] = plugin.key;
-    lease.metadata["sandboxProviderPlugin"] = true;
-    return lease;
+    return sandbox_lease_of(std::move(reply), plugin);
 }
 
 inline sandbox_lease sandbox_provider_core::resume(sandbox_lease_params const& l) const {
     auto const plugin = resolve_for_lease(l.lease_metadata);
     auto reply = read_lease_reply(plugin.worker->call(plugins::methods::environment_resume_lease,
                                                       lease_call_params(l), {.timeout = sandbox_rpc_timeout(l.config)}));
-    sandbox_lease lease;
-    lease.provider_lease_id = std::move(reply.provider_lease_id);  // empty: the driver refuses it
-    lease.expires_at = reply.expires_at;
-    lease.metadata = std::move(reply.metadata);
-    lease.metadata["pluginId"] = plugin.id;
-    lease.metadata["pluginKey"] = plugin.key;
-    lease.metadata["sandboxProviderPlugin"] = true;
-    return lease;
+    return sandbox_lease_of(std::move(reply), plugin);  // an empty id: the driver refuses it
 }
 
 inline void sandbox_provider_core::release(sandbox_lease_params const& l) const {
