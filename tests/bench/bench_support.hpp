@@ -126,8 +126,8 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
         if (!s.counter.empty()) {
             double const v = rep.counter(s.numerator, s.counter);
             if (v < 0) {
-                std::printf("ratio %s = n/a (benchmark %s or its counter %s did not run)\n", s.metric.c_str(),
-                            s.numerator.c_str(), s.counter.c_str());
+                std::printf("%s %s = n/a (benchmark %s or its counter %s did not run)\n",
+                            s.target < 0 ? "info" : "ratio", s.metric.c_str(), s.numerator.c_str(), s.counter.c_str());
                 rc = 1;
             } else if (s.target < 0) {
                 std::printf("info %s = %.3f\n", s.metric.c_str(), v);
@@ -139,8 +139,8 @@ inline int run_and_report(int argc, char** argv, std::vector<ratio_spec> const& 
         double const num = rep.ns(s.numerator);
         double const den = s.denominator.empty() ? s.unit_ns : rep.ns(s.denominator);
         if (num < 0 || den <= 0) {
-            std::printf("ratio %s = n/a (benchmark %s or %s did not run)\n", s.metric.c_str(), s.numerator.c_str(),
-                        s.denominator.c_str());
+            std::printf("%s %s = n/a (benchmark %s or %s did not run)\n", s.target < 0 ? "info" : "ratio",
+                        s.metric.c_str(), s.numerator.c_str(), s.denominator.c_str());
             rc = 1;
             continue;
         }
