@@ -132,11 +132,15 @@ struct statements {
             "WITH env AS (SELECT company_id, name, config::text AS config, " + std::string(limit_ok_sql) +
             " AS limit_ok, " + limit_sql + " AS lim FROM environments WHERE id = " + e +
             "), n AS (SELECT count(*) AS active FROM environment_leases WHERE company_id = " + c +
-            " AND environment_id = " + e + " AND status = 'active'), ins AS (INSERT INTO environment_leases (" +
+            " AND environment_id = " + e + " AND status = 'active' AND EXISTS (SELECT 1 FROM env WHERE lim IS NOT "
+            "NULL)), ins AS (INSERT INTO environment_leases (" +
             lease_cols + ") SELECT " + placeholder_list<environment_lease>() + " FROM env, n WHERE env.company_id = " +
             c + " AND env.limit_ok AND (env.lim IS NULL OR n.active < env.lim) RETURNING id)";
+        // Only a refused insert needs the environment's facts (for its error); without a limit the
+        // active leases are not counted (EXISTS is a one-time filter: no index scan) and read as 0.
         std::string const tail =
-            " SELECT (SELECT count(*) FROM ins), env.company_id, env.name, env.config, n.active FROM n LEFT JOIN env ON true";
+            " SELECT (SELECT count(*) FROM ins) AS inserted, env.company_id, env.name, CASE WHEN NOT EXISTS (SELECT 1 "
+            "FROM ins) THEN env.config END, n.active FROM n LEFT JOIN env ON true";
         return std::array<std::string, 2>{
             head + tail, head + ", ev AS (INSERT INTO activity_log (" + activity_cols + ") SELECT " +
                              placeholder_list<activity_event>(lease_n + 3) + " FROM ins)" + tail};
