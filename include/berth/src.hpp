@@ -11,6 +11,10 @@
 #include <berth/detail/config.hpp>
 #include <berth/orchestrator/detail/run_support.hpp>
 #include <berth/orchestrator/detail/impl/run_support.hpp>
+#include <berth/process/spawn.hpp>
+#include <berth/process/impl/spawn.hpp>
+#include <berth/drivers/local.hpp>
+#include <berth/drivers/impl/local.hpp>
 #include <berth/stores/memory.hpp>
 #include <berth/workspace/runtime.hpp>
 #include <berth/workspace/impl/runtime.hpp>

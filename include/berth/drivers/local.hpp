@@ -26,23 +26,31 @@
 #include <berth/concepts/clock.hpp>               // clock (the workspace records' timestamps)
 #include <berth/concepts/environment_driver.hpp>  // driver_tag, the driver concepts
 #include <berth/concepts/orchestrator_store.hpp>  // workspace_store (where execution workspaces are recorded)
+#include <berth/detail/config.hpp>                // BERTH_DECL, BERTH_SEPARATE_COMPILATION
 #include <berth/model/driver_io.hpp>              // acquire_request, lease_grant, command, ...
-#include <berth/process/lease_processes.hpp>      // lease_variable, lease_process_sweeper
-#include <berth/process/spawn.hpp>                // process::run (its environment: process/environment.hpp)
-#include <berth/recovery/holder.hpp>              // starter_of
-#include <berth/workspace/manager.hpp>            // workspace_manager, workspace_runtime
+#include <berth/workspace/options.hpp>            // workspace_runtime_options
 
-#include <boost/json/object.hpp>  // boost::json::object (metadata, details)
-#include <boost/json/value.hpp>   // boost::json::value (null members)
+#include <chrono>       // std::chrono::milliseconds
+#include <memory>       // std::shared_ptr
+#include <string_view>  // std::string_view
 
-#include <chrono>    // std::chrono::milliseconds
-#include <memory>    // std::shared_ptr
-#include <optional>  // std::optional
-#include <string>    // std::string
-#include <utility>   // std::move
+// What this header names and does not define: the runtime and the sweeper are held by pointer, and
+// the members that use them are defined in drivers/impl/local.hpp (compiled once in <berth/src.hpp>
+// under BERTH_SEPARATE_COMPILATION), so that a TU that uses a local_driver parses neither the
+// workspace runtime (git, locks, <filesystem>, <thread>) nor the spawn layer.
+namespace berth {
+class workspace_runtime;                // workspace/runtime.hpp
+struct realize_workspace_request;       // workspace/types.hpp
+struct workspace_record_context;        // workspace/manager.hpp
+struct managed_workspace;               // workspace/manager.hpp
+namespace process {
+class lease_process_sweeper;            // process/lease_processes.hpp
+}  // namespace process
+}  // namespace berth
 
-#include <climits>   // HOST_NAME_MAX, PATH_MAX
-#include <unistd.h>  // gethostname, getcwd
+/// Defined by this header: <berth/template_definitions.hpp> then includes the definition of
+/// local_driver's member template (drivers/impl/local_workspaces.hpp).
+#define BERTH_DRIVERS_LOCAL_INCLUDED 1
 
 namespace berth {
 
@@ -69,10 +77,7 @@ public:
     static constexpr bool manages_execution_workspaces = true;
 
     local_driver() : local_driver(local_driver_options{}) {}
-    explicit local_driver(local_driver_options options)
-        : options_(std::move(options)),
-          workspaces_(std::make_shared<workspace_runtime const>(options_.workspaces)),
-          sweeper_(std::make_shared<process::lease_process_sweeper>()) {}
+    explicit local_driver(local_driver_options options);
 
     [[nodiscard]] local_driver_options const& options() const noexcept { return options_; }
     /// What realizes execution workspaces (shared by copies of this driver).
@@ -84,25 +89,12 @@ public:
     template <workspace_store Store, clock Clock>
     [[nodiscard]] managed_workspace realize_execution_workspace(Store& store, Clock const& clock,
                                                                 realize_workspace_request const& request,
-                                                                workspace_record_context const& context) const {
-        return workspace_manager<Store, Clock>(store, *workspaces_, clock).realize(request, context);
-    }
+                                                                workspace_record_context const& context) const;
 
     /// A lease on this machine: provider "local", no provider lease id, no expiry, and metadata
     /// `{agentId (only when the request has one), driver: "local", executionWorkspaceMode (or null)}`.
     /// @throws std::bad_alloc
-    [[nodiscard]] lease_grant acquire(acquire_request const& request) const {
-        lease_grant grant;
-        grant.provider = "local";
-        grant.metadata.reserve(3);
-        if (request.agent_id.has_value()) grant.metadata.emplace("agentId", *request.agent_id);
-        grant.metadata.emplace("driver", "local");
-        if (request.execution_workspace_mode)
-            grant.metadata.emplace("executionWorkspaceMode", *request.execution_workspace_mode);
-        else
-            grant.metadata.emplace("executionWorkspaceMode", nullptr);
-        return grant;
-    }
+    [[nodiscard]] lease_grant acquire(acquire_request const& request) const;
 
     /// A run that ended well (`released`), or whose lease is kept (`retained`, for inspection or
     /// reuse), leaves what its commands started in the background as it is (upstream): an empty
@@ -110,46 +102,20 @@ public:
     /// process that still carries its lease id (as destroy does): empty outcome when none is left,
     /// cleanup `failed` with the reason when one survives SIGKILL. Never throws.
     [[nodiscard]] release_outcome release(environment const&, environment_lease const& lease,
-                                          lease_status to) const noexcept {
-        if (to != lease_status::failed && to != lease_status::expired) return {};  // released, retained
-        auto out = end_processes_of(lease);
-        if (out.cleanup_status == cleanup_status::success) return {};
-        return out;
-    }
+                                          lease_status to) const noexcept;
 
     /// Ends every process of this host that carries `BERTH_LEASE_ID=<lease id>` (SIGKILL, again
     /// until none is left): what a run whose holder died left running. Cleanup `success` when none
     /// is left, else `failed` with the reason (recovery retries: the lease is pending_cleanup).
     /// Costs one pass over /proc, shared by the leases of one recovery (process::lease_process_sweeper).
     /// Never throws.
-    [[nodiscard]] release_outcome destroy(environment const&, environment_lease const& lease) const noexcept {
-        return end_processes_of(lease);
-    }
+    [[nodiscard]] release_outcome destroy(environment const&, environment_lease const& lease) const noexcept;
 
     /// cwd = local_path ?? remote_path ?? "/", and metadata `{workspaceRealization: {version: 1,
     /// driver: "local", transport: "local", mode, cwd (local ?? remote, else null), local: {path},
     /// remote: {path}}}`. Does not touch the filesystem (as upstream): execute checks the cwd.
     /// @throws std::bad_alloc
-    [[nodiscard]] workspace_realization realize_workspace(realize_request const& request) const {
-        auto nullable_string = [](std::optional<std::string> const& s) {
-            return s ? boost::json::value(*s) : boost::json::value(nullptr);
-        };
-        std::optional<std::string> const chosen = request.local_path ? request.local_path : request.remote_path;
-
-        boost::json::object record;
-        record["version"] = 1;
-        record["driver"] = "local";
-        record["transport"] = "local";
-        record["mode"] = nullable_string(request.mode);
-        record["cwd"] = nullable_string(chosen);
-        record["local"] = boost::json::object{{"path", nullable_string(request.local_path)}};
-        record["remote"] = boost::json::object{{"path", nullable_string(request.remote_path)}};
-
-        workspace_realization realization;
-        realization.cwd = chosen.value_or("/");
-        realization.metadata["workspaceRealization"] = std::move(record);
-        return realization;
-    }
+    [[nodiscard]] workspace_realization realize_workspace(realize_request const& request) const;
 
     /// Runs `cmd` on this machine (berth::process::run) with this process's environment minus
     /// secrets (the variables process::sanitized_environment() lists), `cmd.env` on top, and
@@ -157,65 +123,20 @@ public:
     /// `cmd.cwd` (which must exist) or this process's cwd.
     /// @throws berth::process_error when the program or the cwd is missing or the spawn fails (a
     ///         non-zero exit is a result, not an error); whatever `cmd.on_output` throws.
-    [[nodiscard]] command_result execute(environment const&, environment_lease const& lease, command const& cmd) const {
-        process::run_options run{.inherit_sanitized_environment = true, .kill_grace = options_.kill_grace};
-        if (lease.id.empty()) return process::run(cmd, run);
-        std::string const variable(process::lease_variable);
-        if (!cmd.env.contains(variable)) {
-            run.base_environment.emplace(variable, lease.id);
-            return process::run(cmd, run);
-        }
-        command own = cmd;  // rare: the command names the variable itself
-        own.env[variable] = lease.id;
-        return process::run(own, run);
-    }
+    [[nodiscard]] command_result execute(environment const&, environment_lease const& lease, command const& cmd) const;
 
     /// Always ok on a host that runs berth: summary `probe_summary`, details `{hostname, cwd}`
     /// (null where the system call fails). Never throws; under memory exhaustion it returns a
     /// default (not ok) result.
-    [[nodiscard]] probe_result probe(environment const&) const noexcept {
-        try {
-            probe_result result;
-            result.ok = true;
-            result.summary = probe_summary;
-            char host[HOST_NAME_MAX + 1] = {};
-            if (::gethostname(host, sizeof host - 1) == 0)
-                result.details["hostname"] = host;
-            else
-                result.details["hostname"] = nullptr;
-            char cwd[PATH_MAX];
-            if (::getcwd(cwd, sizeof cwd) != nullptr)
-                result.details["cwd"] = cwd;
-            else
-                result.details["cwd"] = nullptr;
-            return result;
-        } catch (...) {
-            return probe_result{};
-        }
-    }
+    [[nodiscard]] probe_result probe(environment const&) const noexcept;
 
     /// `{kind: "local", environment_id, lease_id}`; no transport, remote cwd or spec.
     /// @throws std::bad_alloc
     [[nodiscard]] berth::execution_target execution_target(environment const& env,
-                                                           environment_lease const& lease) const {
-        berth::execution_target target;
-        target.kind = "local";
-        target.environment_id = env.id;
-        target.lease_id = lease.id;
-        return target;
-    }
+                                                           environment_lease const& lease) const;
 
 private:
-    [[nodiscard]] release_outcome end_processes_of(environment_lease const& lease) const noexcept {
-        try {
-            if (sweeper_->end_processes_of(lease.id, starter_of(lease)))
-                return {.cleanup_status = cleanup_status::success, .failure_reason = std::nullopt};
-            return {.cleanup_status = cleanup_status::failed,
-                    .failure_reason = "processes of lease " + lease.id + " still run after SIGKILL"};
-        } catch (...) {
-            return {.cleanup_status = cleanup_status::failed, .failure_reason = std::nullopt};
-        }
-    }
+    [[nodiscard]] release_outcome end_processes_of(environment_lease const& lease) const noexcept;
 
     local_driver_options options_{};
     std::shared_ptr<workspace_runtime const> workspaces_;
@@ -232,3 +153,12 @@ static_assert(driver_with_destroy<local_driver>);
 static_assert(!driver_with_resume<local_driver>, "a local lease has no provider side to resume");
 
 }  // namespace berth
+
+// The definitions: here in header-only mode. Under BERTH_SEPARATE_COMPILATION the non-template
+// members are compiled once in <berth/src.hpp>, and the member template is defined where an
+// orchestrator is instantiated (<berth/template_definitions.hpp>, included by
+// <berth/orchestrator/instantiate.hpp>).
+#ifndef BERTH_SEPARATE_COMPILATION
+#include <berth/drivers/impl/local.hpp>
+#include <berth/drivers/impl/local_workspaces.hpp>
+#endif

@@ -32,6 +32,9 @@
 
 #include <berth/orchestrator/run_orchestrator.hpp>
 #include <berth/orchestrator/impl/run_orchestrator.hpp>  // the members (also under BERTH_SEPARATE_COMPILATION)
+// The member templates the orchestrator calls that the driver headers included so far only
+// declare (under BERTH_SEPARATE_COMPILATION): include this header after the stack's header.
+#include <berth/template_definitions.hpp>
 
 // BERTH_EXTERN_ORCHESTRATOR(Stack) is defined by run_orchestrator.hpp (a header that only
 // declares does not need this one).

@@ -19,7 +19,8 @@
 //! reaps the child: no zombie and no runaway group by default.
 
 #include <berth/model/command.hpp>    // berth::command
-#include <berth/process/spawn.hpp>    // run_options and the detail helpers of the spawn layer
+#include <berth/process/detail/spawn.hpp>  // the spawn layer's helpers (also under BERTH_SEPARATE_COMPILATION)
+#include <berth/process/spawn.hpp>    // run_options
 
 #include <csignal>   // kill
 #include <optional>  // std::optional

@@ -27,35 +27,13 @@
 //!
 //! Standard and POSIX headers only (no fmt, no JSON): see model/command.hpp for the types.
 
+#include <berth/detail/config.hpp>        // BERTH_DECL, BERTH_SEPARATE_COMPILATION
 #include <berth/model/command.hpp>        // berth::command, berth::command_result
-#include <berth/process/environment.hpp>  // environment_map
+#include <berth/process/run_options.hpp>  // run_options
 
-#include <chrono>   // std::chrono::milliseconds, std::chrono::seconds
 #include <cstddef>  // std::size_t
 
 namespace berth::process {
-
-/// How run() treats the child, beyond what the command itself says.
-struct run_options {
-    /// Start the child's environment from this process's environment minus secrets (exactly the
-    /// variables sanitized_environment() returns), read from `environ` at spawn time without
-    /// building a map. Off by default: nothing is inherited unless asked for. (A name that appears
-    /// twice in `environ` is passed on twice; the child's getenv sees the first, as ours does.)
-    bool inherit_sanitized_environment = false;
-    /// Variables set on top of the inherited ones (if any), before `command::env` is applied on
-    /// top of them. With the defaults, the child gets only this map and the command's own env.
-    environment_map base_environment{};
-    /// Once the deadline passed: time between SIGTERM and SIGKILL to the child's process group, and
-    /// again between SIGKILL and giving up on pipes still held open by a process outside the
-    /// group (a daemon that called setsid).
-    std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
-    /// The child gets SIGKILL when the thread that called run() dies (PR_SET_PDEATHSIG): a berth
-    /// process killed with -9 takes its git, provisioning and command processes with it instead of
-    /// leaving them working in a workspace the next run reuses (docs/reliability.md). Only the
-    /// direct child: descendants in its process group are stopped by run()'s own deadline, or by
-    /// the next run's recovery.
-    bool die_with_parent = true;
-};
 
 /// Runs `cmd` to completion and returns how it ended.
 ///
@@ -92,15 +70,20 @@ struct run_options {
 /// Thread safety: safe to call from many threads at once (all state is local; every descriptor is
 /// O_CLOEXEC, so concurrently spawned children do not inherit each other's pipes). It briefly
 /// blocks SIGPIPE in the calling thread around stdin writes (see detail/sigpipe.hpp).
-[[nodiscard]] inline command_result run(command const& cmd, run_options const& options = {});
+[[nodiscard]] BERTH_DECL command_result run(command const& cmd, run_options const& options = {});
 
 /// Sends `sig` to the process group (and the process) of every child that a run() in this
 /// process is waiting for right now, and returns how many there were. For an application that
 /// handles SIGINT/SIGTERM itself (berth-run's signal thread): the run's command gets the signal
 /// as it would from a terminal, although it runs in a process group of its own. Thread-safe;
 /// not async-signal-safe (call it from a thread that sigwait()s, not from a handler).
-inline std::size_t signal_running(int sig) noexcept;
+BERTH_DECL std::size_t signal_running(int sig) noexcept;
 
 }  // namespace berth::process
 
+// The definitions: here in header-only mode, compiled once in <berth/src.hpp> under
+// BERTH_SEPARATE_COMPILATION (berth/detail/config.hpp), so that a TU that only calls run() does
+// not parse the spawn layer (process/detail/spawn.hpp).
+#ifndef BERTH_SEPARATE_COMPILATION
 #include <berth/process/impl/spawn.hpp>
+#endif

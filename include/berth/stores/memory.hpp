@@ -25,33 +25,18 @@
 #include <berth/model/activity.hpp>                // activity_event, activity_filter
 #include <berth/model/environment.hpp>             // environment, new_environment, environment_patch, ...
 #include <berth/model/lease.hpp>                   // environment_lease, new_lease, lease_transition, lease_filter
-#include <berth/model/lease_transitions.hpp>       // detail::lease_status_count (the status index)
 #include <berth/model/retention.hpp>               // history_retention, prune_result
 #include <berth/model/runtime_service.hpp>         // workspace_runtime_service, runtime_service_filter
 #include <berth/concepts/project_workspace_store.hpp>  // project_workspace_store (issue 21)
 #include <berth/model/project_workspace.hpp>       // project_workspace and its inputs
 #include <berth/model/workspace.hpp>               // execution_workspace, workspace_operation and their inputs
-#include <berth/stores/memory/id_table.hpp>         // id_table (the environment-keyed indexes)
-#include <berth/stores/memory/rows.hpp>             // lease_row, event_row (the compact records)
 
-#include <boost/describe/enumerators.hpp>  // describe_enumerators (the status count)
-#include <boost/mp11/list.hpp>              // mp_size
-#include <boost/container/small_vector.hpp>  // boost::container::small_vector (a run's or entity's rows)
-#include <boost/unordered/unordered_flat_map.hpp>  // boost::unordered_flat_map (rows and indexes by id)
-
-#include <array>          // std::array (one lease set per status)
-#include <cstddef>        // std::size_t
-#include <cstdint>        // std::uint64_t, std::int64_t
-#include <functional>     // std::hash, std::equal_to, std::less
-#include <map>            // std::map (runtime services)
-#include <memory>         // std::unique_ptr (lease and event rows)
-#include <set>            // std::set (the ordered indexes)
-#include <optional>       // std::optional
-#include <shared_mutex>   // std::shared_mutex
-#include <string>         // std::string
-#include <string_view>    // std::string_view
-#include <unordered_map>  // std::unordered_map
-#include <vector>         // std::vector
+#include <cstdint>      // std::uint64_t
+#include <memory>       // std::unique_ptr (the tables)
+#include <optional>     // std::optional
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <vector>       // std::vector
 
 namespace berth {
 
@@ -269,171 +254,11 @@ public:
     [[nodiscard]] std::vector<workspace_operation> list_operations(workspace_operation_filter const& filter) const;
 
 private:
-    struct service_row {
-        workspace_runtime_service value;
-        std::uint64_t seq;
-    };
-    std::map<std::string, service_row, std::less<>> services_;
-
-    struct environment_row {
-        environment value;
-        std::uint64_t seq;  // insertion order: the last tie-break of every list
-    };
-    // Leases and events are kept compactly (stores/memory/rows.hpp): ids as 16-byte UUIDs,
-    // repeated names pooled, JSON as text — about a third of the public records' bytes.
-    using lease_row = detail::memory::lease_row;
-    using event_row = detail::memory::event_row;
-    /// A position in a list's order: a sort time and an id.
-    struct list_key {
-        timestamp at;
-        detail::memory::compact_view id;
-    };
-    /// The lease lists' order: newest last_used_at first, then greatest id (lease_cursor's keyset).
-    struct newest_lease_first {
-        using is_transparent = void;
-        static list_key key(lease_row const* r) noexcept { return {r->last_used_at, r->id.view()}; }
-        static list_key key(list_key k) noexcept { return k; }
-        template <class A, class B>
-        bool operator()(A const& a, B const& b) const noexcept {
-            auto const x = key(a), y = key(b);
-            if (x.at != y.at) return x.at > y.at;
-            return x.id > y.id;
-        }
-    };
-    /// The activity lists' order: oldest created_at first, then smallest id (activity_cursor's keyset).
-    struct oldest_event_first {
-        using is_transparent = void;
-        static list_key key(event_row const* r) noexcept { return {r->created_at, r->id.view()}; }
-        static list_key key(list_key k) noexcept { return k; }
-        template <class A, class B>
-        bool operator()(A const& a, B const& b) const noexcept {
-            auto const x = key(a), y = key(b);
-            if (x.at != y.at) return x.at < y.at;
-            return x.id < y.id;
-        }
-    };
-    /// The expiry sweep's order: soonest expires_at first, then oldest inserted.
-    struct soonest_expiry_first {
-        bool operator()(lease_row const* a, lease_row const* b) const noexcept {
-            if (a->expires_at.micros != b->expires_at.micros) return a->expires_at.micros < b->expires_at.micros;
-            return a->seq < b->seq;
-        }
-    };
-    using lease_set = std::set<lease_row*, newest_lease_first>;
-    using expiry_set = std::set<lease_row*, soonest_expiry_first>;
-    using event_set = std::set<event_row*, oldest_event_first>;
-    /// An environment's leases, one set per status, each in list order.
-    struct environment_leases {
-        std::array<lease_set, detail::lease_status_count> by_status;
-    };
-    // Keyed by ids: hashed, with string_view lookups. Every list sorts its result itself, so no
-    // container needs an order; hashing keeps the cost of a lookup flat as the store grows (an
-    // ordered map of 10^5 UUIDs costs a cache miss per level). The lease path — rows, indexes,
-    // event ids — uses detail::memory::id_table (open addressing, stored hashes); the other rows are
-    // few and stay in node maps, whose addresses the company index holds.
-    struct node_hash {
-        using is_transparent = void;
-        // Deliberately not noexcept: libstdc++ stores each node's hash only for hashers it may not
-        // call freely (__cache_default), and then a rehash never hashes an id again.
-        std::size_t operator()(std::string_view s) const { return detail::memory::hash_id(s); }
-    };
-    template <class V>
-    using id_map = std::unordered_map<std::string, V, node_hash, std::equal_to<>>;
-    template <class Row>
-    using index = detail::memory::id_table<std::vector<Row*>>;
-    /// Compact id → its rows (a run's leases or events, an entity's events: a handful, kept inline).
-    template <class Row>
-    using compact_index = boost::unordered_flat_map<detail::memory::compact_text, boost::container::small_vector<Row*, 2>,
-                                                    detail::memory::compact_hash, detail::memory::compact_equal>;
-    /// Compact id → the row (owned: its heap block never moves, and pruning frees it).
-    template <class Row>
-    using row_table = boost::unordered_flat_map<detail::memory::compact_text, std::unique_ptr<Row>,
-                                                detail::memory::compact_hash, detail::memory::compact_equal>;
-
-    [[nodiscard]] environment_row const* find_local(std::string_view company_id,
-                                                    std::string_view except_id = {}) const;
-    void check_capacity(environment const& env) const;
-    void check_reuse_scope(std::string_view environment_id, std::optional<std::string> const& scope) const;
-    void append_event(activity_event const& event);
-    void insert_environment(environment env);
-    [[nodiscard]] lease_set& status_set(lease_row const* row) noexcept;
-    void erase_event(event_row* row, bool from_entity_index) noexcept;
-    void erase_lease(lease_row* row, prune_result& counts) noexcept;
-
-    mutable std::shared_mutex mutex_;
-    std::uint64_t next_seq_ = 0;
-    // Rows live in unordered_map nodes, whose addresses never change (rehashing moves no node), so
-    // the indexes hold pointers.
-    id_map<environment_row> environments_;
-    index<environment_row> environments_by_company_;
-    // Lease and event rows each in a heap block of their own: its address never changes (the
-    // indexes hold pointers) and pruning frees it. The tables are keyed by a view of the row's id.
-    detail::memory::text_pool pool_;  // the rows' repeated names (company, environment, actor, ...)
-    row_table<lease_row> leases_;
-    // Per environment, per status, in list order: a page of `list_leases(env, {status})` is a
-    // seek and its rows; the active set is also the capacity count and the reuse-scope check.
-    detail::memory::id_table<environment_leases> leases_by_environment_;
-    compact_index<lease_row> leases_by_run_;
-    expiry_set expiring_;  // active leases with an expires_at: the sweep reads only what is due
-    row_table<event_row> events_;
-    detail::memory::id_table<event_set> events_by_company_;  // in list order
-    compact_index<event_row> events_by_run_;
-    compact_index<event_row> events_by_entity_;  // by entity id, under any entity type
-    struct workspace_row {
-        execution_workspace value;
-        std::uint64_t seq;
-    };
-    struct operation_row {
-        workspace_operation value;
-        std::uint64_t seq;
-    };
-    /// list_execution_workspaces' order: newest last_used_at first (a null last), then newest
-    /// created_at, then newest inserted.
-    struct newest_workspace_first {
-        bool operator()(workspace_row const* a, workspace_row const* b) const noexcept {
-            auto const& x = a->value;
-            auto const& y = b->value;
-            if (x.last_used_at != y.last_used_at) {
-                if (!x.last_used_at || !y.last_used_at) return x.last_used_at.has_value();
-                return *x.last_used_at > *y.last_used_at;
-            }
-            if (x.created_at != y.created_at) return x.created_at > y.created_at;
-            return a->seq > b->seq;
-        }
-    };
-    /// list_operations' order: oldest started_at first, then oldest inserted.
-    struct oldest_operation_first {
-        bool operator()(operation_row const* a, operation_row const* b) const noexcept {
-            if (a->value.started_at != b->value.started_at) return a->value.started_at < b->value.started_at;
-            return a->seq < b->seq;
-        }
-    };
-    using workspace_set = std::set<workspace_row const*, newest_workspace_first>;
-    using operation_set = std::set<operation_row const*, oldest_operation_first>;
-    static constexpr std::size_t workspace_status_count =
-        boost::mp11::mp_size<boost::describe::describe_enumerators<execution_workspace_status>>::value;
-    /// A company's execution workspaces in list order, all of them and by status (issue 22: the
-    /// startup restart reads the unarchived ones, a dashboard pages them).
-    struct company_workspaces {
-        workspace_set all;
-        std::array<workspace_set, workspace_status_count> by_status;
-    };
-    void index_workspace(workspace_row const* row);
-    void index_operation(operation_row const* row);
-
-    id_map<workspace_row> workspaces_;
-    id_map<company_workspaces> workspaces_by_company_;
-    struct project_workspace_row {
-        project_workspace value;
-        std::uint64_t seq;
-    };
-    id_map<project_workspace_row> project_workspaces_;
-    id_map<operation_row> operations_;
-    // Operations in list order by company, by run (what recovery reads for a dead run) and by
-    // execution workspace: a page is a seek and its rows.
-    id_map<operation_set> operations_by_company_;
-    id_map<operation_set> operations_by_run_;
-    id_map<operation_set> operations_by_workspace_;
+    // The rows, indexes and lock (stores/memory/impl/tables.hpp), behind a pointer: a TU that
+    // includes this header parses none of the containers, and under BERTH_SEPARATE_COMPILATION
+    // compiles none of their code. Never null (the store is not movable).
+    struct tables;
+    std::unique_ptr<tables> tables_;
 };
 
 }  // namespace berth
@@ -441,6 +266,7 @@ private:
 // The members' definitions: here in header-only mode, compiled once in <berth/src.hpp> under
 // BERTH_SEPARATE_COMPILATION (berth/detail/config.hpp).
 #ifndef BERTH_SEPARATE_COMPILATION
+#include <berth/stores/memory/impl/tables.hpp>
 #include <berth/stores/memory/impl/memory_store.hpp>
 #include <berth/stores/memory/impl/runtime_services.hpp>
 #include <berth/stores/memory/impl/project_workspaces.hpp>

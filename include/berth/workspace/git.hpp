@@ -13,6 +13,7 @@
 #include <berth/process/environment.hpp>  // environment_map
 #include <berth/process/spawn.hpp>        // process::run
 #include <berth/workspace/error.hpp>      // git_error, workspace_error
+#include <berth/workspace/options.hpp>    // git_options
 
 #include <atomic>       // std::atomic
 #include <chrono>       // std::chrono::milliseconds
@@ -28,19 +29,6 @@
 #include <vector>       // std::vector
 
 namespace berth {
-
-/// How git_runner runs git.
-struct git_options {
-    /// The program: looked up in the child's PATH unless it contains '/'.
-    std::string program = "git";
-    /// The child's whole environment. nullopt: this process's environment minus secrets
-    /// (process::sanitized_environment). Either way berth adds `LC_ALL=C` (so that the messages
-    /// berth looks for, "already exists", are not translated) and `GIT_TERMINAL_PROMPT=0` (git
-    /// never waits for a password on a terminal).
-    std::optional<process::environment_map> environment{};
-    /// Deadline of one git command.
-    std::chrono::milliseconds timeout{std::chrono::minutes(5)};
-};
 
 /// Upstream formatCommandForDisplay: the argv joined by spaces, each part that is not made of
 /// `[A-Za-z0-9_./:-]` alone written as a JSON string. For operation records and messages only:

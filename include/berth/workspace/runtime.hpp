@@ -49,6 +49,7 @@
 #include <berth/workspace/error.hpp>             // workspace_error, git_error
 #include <berth/workspace/git.hpp>               // git_runner, git_options
 #include <berth/workspace/lock.hpp>              // workspace_lock
+#include <berth/workspace/options.hpp>           // workspace_runtime_options, git_options
 #include <berth/workspace/naming.hpp>            // sanitize_branch_name, render_workspace_template, ...
 #include <berth/workspace/operation_recorder.hpp>  // operation_recorder
 #include <berth/workspace/types.hpp>             // realize_workspace_request, realized_workspace, ...
@@ -60,33 +61,6 @@
 #include <vector>    // std::vector
 
 namespace berth {
-
-/// How workspace_runtime runs git and workspace commands.
-struct workspace_runtime_options {
-    git_options git{};
-    /// The shell of provision/cleanup/teardown commands (`<shell> -c <command>`). nullopt:
-    /// upstream resolveShell, `$SHELL` (trimmed) else `/bin/sh`.
-    std::optional<std::string> shell{};
-    /// The base environment of those commands, before the BERTH_* workspace variables. nullopt:
-    /// this process's whole environment, as the seed gives them (`{...process.env}` for provision,
-    /// `sanitizeRuntimeServiceBaseEnv(process.env)` for cleanup/teardown). From the base, a
-    /// provision command loses only a stale `BERTH_LEASE_ID` (it gets its lease's, or none); a
-    /// cleanup or teardown command loses what the seed's sanitizeRuntimeServiceBaseEnv drops:
-    /// `BERTH_*` (upstream's PAPERCLIP_*), `DATABASE_URL`, `npm_config_tailscale_auth`,
-    /// `npm_config_authenticated_private`. docs/workspaces.md, "Environment".
-    std::optional<process::environment_map> command_environment{};
-    /// Opt-in (berth, not upstream): also drop every variable on berth's secret list
-    /// (process::is_secret_env_name: *TOKEN*, *SECRET*, *PASSWORD*, AWS_*, SSH_AUTH_SOCK, ...) from
-    /// the base of provision, cleanup and teardown commands. Off by default, because the seed
-    /// gives a provision command the whole environment (a `git clone` of a private dependency or
-    /// an `npm ci` against a private registry needs its credentials).
-    bool strip_secret_environment = false;
-    /// Deadline of one provision, cleanup or teardown command.
-    std::chrono::milliseconds command_timeout{std::chrono::minutes(15)};
-    /// How long realize() waits for another run that holds the same worktree (workspace_lock)
-    /// before it fails naming that run's pid.
-    std::chrono::milliseconds lock_wait{std::chrono::seconds(30)};
-};
 
 /// Reads a workspace config (upstream `config`: `{workspaceStrategy: {type, branchTemplate,
 /// worktreeParentDir, baseRef, provisionCommand, teardownCommand, cleanupCommand}}`; commands may

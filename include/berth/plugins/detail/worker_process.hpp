@@ -15,7 +15,8 @@
 #include <berth/error.hpp>                     // berth::process_error
 #include <berth/model/command.hpp>             // berth::command
 #include <berth/process/detail/unique_fd.hpp>  // unique_fd, make_pipe, errno_text
-#include <berth/process/spawn.hpp>             // run_options and the spawn layer's detail helpers
+#include <berth/process/detail/spawn.hpp>      // the spawn layer's helpers (also under BERTH_SEPARATE_COMPILATION)
+#include <berth/process/spawn.hpp>             // run_options
 
 #include <cerrno>   // errno
 #include <csignal>  // sigaction, sigprocmask, SIGKILL

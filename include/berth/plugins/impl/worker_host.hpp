@@ -7,7 +7,7 @@
 #include <berth/plugins/detail/worker_process.hpp>  // spawn_worker
 #include <berth/process/detail/sigpipe.hpp>         // write_without_sigpipe
 #include <berth/process/detail/unique_fd.hpp>       // unique_fd, set_nonblocking, errno_text
-#include <berth/process/impl/spawn.hpp>             // open_pidfd
+#include <berth/process/detail/spawn.hpp>             // open_pidfd
 
 #include <boost/json/parse.hpp>      // boost::json::parse
 #include <boost/json/serialize.hpp>  // boost::json::serialize

@@ -1,6 +1,8 @@
 #pragma once
 // Definitions of berth::memory_store (declared and documented in berth/stores/memory.hpp, which
-// includes this file at its end; not meant to be included on its own).
+// includes this file at its end in header-only mode; <berth/src.hpp> includes it under
+// BERTH_SEPARATE_COMPILATION; not meant to be included on its own): the work is done by
+// memory_store::tables (impl/tables.hpp), to which the public members forward.
 //
 // How every write keeps the store unchanged on failure: it checks every rule first, then builds
 // the new records, allocates the index nodes it will insert (node_for) and makes room in every
@@ -12,6 +14,7 @@
 #include <berth/model/enum_string.hpp>        // to_string (enums in messages)
 #include <berth/model/ids.hpp>                // new_id
 #include <berth/model/lease_rules.hpp>        // every lease rule and refusal
+#include <berth/stores/memory/impl/tables.hpp>  // memory_store::tables
 
 #include <algorithm>  // std::sort, std::partial_sort, std::make_heap, std::pop_heap, std::push_heap
 #include <cstdint>    // std::int64_t, std::uint64_t
@@ -153,10 +156,7 @@ namespace berth {
 
 // ---- private helpers ---------------------------------------------------------------------------
 
-BERTH_DECL memory_store::memory_store() = default;
-BERTH_DECL memory_store::~memory_store() = default;
-
-BERTH_DECL memory_store::environment_row const* memory_store::find_local(std::string_view company_id,
+BERTH_DECL memory_store::tables::environment_row const* memory_store::tables::find_local(std::string_view company_id,
                                                                     std::string_view except_id) const {
     auto const it = environments_by_company_.find(company_id);
     if (it == environments_by_company_.end()) return nullptr;
@@ -165,13 +165,13 @@ BERTH_DECL memory_store::environment_row const* memory_store::find_local(std::st
     return nullptr;
 }
 
-BERTH_DECL memory_store::lease_set& memory_store::status_set(lease_row const* row) noexcept {
+BERTH_DECL memory_store::tables::lease_set& memory_store::tables::status_set(lease_row const* row) noexcept {
     // Every stored lease is in its environment's entry (acquire_lease made it).
     return leases_by_environment_.find(detail::memory::text_of(row->environment_id))
         ->second.by_status[detail::index(row->status)];
 }
 
-BERTH_DECL void memory_store::check_capacity(environment const& env) const {
+BERTH_DECL void memory_store::tables::check_capacity(environment const& env) const {
     auto const limit = lease_rules::max_active_leases(env);
     if (!limit) return;
     std::int64_t active = 0;
@@ -180,7 +180,7 @@ BERTH_DECL void memory_store::check_capacity(environment const& env) const {
     lease_rules::check_capacity(env.name, env.id, limit, active);
 }
 
-BERTH_DECL void memory_store::check_reuse_scope(std::string_view environment_id,
+BERTH_DECL void memory_store::tables::check_reuse_scope(std::string_view environment_id,
                                             std::optional<std::string> const& scope) const {
     // Only the environment's active leases can hold a scope; the store compares keys, nothing more.
     if (!scope) return;
@@ -193,7 +193,7 @@ BERTH_DECL void memory_store::check_reuse_scope(std::string_view environment_id,
 // Stores an event and indexes it. Strong guarantee: when it throws — conflict for an id already
 // logged, or std::bad_alloc — the store has not changed (an index entry it made is empty, and an
 // empty entry lists nothing; a pooled name no row uses is harmless).
-BERTH_DECL void memory_store::append_event(activity_event const& event) {
+BERTH_DECL void memory_store::tables::append_event(activity_event const& event) {
     using namespace detail::memory;
     auto const key = compact_view::of(event.id);
     if (events_.contains(key))
@@ -218,7 +218,7 @@ BERTH_DECL void memory_store::append_event(activity_event const& event) {
     by_entity.push_back(r);
 }
 
-BERTH_DECL void memory_store::erase_event(event_row* row, bool from_entity_index) noexcept {
+BERTH_DECL void memory_store::tables::erase_event(event_row* row, bool from_entity_index) noexcept {
     using namespace detail::memory;
     if (auto const it = events_by_company_.find(text_of(row->company_id)); it != events_by_company_.end()) {
         it->second.erase(row);
@@ -237,7 +237,7 @@ BERTH_DECL void memory_store::erase_event(event_row* row, bool from_entity_index
     events_.erase(events_.find(row->id.view()));  // frees the row: last
 }
 
-BERTH_DECL void memory_store::erase_lease(lease_row* row, prune_result& counts) noexcept {
+BERTH_DECL void memory_store::tables::erase_lease(lease_row* row, prune_result& counts) noexcept {
     using namespace detail::memory;
     if (auto const it = events_by_entity_.find(row->id.view()); it != events_by_entity_.end()) {
         auto& about = it->second;
@@ -264,7 +264,7 @@ BERTH_DECL void memory_store::erase_lease(lease_row* row, prune_result& counts) 
     ++counts.leases;
 }
 
-BERTH_DECL void memory_store::insert_environment(environment env) {
+BERTH_DECL void memory_store::tables::insert_environment(environment env) {
     auto& by_company = detail::memory::entry(environments_by_company_, detail::memory::hashed(env.company_id));
     detail::memory::reserve_one(by_company);
     std::string id = env.id;
@@ -278,7 +278,7 @@ BERTH_DECL void memory_store::insert_environment(environment env) {
 
 // ---- environments ------------------------------------------------------------------------------
 
-BERTH_DECL std::vector<environment> memory_store::list_environments(std::string_view company_id,
+BERTH_DECL std::vector<environment> memory_store::tables::list_environments(std::string_view company_id,
                                                                 environment_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<environment_row const*> rows;
@@ -293,14 +293,14 @@ BERTH_DECL std::vector<environment> memory_store::list_environments(std::string_
                                     filter.limit, detail::memory::newest_environment_first<environment_row>);
 }
 
-BERTH_DECL std::optional<environment> memory_store::get_environment(std::string_view id) const {
+BERTH_DECL std::optional<environment> memory_store::tables::get_environment(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto const it = environments_.find(id);
     if (it == environments_.end()) return std::nullopt;
     return it->second.value;
 }
 
-BERTH_DECL environment memory_store::create_environment(new_environment const& input, timestamp now) {
+BERTH_DECL environment memory_store::tables::create_environment(new_environment const& input, timestamp now) {
     using namespace detail::memory;
     if (input.company_id.empty())
         throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
@@ -325,7 +325,7 @@ BERTH_DECL environment memory_store::create_environment(new_environment const& i
     return result;
 }
 
-BERTH_DECL std::optional<environment> memory_store::update_environment(std::string_view id,
+BERTH_DECL std::optional<environment> memory_store::tables::update_environment(std::string_view id,
                                                                    environment_patch const& patch, timestamp now) {
     using namespace detail::memory;
     if (patch.name && patch.name->empty())
@@ -349,7 +349,7 @@ BERTH_DECL std::optional<environment> memory_store::update_environment(std::stri
     return result;
 }
 
-BERTH_DECL environment memory_store::ensure_local_environment(std::string_view company_id, timestamp now) {
+BERTH_DECL environment memory_store::tables::ensure_local_environment(std::string_view company_id, timestamp now) {
     if (company_id.empty())
         throw store_error(store_errc::invalid_argument, "An environment needs a company id (company_id is empty).");
     {
@@ -377,14 +377,14 @@ BERTH_DECL environment memory_store::ensure_local_environment(std::string_view c
 
 // ---- leases ------------------------------------------------------------------------------------
 
-BERTH_DECL std::optional<environment_lease> memory_store::get_lease(std::string_view id) const {
+BERTH_DECL std::optional<environment_lease> memory_store::tables::get_lease(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto const it = leases_.find(id);
     if (it == leases_.end()) return std::nullopt;
     return detail::memory::public_lease(*it->second);
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
+BERTH_DECL std::vector<environment_lease> memory_store::tables::list_leases(std::string_view environment_id,
                                                                 lease_filter const& filter) const {
     using namespace detail::memory;
     std::shared_lock lock(mutex_);
@@ -410,7 +410,7 @@ BERTH_DECL std::vector<environment_lease> memory_store::list_leases(std::string_
     return out;
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
+BERTH_DECL std::vector<environment_lease> memory_store::tables::list_run_leases(std::string_view heartbeat_run_id,
                                                                     lease_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<lease_row const*> rows;
@@ -421,7 +421,7 @@ BERTH_DECL std::vector<environment_lease> memory_store::list_run_leases(std::str
     return detail::memory::first_page(rows, filter.limit, newest_lease_first{});
 }
 
-BERTH_DECL environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
+BERTH_DECL environment_lease memory_store::tables::acquire_lease(new_lease const& input, timestamp now,
                                                      std::optional<activity_event> event) {
     using namespace detail::memory;
     lease_rules::validate(input);
@@ -468,7 +468,7 @@ BERTH_DECL environment_lease memory_store::acquire_lease(new_lease const& input,
     return result;
 }
 
-BERTH_DECL environment_lease memory_store::transition_lease(lease_transition const& t, timestamp now,
+BERTH_DECL environment_lease memory_store::tables::transition_lease(lease_transition const& t, timestamp now,
                                                         std::optional<activity_event> event) {
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
@@ -506,7 +506,7 @@ BERTH_DECL environment_lease memory_store::transition_lease(lease_transition con
     return result;
 }
 
-BERTH_DECL std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
+BERTH_DECL std::optional<environment_lease> memory_store::tables::update_lease_metadata(std::string_view id,
                                                                             std::optional<json_object> metadata,
                                                                             timestamp now) {
     using namespace detail::memory;
@@ -528,7 +528,7 @@ BERTH_DECL std::optional<environment_lease> memory_store::update_lease_metadata(
     return result;
 }
 
-BERTH_DECL environment_lease memory_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
+BERTH_DECL environment_lease memory_store::tables::renew_lease(std::string_view id, std::uint64_t expected_epoch,
                                                    std::optional<timestamp> expires_at, timestamp now) {
     using namespace detail::memory;
     std::unique_lock lock(mutex_);
@@ -553,7 +553,7 @@ BERTH_DECL environment_lease memory_store::renew_lease(std::string_view id, std:
     return result;
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
+BERTH_DECL std::vector<environment_lease> memory_store::tables::release_leases_for_run(std::string_view heartbeat_run_id,
                                                                            lease_status to, timestamp now) {
     using namespace detail::memory;
     lease_rules::check_release_target(to);
@@ -589,11 +589,11 @@ BERTH_DECL std::vector<environment_lease> memory_store::release_leases_for_run(s
     return result;
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
+BERTH_DECL std::vector<environment_lease> memory_store::tables::list_expired_leases(timestamp now) const {
     return list_expired_leases(now, list_page{.limit = no_limit});
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now, list_page const& page) const {
+BERTH_DECL std::vector<environment_lease> memory_store::tables::list_expired_leases(timestamp now, list_page const& page) const {
     std::shared_lock lock(mutex_);
     std::vector<environment_lease> out;
     auto from = expiring_.begin();
@@ -613,7 +613,7 @@ BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(time
     return out;
 }
 
-BERTH_DECL prune_result memory_store::prune_history(history_retention const& r) {
+BERTH_DECL prune_result memory_store::tables::prune_history(history_retention const& r) {
     using namespace detail::memory;
     if (r.batch == 0) throw store_error(store_errc::invalid_argument, "prune_history: batch is 0; it must be positive.");
     prune_result total;
@@ -661,7 +661,7 @@ BERTH_DECL prune_result memory_store::prune_history(history_retention const& r) 
     return total;
 }
 
-BERTH_DECL std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
+BERTH_DECL std::vector<environment_lease> memory_store::tables::list_recoverable_leases(std::string_view holder_host,
                                                                            timestamp now) const {
     std::shared_lock lock(mutex_);
     // The per-environment status sets: only active and pending_cleanup rows are read, however long
@@ -682,12 +682,12 @@ BERTH_DECL std::vector<environment_lease> memory_store::list_recoverable_leases(
 
 // ---- activity ----------------------------------------------------------------------------------
 
-BERTH_DECL void memory_store::record_activity(activity_event const& event) {
+BERTH_DECL void memory_store::tables::record_activity(activity_event const& event) {
     std::unique_lock lock(mutex_);
     append_event(event);
 }
 
-BERTH_DECL std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
+BERTH_DECL std::vector<activity_event> memory_store::tables::list_activity(activity_filter const& filter) const {
     using namespace detail::memory;
     std::shared_lock lock(mutex_);
     auto matches = [&](event_row const& e) {
@@ -738,14 +738,14 @@ BERTH_DECL std::vector<activity_event> memory_store::list_activity(activity_filt
 
 // ---- execution workspaces ----------------------------------------------------------------------
 
-BERTH_DECL std::optional<execution_workspace> memory_store::get_execution_workspace(std::string_view id) const {
+BERTH_DECL std::optional<execution_workspace> memory_store::tables::get_execution_workspace(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = workspaces_.find(id);
     if (it == workspaces_.end()) return std::nullopt;
     return it->second.value;
 }
 
-BERTH_DECL std::vector<execution_workspace> memory_store::list_execution_workspaces(
+BERTH_DECL std::vector<execution_workspace> memory_store::tables::list_execution_workspaces(
     std::string_view company_id, execution_workspace_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<execution_workspace> out;
@@ -771,7 +771,7 @@ BERTH_DECL std::vector<execution_workspace> memory_store::list_execution_workspa
     return out;
 }
 
-BERTH_DECL void memory_store::index_workspace(workspace_row const* row) {
+BERTH_DECL void memory_store::tables::index_workspace(workspace_row const* row) {
     // What may throw comes first (the nodes, the company's entry); the insertions cannot.
     auto all = detail::memory::node_for<workspace_set>(row);
     auto by_status = detail::memory::node_for<workspace_set>(row);
@@ -780,7 +780,7 @@ BERTH_DECL void memory_store::index_workspace(workspace_row const* row) {
     sets.by_status[static_cast<std::size_t>(row->value.status)].insert(std::move(by_status));
 }
 
-BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
+BERTH_DECL execution_workspace memory_store::tables::create_execution_workspace(new_execution_workspace const& input,
                                                                     timestamp now) {
     auto w = make_execution_workspace(input, new_id(), now);
     std::unique_lock lock(mutex_);
@@ -795,7 +795,7 @@ BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_exec
     return w;
 }
 
-BERTH_DECL std::optional<execution_workspace> memory_store::update_execution_workspace(
+BERTH_DECL std::optional<execution_workspace> memory_store::tables::update_execution_workspace(
     std::string_view id, execution_workspace_patch const& patch, timestamp now) {
     std::unique_lock lock(mutex_);
     auto it = workspaces_.find(id);
@@ -816,7 +816,7 @@ BERTH_DECL std::optional<execution_workspace> memory_store::update_execution_wor
 
 // ---- workspace operations ----------------------------------------------------------------------
 
-BERTH_DECL void memory_store::index_operation(operation_row const* row) {
+BERTH_DECL void memory_store::tables::index_operation(operation_row const* row) {
     // What may throw comes first (the nodes, the index entries); the insertions cannot.
     auto const& op = row->value;
     auto by_company = detail::memory::node_for<operation_set>(row);
@@ -831,7 +831,7 @@ BERTH_DECL void memory_store::index_operation(operation_row const* row) {
     if (workspace) workspace->insert(std::move(*by_workspace));
 }
 
-BERTH_DECL workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
+BERTH_DECL workspace_operation memory_store::tables::begin_operation(new_workspace_operation const& input, timestamp now) {
     auto op = make_operation(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = op.id;
@@ -845,7 +845,7 @@ BERTH_DECL workspace_operation memory_store::begin_operation(new_workspace_opera
     return op;
 }
 
-BERTH_DECL std::optional<workspace_operation> memory_store::update_operation(std::string_view id,
+BERTH_DECL std::optional<workspace_operation> memory_store::tables::update_operation(std::string_view id,
                                                                          workspace_operation_patch const& patch,
                                                                          timestamp now) {
     std::unique_lock lock(mutex_);
@@ -871,14 +871,14 @@ BERTH_DECL std::optional<workspace_operation> memory_store::update_operation(std
     return it->second.value;
 }
 
-BERTH_DECL std::optional<workspace_operation> memory_store::get_operation(std::string_view id) const {
+BERTH_DECL std::optional<workspace_operation> memory_store::tables::get_operation(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = operations_.find(id);
     if (it == operations_.end()) return std::nullopt;
     return it->second.value;
 }
 
-BERTH_DECL std::vector<workspace_operation> memory_store::list_operations(workspace_operation_filter const& filter) const {
+BERTH_DECL std::vector<workspace_operation> memory_store::tables::list_operations(workspace_operation_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<workspace_operation> out;
     operation_row const* cursor = nullptr;
@@ -914,6 +914,175 @@ BERTH_DECL std::vector<workspace_operation> memory_store::list_operations(worksp
         return out.size() < filter.limit;
     });
     return out;
+}
+
+// ---- the public members: the store's tables do the work -----------------------------------------
+
+BERTH_DECL memory_store::memory_store() : tables_(std::make_unique<tables>()) {}
+BERTH_DECL memory_store::~memory_store() = default;
+
+BERTH_DECL std::vector<environment> memory_store::list_environments(std::string_view company_id,
+                                                                    environment_filter const& filter) const {
+    return tables_->list_environments(company_id, filter);
+}
+
+BERTH_DECL std::optional<environment> memory_store::get_environment(std::string_view id) const {
+    return tables_->get_environment(id);
+}
+
+BERTH_DECL environment memory_store::create_environment(new_environment const& input, timestamp now) {
+    return tables_->create_environment(input, now);
+}
+
+BERTH_DECL std::optional<environment> memory_store::update_environment(std::string_view id,
+                                                                       environment_patch const& patch, timestamp now) {
+    return tables_->update_environment(id, patch, now);
+}
+
+BERTH_DECL environment memory_store::ensure_local_environment(std::string_view company_id, timestamp now) {
+    return tables_->ensure_local_environment(company_id, now);
+}
+
+BERTH_DECL std::optional<environment_lease> memory_store::get_lease(std::string_view id) const {
+    return tables_->get_lease(id);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::list_leases(std::string_view environment_id,
+                                                                    lease_filter const& filter) const {
+    return tables_->list_leases(environment_id, filter);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::list_run_leases(std::string_view heartbeat_run_id,
+                                                                        lease_filter const& filter) const {
+    return tables_->list_run_leases(heartbeat_run_id, filter);
+}
+
+BERTH_DECL environment_lease memory_store::acquire_lease(new_lease const& input, timestamp now,
+                                                         std::optional<activity_event> event) {
+    return tables_->acquire_lease(input, now, std::move(event));
+}
+
+BERTH_DECL environment_lease memory_store::transition_lease(lease_transition const& transition, timestamp now,
+                                                            std::optional<activity_event> event) {
+    return tables_->transition_lease(transition, now, std::move(event));
+}
+
+BERTH_DECL std::optional<environment_lease> memory_store::update_lease_metadata(std::string_view id,
+                                                                                std::optional<json_object> metadata,
+                                                                                timestamp now) {
+    return tables_->update_lease_metadata(id, std::move(metadata), now);
+}
+
+BERTH_DECL environment_lease memory_store::renew_lease(std::string_view id, std::uint64_t expected_epoch,
+                                                       std::optional<timestamp> expires_at, timestamp now) {
+    return tables_->renew_lease(id, expected_epoch, expires_at, now);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::release_leases_for_run(std::string_view heartbeat_run_id,
+                                                                               lease_status to, timestamp now) {
+    return tables_->release_leases_for_run(heartbeat_run_id, to, now);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now) const {
+    return tables_->list_expired_leases(now);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::list_expired_leases(timestamp now,
+                                                                            list_page const& page) const {
+    return tables_->list_expired_leases(now, page);
+}
+
+BERTH_DECL prune_result memory_store::prune_history(history_retention const& r) {
+    return tables_->prune_history(r);
+}
+
+BERTH_DECL std::vector<environment_lease> memory_store::list_recoverable_leases(std::string_view holder_host,
+                                                                                timestamp now) const {
+    return tables_->list_recoverable_leases(holder_host, now);
+}
+
+BERTH_DECL void memory_store::record_activity(activity_event const& event) {
+    return tables_->record_activity(event);
+}
+
+BERTH_DECL std::vector<activity_event> memory_store::list_activity(activity_filter const& filter) const {
+    return tables_->list_activity(filter);
+}
+
+BERTH_DECL std::optional<workspace_runtime_service> memory_store::get_runtime_service(std::string_view id) const {
+    return tables_->get_runtime_service(id);
+}
+
+BERTH_DECL workspace_runtime_service memory_store::upsert_runtime_service(workspace_runtime_service const& row,
+                                                                          timestamp now) {
+    return tables_->upsert_runtime_service(row, now);
+}
+
+BERTH_DECL std::vector<workspace_runtime_service> memory_store::list_runtime_services(
+    runtime_service_filter const& filter) const {
+    return tables_->list_runtime_services(filter);
+}
+
+BERTH_DECL std::vector<std::string> memory_store::stop_runtime_services(runtime_service_filter const& filter,
+                                                                        timestamp now) {
+    return tables_->stop_runtime_services(filter, now);
+}
+
+BERTH_DECL std::optional<execution_workspace> memory_store::get_execution_workspace(std::string_view id) const {
+    return tables_->get_execution_workspace(id);
+}
+
+BERTH_DECL std::vector<execution_workspace> memory_store::list_execution_workspaces(
+    std::string_view company_id, execution_workspace_filter const& filter) const {
+    return tables_->list_execution_workspaces(company_id, filter);
+}
+
+BERTH_DECL execution_workspace memory_store::create_execution_workspace(new_execution_workspace const& input,
+                                                                        timestamp now) {
+    return tables_->create_execution_workspace(input, now);
+}
+
+BERTH_DECL std::optional<execution_workspace> memory_store::update_execution_workspace(
+    std::string_view id, execution_workspace_patch const& patch, timestamp now) {
+    return tables_->update_execution_workspace(id, patch, now);
+}
+
+BERTH_DECL std::optional<project_workspace> memory_store::get_project_workspace(std::string_view id) const {
+    return tables_->get_project_workspace(id);
+}
+
+BERTH_DECL std::vector<project_workspace> memory_store::list_project_workspaces(
+    std::string_view company_id, project_workspace_filter const& filter) const {
+    return tables_->list_project_workspaces(company_id, filter);
+}
+
+BERTH_DECL project_workspace memory_store::create_project_workspace(new_project_workspace const& input, timestamp now) {
+    return tables_->create_project_workspace(input, now);
+}
+
+BERTH_DECL std::optional<project_workspace> memory_store::update_project_workspace(std::string_view id,
+                                                                                   project_workspace_patch const& patch,
+                                                                                   timestamp now) {
+    return tables_->update_project_workspace(id, patch, now);
+}
+
+BERTH_DECL workspace_operation memory_store::begin_operation(new_workspace_operation const& input, timestamp now) {
+    return tables_->begin_operation(input, now);
+}
+
+BERTH_DECL std::optional<workspace_operation> memory_store::update_operation(std::string_view id,
+                                                                             workspace_operation_patch const& patch,
+                                                                             timestamp now) {
+    return tables_->update_operation(id, patch, now);
+}
+
+BERTH_DECL std::optional<workspace_operation> memory_store::get_operation(std::string_view id) const {
+    return tables_->get_operation(id);
+}
+
+BERTH_DECL std::vector<workspace_operation> memory_store::list_operations(
+    workspace_operation_filter const& filter) const {
+    return tables_->list_operations(filter);
 }
 
 }  // namespace berth

@@ -1,8 +1,9 @@
 #pragma once
-// Definitions of memory_store's berth::project_workspace_store members (declared and documented in
-// berth/stores/memory.hpp, which includes this file at its end; not meant to be included alone).
+// Definitions of memory_store::tables' berth::project_workspace_store members (memory_store's are declared and
+// documented in berth/stores/memory.hpp, and forward to these; included with impl/memory_store.hpp).
 
 #include <berth/model/ids.hpp>                // new_id
+#include <berth/stores/memory/impl/tables.hpp>  // memory_store::tables
 #include <berth/model/project_workspace.hpp>  // project_workspace and its inputs
 
 #include <algorithm>  // std::sort
@@ -11,14 +12,14 @@
 
 namespace berth {
 
-BERTH_DECL std::optional<project_workspace> memory_store::get_project_workspace(std::string_view id) const {
+BERTH_DECL std::optional<project_workspace> memory_store::tables::get_project_workspace(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = project_workspaces_.find(id);
     if (it == project_workspaces_.end()) return std::nullopt;
     return it->second.value;
 }
 
-BERTH_DECL std::vector<project_workspace> memory_store::list_project_workspaces(
+BERTH_DECL std::vector<project_workspace> memory_store::tables::list_project_workspaces(
     std::string_view company_id, project_workspace_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<project_workspace_row const*> rows;
@@ -35,7 +36,7 @@ BERTH_DECL std::vector<project_workspace> memory_store::list_project_workspaces(
     return detail::memory::values_of(rows);
 }
 
-BERTH_DECL project_workspace memory_store::create_project_workspace(new_project_workspace const& input, timestamp now) {
+BERTH_DECL project_workspace memory_store::tables::create_project_workspace(new_project_workspace const& input, timestamp now) {
     auto w = make_project_workspace(input, new_id(), now);
     std::unique_lock lock(mutex_);
     auto const id = w.id;
@@ -43,7 +44,7 @@ BERTH_DECL project_workspace memory_store::create_project_workspace(new_project_
     return w;
 }
 
-BERTH_DECL std::optional<project_workspace> memory_store::update_project_workspace(std::string_view id,
+BERTH_DECL std::optional<project_workspace> memory_store::tables::update_project_workspace(std::string_view id,
                                                                                project_workspace_patch const& patch,
                                                                                timestamp now) {
     std::unique_lock lock(mutex_);

@@ -1,8 +1,9 @@
 #pragma once
-// Definitions of memory_store's berth::runtime_service_store members (declared and documented in
-// berth/stores/memory.hpp, which includes this file at its end; not meant to be included alone).
+// Definitions of memory_store::tables' berth::runtime_service_store members (memory_store's are declared and
+// documented in berth/stores/memory.hpp, and forward to these; included with impl/memory_store.hpp).
 
 #include <berth/error.hpp>                  // store_error, store_errc
+#include <berth/stores/memory/impl/tables.hpp>  // memory_store::tables
 #include <berth/model/runtime_service.hpp>  // workspace_runtime_service, runtime_service_filter, is_live_status
 
 #include <algorithm>  // std::sort, std::find
@@ -36,14 +37,14 @@ BERTH_DECL void validate_service_row(workspace_runtime_service const& row) {
 
 namespace berth {
 
-BERTH_DECL std::optional<workspace_runtime_service> memory_store::get_runtime_service(std::string_view id) const {
+BERTH_DECL std::optional<workspace_runtime_service> memory_store::tables::get_runtime_service(std::string_view id) const {
     std::shared_lock lock(mutex_);
     auto it = services_.find(id);
     if (it == services_.end()) return std::nullopt;
     return it->second.value;
 }
 
-BERTH_DECL workspace_runtime_service memory_store::upsert_runtime_service(workspace_runtime_service const& row,
+BERTH_DECL workspace_runtime_service memory_store::tables::upsert_runtime_service(workspace_runtime_service const& row,
                                                                       timestamp now) {
     detail::memory::validate_service_row(row);
     workspace_runtime_service stored = row;
@@ -64,7 +65,7 @@ BERTH_DECL workspace_runtime_service memory_store::upsert_runtime_service(worksp
     return stored;
 }
 
-BERTH_DECL std::vector<workspace_runtime_service> memory_store::list_runtime_services(
+BERTH_DECL std::vector<workspace_runtime_service> memory_store::tables::list_runtime_services(
     runtime_service_filter const& filter) const {
     std::shared_lock lock(mutex_);
     std::vector<service_row const*> rows;
@@ -79,7 +80,7 @@ BERTH_DECL std::vector<workspace_runtime_service> memory_store::list_runtime_ser
                                     filter.limit, before);
 }
 
-BERTH_DECL std::vector<std::string> memory_store::stop_runtime_services(runtime_service_filter const& filter,
+BERTH_DECL std::vector<std::string> memory_store::tables::stop_runtime_services(runtime_service_filter const& filter,
                                                                     timestamp now) {
     std::unique_lock lock(mutex_);
     std::vector<service_row*> hit;
