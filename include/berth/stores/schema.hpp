@@ -89,10 +89,14 @@ struct create_index {
     std::string_view columns;  ///< "company_id, environment_id, status"
     bool unique = false;
     std::string_view where{};  ///< partial-index predicate, or empty
+    /// The dialect (dialect::name) this index is for, or empty for every dialect: an order only
+    /// one engine can store (PostgreSQL's `DESC NULLS LAST`; SQLite has no NULLS in CREATE INDEX).
+    std::string_view only_in{};
 };
 
 struct drop_index {
     std::string_view name;
+    std::string_view only_in{};  ///< as create_index::only_in
 };
 
 /// Rewrites existing rows (`UPDATE table SET set WHERE where`), so that data written under an
@@ -503,12 +507,36 @@ inline constexpr std::string_view live_runtime_services_predicate = "status IN (
                              "company_id, updated_at, created_at"},
             },
         },
+        migration{
+            12,
+            "berth: execution workspaces in list order on PostgreSQL (NULLS LAST, then insertion order)",
+            {
+                // The list orders by last_used_at DESC NULLS LAST (a workspace never used last), then
+                // created_at, then insertion order. A PostgreSQL btree read backwards gives DESC NULLS
+                // FIRST, so version 11's indexes served the filter but every page sorted the company's
+                // rows; these are stored in the list's own order, row_seq included. SQLite orders a
+                // NULL as the least value (DESC puts it last) and ends every index with the rowid:
+                // version 11's indexes already give its order.
+                drop_index{"execution_workspaces_company_last_used_idx", "postgres"},
+                create_index{"execution_workspaces_company_last_used_idx", "execution_workspaces",
+                             "company_id, last_used_at DESC NULLS LAST, created_at DESC, row_seq DESC", false, {},
+                             "postgres"},
+                drop_index{"execution_workspaces_company_project_status_idx", "postgres"},
+                create_index{"execution_workspaces_company_project_status_idx", "execution_workspaces",
+                             "company_id, project_id, status, last_used_at DESC NULLS LAST, created_at DESC, row_seq DESC",
+                             false, {}, "postgres"},
+                drop_index{"execution_workspaces_company_status_last_used_idx", "postgres"},
+                create_index{"execution_workspaces_company_status_last_used_idx", "execution_workspaces",
+                             "company_id, status, last_used_at DESC NULLS LAST, created_at DESC, row_seq DESC", false,
+                             {}, "postgres"},
+            },
+        },
     };
     return all;
 }
 
 /// The schema version this berth writes and reads.
-inline constexpr int current_version = 11;
+inline constexpr int current_version = 12;
 
 /// The physical type of a column in a dialect.
 [[nodiscard]] constexpr std::string_view type_name(column_type t, dialect const& d) noexcept {
@@ -534,8 +562,17 @@ inline constexpr int current_version = 11;
     return s;
 }
 
-/// The DDL statement of one migration step in a dialect.
+/// Whether a migration step applies to a dialect (create_index::only_in, drop_index::only_in).
+[[nodiscard]] inline bool applies_to(step const& st, dialect const& d) {
+    if (auto const* i = std::get_if<create_index>(&st)) return i->only_in.empty() || i->only_in == d.name;
+    if (auto const* i = std::get_if<drop_index>(&st)) return i->only_in.empty() || i->only_in == d.name;
+    return true;
+}
+
+/// The DDL statement of one migration step in a dialect; empty for a step of another dialect
+/// (applies_to), which a migration skips.
 [[nodiscard]] inline std::string render(step const& st, dialect const& d) {
+    if (!applies_to(st, d)) return {};
     return std::visit(
         [&](auto const& s) -> std::string {
             using S = std::remove_cvref_t<decltype(s)>;
@@ -579,12 +616,13 @@ inline constexpr int current_version = 11;
     return cols;
 }
 
-/// The index definitions in force once every migration up to `version` has run.
-[[nodiscard]] inline std::vector<create_index> indexes(int version = current_version) {
+/// The index definitions in force in a dialect once every migration up to `version` has run.
+[[nodiscard]] inline std::vector<create_index> indexes(dialect const& d, int version = current_version) {
     std::vector<create_index> out;
     for (auto const& m : migrations()) {
         if (m.version > version) break;
         for (auto const& st : m.steps) {
+            if (!applies_to(st, d)) continue;
             if (auto const* i = std::get_if<create_index>(&st)) out.push_back(*i);
             if (auto const* di = std::get_if<drop_index>(&st))
                 std::erase_if(out, [&](create_index const& x) { return x.name == di->name; });

@@ -456,6 +456,7 @@ inline void migrate(connection& c, std::string const& target) {
                 if (m.version <= version) continue;
                 for (auto const& step : m.steps) {
                     auto const ddl = schema::render(step, schema::postgres_dialect);
+                    if (ddl.empty()) continue;  // a step of another dialect
                     c.simple(ddl, "migrating to schema version " + std::to_string(m.version) + " (" +
                                       std::string(m.summary) + "): " + ddl);
                 }

@@ -417,6 +417,7 @@ inline void migrate(connection& c, std::string const& path) {
         if (m.version <= version) continue;
         for (auto const& step : m.steps) {
             auto const ddl = schema::render(step, schema::sqlite_dialect);
+            if (ddl.empty()) continue;  // a step of another dialect
             c.exec(ddl, "migrating to schema version " + std::to_string(m.version) + " (" + std::string(m.summary) +
                             "): " + ddl);
         }
