@@ -14,6 +14,11 @@
 #ifdef BERTH_TEST_SQLITE
 #include <berth/stores/sqlite.hpp>
 #endif
+#ifdef BERTH_TEST_POSTGRES
+#include <berth/stores/postgres.hpp>
+
+#include "postgres_fixture.hpp"
+#endif
 #include <berth/testing/fake_sandbox_provider.hpp>
 #include <berth/testing/manual_clock.hpp>
 
@@ -36,9 +41,23 @@ using fake_stack = stack<drivers<sandbox_driver<fake_sandbox_provider>>,
                          policies<ephemeral, reuse_by_environment, reuse_by_execution_workspace>, Store,
                          testing::manual_clock>;
 
+/// Where a store's rows live for one test: nothing for memory and SQLite (":memory:"), a schema
+/// of its own on the tests' PostgreSQL server, dropped after the store is gone.
 template <class Store>
-Store make_store() {
+struct store_place {};
+#ifdef BERTH_TEST_POSTGRES
+template <>
+struct store_place<postgres_store> {
+    test::pg::scratch_schema schema;
+};
+#endif
+
+template <class Store>
+Store make_store([[maybe_unused]] store_place<Store>& place) {
     if constexpr (std::is_same_v<Store, memory_store>) return Store{};
+#ifdef BERTH_TEST_POSTGRES
+    else if constexpr (std::is_same_v<Store, postgres_store>) return Store::open(place.schema.conninfo());
+#endif
     else return Store::open(":memory:");
 }
 
@@ -51,7 +70,8 @@ long count_prefix(std::vector<std::string> const& calls, std::string const& pref
 
 template <class Store>
 struct basic_fixture {
-    Store store = make_store<Store>();
+    store_place<Store> place;
+    Store store = make_store<Store>(place);
     testing::manual_clock clock;
     fake_sandbox_provider fake;
     std::shared_ptr<fake_sandbox_provider::state> state = fake.shared_state();
@@ -155,6 +175,47 @@ TEST_CASE("sandbox reuse through the orchestrator on SQLite: kept, resumed, dest
     auto const kept2 = f.end(second);
     REQUIRE(kept2.status == lease_status::retained);
 
+    f.state->fail_next("destroy", "provider unreachable");
+    auto const r = f.orch.destroy_reusable_leases({.company_id = "acme", .execution_workspace_id = "ew-1"});
+    REQUIRE(r.errors.size() == 1);
+    CHECK(f.lease(kept2.id).status == lease_status::pending_cleanup);
+    CHECK(f.lease(kept2.id).cleanup_status == cleanup_status::failed);
+    auto const report = recover(f.orch);
+    CHECK(report.cleanup_retried == 1);
+    CHECK(f.lease(kept2.id).status == lease_status::expired);
+    CHECK(f.lease(kept2.id).failure_reason == "reusable_lease_destroyed");
+    CHECK(f.state->live().empty());
+}
+#endif
+
+#ifdef BERTH_TEST_POSTGRES
+// The reuse flow where several orchestrator hosts share one database: the scope's uniqueness is
+// the database's partial unique index (environment_leases_reuse_scope_active_idx), the hand-over
+// of a kept lease to its successor and the destroy retried by recovery are PostgreSQL writes.
+TEST_CASE("sandbox reuse through the orchestrator on PostgreSQL: kept, resumed, one per scope, destroyed, retried",
+          "[sandbox][sandbox-reuse][orchestrator][postgres_store]") {
+    basic_fixture<postgres_store> f;
+    auto const first = f.acquire(agent("agent-a"));
+    CHECK(first.lease.reuse_scope == "execution_workspace:ew-1/agent:agent-a");
+    auto const kept = f.end(first);
+    CHECK(kept.status == lease_status::retained);
+    CHECK_FALSE(kept.released_at);
+
+    // Resumed by the next run of the same agent and workspace; the kept lease ends released.
+    auto const second = f.acquire(agent("agent-a"));
+    CHECK(second.lease.provider_lease_id == kept.provider_lease_id);
+    CHECK(f.lease(kept.id).status == lease_status::released);
+    auto const acquired = f.store.list_activity({.entity_id = second.lease.id});
+    REQUIRE(acquired.size() == 1);
+    CHECK(acquired[0].details.at("resumedLeaseId") == kept.id.c_str());
+
+    // A concurrent run in the same scope is refused by the database, and its new sandbox undone.
+    CHECK_THROWS_AS(f.acquire(agent("agent-a")), environment_run_error);
+    CHECK(f.state->live() == std::set<std::string>{*kept.provider_lease_id});
+    CHECK(f.store.list_leases(f.env.id, lease_filter{.status = lease_status::active}).size() == 1);
+
+    auto const kept2 = f.end(second);
+    REQUIRE(kept2.status == lease_status::retained);
     f.state->fail_next("destroy", "provider unreachable");
     auto const r = f.orch.destroy_reusable_leases({.company_id = "acme", .execution_workspace_id = "ew-1"});
     REQUIRE(r.errors.size() == 1);
