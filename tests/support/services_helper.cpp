@@ -38,11 +38,13 @@ int main(int argc, char** argv) {
             auto store = berth::sqlite_store::open(argv[2]);
             std::ifstream in(argv[4]);
             std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            auto const services = berth::services::parse_runtime_services(boost::json::parse(text));
+            auto const runtime = berth::services::parse_workspace_runtime(boost::json::parse(text).as_object());
+            auto const& services = runtime.services;
             berth::services::supervisor sup{store, {.registry_dir = argv[3], .stop_on_destroy = false}};
             berth::services::service_context ctx;
             ctx.workspace.cwd = argv[5];
             ctx.workspace.project_workspace_id = "pw-helper";
+            ctx.workspace.runtime_provision_command = runtime.runtime_provision_command;
             ctx.agent = {.id = "agent-helper", .name = "helper", .company_id = "company-helper"};
             auto const refs = sup.ensure_for_run("run-helper", ctx, services);
             for (auto const& r : refs)

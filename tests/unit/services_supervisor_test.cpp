@@ -737,6 +737,32 @@ TEST_CASE("startup: the ephemeral services of a SIGKILLed owner are ended with w
     CHECK(sup.registry().list().empty());
 }
 
+TEST_CASE("startup: a daemon left by the runtime provision command of a SIGKILLed owner is ended with its service",
+          "[services]") {
+    temp_dir d;
+    auto const db = (d.path / "berth.db").string();
+    owner_process owner(d, db, R"({"runtimeProvisionCommand": "setsid sleep 300 </dev/null >/dev/null 2>&1 &",
+                                  "services": [{"name": "solo", "command": "exec sleep 300", "lifecycle": "ephemeral"}]})");
+    REQUIRE(owner.services.size() == 1);
+    owner.sigkill();
+    auto const [id, pid, port] = owner.services[0];
+    auto const carriers = [&] {
+        std::size_t n = 0;
+        for (auto const& [value, pids] : process::scan_environments(services::service_variable).carrying)
+            if (value.starts_with(id + " ")) n += pids.size();
+        return n;
+    };
+    // The service and the provision command's daemon both carry the service's row id.
+    REQUIRE(eventually([&] { return carriers() == 2; }));
+
+    auto store = sqlite_store::open(db);
+    supervisor sup{store, options(d)};
+    auto const r = sup.reconcile_on_startup();
+    CHECK(r.stopped == 1);
+    CHECK(carriers() == 0);
+    CHECK(gone(pid));
+}
+
 TEST_CASE("startup: after the owner and its services are killed, reconcile stops the rows and restart_desired "
           "starts them again", "[services]") {
     temp_dir d;

@@ -1197,6 +1197,9 @@ void supervisor<Store, Clock, Observer>::provision_workspace(service_context con
     }
     environment_map env = base_env_;
     for (auto const& [k, v] : ctx.adapter_env) env[k] = v;
+    // Marked as the service it provisions for: what the command leaves running (a daemon it
+    // forked) is ended with that service's processes when its owner dies (reconcile_on_startup).
+    env[std::string(service_variable)] = row.id + " " + detail::owner_mark();
     // A `provision` step with the command's live output (one line per chunk as it comes).
     std::string what;
     if constexpr (observes<Observer>) what = "runtime provision of " + workspace + ": " + command;
